@@ -1,0 +1,1 @@
+"""Card applications: CPS and Vitale, recognised by ATR and application probe."""

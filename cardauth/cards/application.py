@@ -1,0 +1,73 @@
+"""What every card application (CPS, Vitale) has in common: recognition by ATR
+and by application probe, selection once per transaction, the chip serial and
+certificate reading."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import ClassVar
+
+from cryptography import x509
+
+from cardauth.cards import files
+from cardauth.cards.atr import AtrPattern
+from cardauth.errors import MalformedCardData
+from cardauth.transport.channel import CardChannel
+
+
+class CardKind(StrEnum):
+    CPS = "cps"
+    VITALE = "vitale"
+
+
+class CardApplication:
+    """Base of the card applications. Each public method of a subclass runs in one
+    card transaction, and selects the application at most once per transaction."""
+
+    KIND: ClassVar[CardKind]
+    AID: ClassVar[bytes]
+    ATR_PATTERNS: ClassVar[tuple[AtrPattern, ...]]
+
+    def __init__(self, channel: CardChannel) -> None:
+        self.channel = channel
+        self._selected_in: int | None = None
+
+    @classmethod
+    def matches_atr(cls, atr: bytes) -> bool:
+        return any(pattern.matches(atr) for pattern in cls.ATR_PATTERNS)
+
+    @classmethod
+    def probe(cls, channel: CardChannel) -> bool:
+        """True if the card has this application (it is then selected)."""
+        return files.select_application(channel, cls.AID)
+
+    def mark_selected(self) -> None:
+        """The application was just selected (by a probe) in the current transaction."""
+        self._selected_in = self.channel.transaction_number
+
+    def _select(self) -> None:
+        if self._selected_in == self.channel.transaction_number:
+            return
+        if not files.select_application(self.channel, self.AID):
+            raise MalformedCardData(
+                f"the card has no {self.KIND.name} application", reader=self.channel.reader
+            )
+        self._selected_in = self.channel.transaction_number
+
+    def serial(self) -> str:
+        """The chip serial number (EF.SN.ICC), as hexadecimal digits."""
+        with self.channel.transaction():
+            self._selected_in = None  # selecting EF.SN.ICC leaves the application
+            return files.read_chip_serial(self.channel)
+
+    def _certificate_der(self, sfi: int) -> bytes:
+        with self.channel.transaction():
+            self._select()
+            return files.read_der_file(self.channel, sfi)
+
+    @staticmethod
+    def _parse_certificate(der: bytes) -> x509.Certificate:
+        try:
+            return x509.load_der_x509_certificate(der)
+        except ValueError as exc:
+            raise MalformedCardData("the card's certificate does not parse") from exc

@@ -1,0 +1,128 @@
+"""File access shared by the card applications: SELECT, READ BINARY loops, the
+chip serial number, and the status-word checks that go with them."""
+
+from __future__ import annotations
+
+from cardauth.apdu import SHORT_MAX_NE, CommandApdu, Ins, ResponseApdu, StatusWord, describe_sw
+from cardauth.errors import MalformedCardData, UnexpectedStatus
+from cardauth.transport.channel import CardChannel
+
+# SELECT P1 (ISO 7816-4 § 11.1.1, table 39) and P2 "no response data".
+SELECT_BY_AID = 0x04
+SELECT_PATH_FROM_MF = 0x08
+SELECT_NO_DATA = 0x0C
+
+EF_SN_ICC = 0xD003  # chip serial number, under the MF
+SN_ICC_TAG = 0x5A
+SN_ICC_LENGTH = 12  # 5A 0A + issuer number (5 bytes) + serial (5 bytes)
+
+# Bounds on what a (possibly hostile) card can make us read.
+MAX_FILE_SIZE = 16 * 1024
+
+
+def expect_ok(response: ResponseApdu, command: str) -> bytes:
+    """The data of a 9000 response; any other status word is UnexpectedStatus."""
+    if response.sw != StatusWord.OK:
+        raise UnexpectedStatus(
+            f"{command} answered {describe_sw(response.sw)}", sw=response.sw, command=command
+        )
+    return response.data
+
+
+def select_application(channel: CardChannel, aid: bytes) -> bool:
+    """SELECT by AID without response data. True if the card has the application."""
+    response = channel.transmit(CommandApdu(0x00, Ins.SELECT, SELECT_BY_AID, SELECT_NO_DATA, aid))
+    if response.sw == StatusWord.OK:
+        return True
+    if response.sw in (
+        StatusWord.FILE_NOT_FOUND,
+        StatusWord.INCORRECT_P1_P2,
+        StatusWord.FUNCTION_NOT_SUPPORTED,
+        StatusWord.INS_NOT_SUPPORTED,
+        StatusWord.CLA_NOT_SUPPORTED,
+        StatusWord.WRONG_LENGTH,
+    ):
+        return False
+    raise UnexpectedStatus(
+        f"SELECT application answered {describe_sw(response.sw)}",
+        sw=response.sw,
+        command="SELECT",
+    )
+
+
+def read_chip_serial(channel: CardChannel) -> str:
+    """The card serial from EF.SN.ICC (3F00/D003): ``5A 0A`` + issuer + serial, as hex."""
+    select = CommandApdu(
+        0x00, Ins.SELECT, SELECT_PATH_FROM_MF, SELECT_NO_DATA, EF_SN_ICC.to_bytes(2, "big")
+    )
+    expect_ok(channel.transmit(select), "SELECT EF.SN.ICC")
+    data = expect_ok(
+        channel.transmit(CommandApdu(0x00, Ins.READ_BINARY, 0, 0, ne=SN_ICC_LENGTH)),
+        "READ BINARY EF.SN.ICC",
+    )
+    if len(data) != SN_ICC_LENGTH or data[0] != SN_ICC_TAG or data[1] != SN_ICC_LENGTH - 2:
+        raise MalformedCardData("EF.SN.ICC does not hold a serial number", length=len(data))
+    return data[2:].hex().upper()
+
+
+def read_file(channel: CardChannel, sfi: int) -> bytes:
+    """The whole content of a transparent EF named by its short file identifier.
+
+    Reads 256 bytes at a time until the card gives fewer (or says 6282, end of
+    file, or 6B00 at an offset just past the end).
+    """
+    content = bytearray()
+    while True:
+        response = _read_chunk(channel, sfi, len(content), SHORT_MAX_NE)
+        if response.sw == StatusWord.WRONG_P1_P2 and content:
+            return bytes(content)  # the file size was a multiple of 256
+        if response.sw not in (StatusWord.OK, StatusWord.END_OF_FILE):
+            expect_ok(response, "READ BINARY")
+        content += response.data
+        if len(response.data) < SHORT_MAX_NE or response.sw == StatusWord.END_OF_FILE:
+            return bytes(content)
+        if len(content) > MAX_FILE_SIZE:
+            raise MalformedCardData("card file larger than any we read", sfi=sfi)
+
+
+def read_der_file(channel: CardChannel, sfi: int) -> bytes:
+    """A file holding one DER object (a certificate): the length in its header
+    tells how much to read, so the last read asks for exactly what remains."""
+    first = expect_ok(_read_chunk(channel, sfi, 0, SHORT_MAX_NE), "READ BINARY")
+    total = _der_total_length(first)
+    content = bytearray(first[:total])
+    while len(content) < total:
+        wanted = min(SHORT_MAX_NE, total - len(content))
+        chunk = expect_ok(_read_chunk(channel, sfi, len(content), wanted), "READ BINARY")
+        if not chunk:
+            raise MalformedCardData("certificate file ends before its DER length", sfi=sfi)
+        content += chunk
+    return bytes(content[:total])
+
+
+def _read_chunk(channel: CardChannel, sfi: int, offset: int, ne: int) -> ResponseApdu:
+    """READ BINARY: by SFI at the first read (ISO 7816-4 § 11.2.3: P1 = 80 | SFI,
+    P2 = offset), then by offset in the EF that the first read made current."""
+    if offset == 0:
+        command = CommandApdu(0x00, Ins.READ_BINARY, 0x80 | sfi, 0, ne=ne)
+    else:
+        if offset > 0x7FFF:
+            raise MalformedCardData("card file larger than any we read", sfi=sfi)
+        command = CommandApdu(0x00, Ins.READ_BINARY, offset >> 8, offset & 0xFF, ne=ne)
+    return channel.transmit(command)
+
+
+def _der_total_length(head: bytes) -> int:
+    """Header plus content length of the DER object that ``head`` starts."""
+    if len(head) < 2 or head[0] != 0x30:
+        raise MalformedCardData("certificate file does not start with a DER SEQUENCE")
+    first = head[1]
+    if first < 0x80:
+        return 2 + first
+    size = first & 0x7F
+    if not 1 <= size <= 3 or len(head) < 2 + size:
+        raise MalformedCardData("certificate DER length is not usable")
+    total = 2 + size + int.from_bytes(head[2 : 2 + size], "big")
+    if total > MAX_FILE_SIZE:
+        raise MalformedCardData("certificate larger than any we read", length=total)
+    return total

@@ -1,0 +1,57 @@
+"""Which card is in a reader: CPS or Vitale, by ATR and application probe.
+
+The ATR says which application to try first; the probe (SELECT by AID) decides.
+A card is never recognised by the slot it sits in: the professional may put
+either card in either slot.
+"""
+
+from __future__ import annotations
+
+from cardauth.cards.application import CardApplication, CardKind
+from cardauth.cards.cps import CpsCard
+from cardauth.cards.vitale import VitaleCard
+from cardauth.errors import CardNotPresent, TransportError, UnknownCard
+from cardauth.transport.base import ReaderBackend
+from cardauth.transport.channel import CardChannel
+
+APPLICATIONS: tuple[type[CardApplication], ...] = (CpsCard, VitaleCard)
+
+
+def identify(channel: CardChannel) -> CardApplication:
+    """The card application on ``channel``; UnknownCard when it is neither."""
+    with channel.transaction():
+        by_atr = sorted(APPLICATIONS, key=lambda app: not app.matches_atr(channel.atr))
+        for application in by_atr:
+            if application.probe(channel):
+                card = application(channel)
+                card.mark_selected()
+                return card
+    raise UnknownCard(
+        "the card is neither a CPS nor a Vitale card", reader=channel.reader, atr=channel.atr.hex()
+    )
+
+
+def open_card(backend: ReaderBackend, reader: str) -> CardApplication:
+    """Connect to the card in ``reader`` and identify it (the connection is closed
+    again if that fails)."""
+    channel = CardChannel(backend.connect(reader))
+    try:
+        return identify(channel)
+    except BaseException:
+        channel.close()
+        raise
+
+
+def find_card(backend: ReaderBackend, kind: CardKind) -> CardApplication:
+    """The first card of ``kind`` in any reader slot; CardNotPresent if none."""
+    for reader, state in backend.slot_states().items():
+        if not state.card_present:
+            continue
+        try:
+            card = open_card(backend, reader)
+        except (UnknownCard, TransportError):
+            continue  # another card, or one that went away: keep looking
+        if card.KIND is kind:
+            return card
+        card.channel.close()
+    raise CardNotPresent(f"no {kind.name} card in any reader", kind=kind.value)

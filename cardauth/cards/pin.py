@@ -1,0 +1,130 @@
+"""PIN handling common to card applications (ISO/IEC 7816-4 § 11.5.6 to 11.5.10).
+
+Every function sends at most one command that can spend a try, and only with a
+PIN the caller got from the holder: nothing here ever retries. The PIN format is
+checked before anything is sent, so a mistyped PIN (letters, wrong length) never
+costs a try. The tries left come from the card (63Cx) on every refusal.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from cardauth.apdu import CommandApdu, Ins, ResponseApdu, StatusWord, describe_sw, tries_left_of
+from cardauth.errors import (
+    PinBlocked,
+    PinFormatInvalid,
+    PukBlocked,
+    UnexpectedStatus,
+    WrongPin,
+    WrongPuk,
+)
+from cardauth.transport.channel import CardChannel
+
+
+@dataclass(frozen=True, slots=True)
+class PinFormat:
+    """What a PIN looks like and how it is sent: ASCII digits padded with FF."""
+
+    min_digits: int
+    max_digits: int
+    encoded_length: int
+
+    def encode(self, pin: str, *, what: str = "PIN") -> bytes:
+        if not (pin.isascii() and pin.isdigit() and self.min_digits <= len(pin) <= self.max_digits):
+            raise PinFormatInvalid(
+                f"the {what} must be {self._describe()} digits", digits=self._describe()
+            )
+        return pin.encode("ascii").ljust(self.encoded_length, b"\xff")
+
+    def _describe(self) -> str:
+        if self.min_digits == self.max_digits:
+            return str(self.min_digits)
+        return f"{self.min_digits} to {self.max_digits}"
+
+
+@dataclass(frozen=True, slots=True)
+class PinStatus:
+    """What the card says of a PIN without spending a try."""
+
+    verified: bool
+    tries_left: int | None  # None when the card does not tell (PIN verified)
+    blocked: bool
+
+    def to_dict(self) -> dict[str, object]:
+        return {"verified": self.verified, "tries_left": self.tries_left, "blocked": self.blocked}
+
+
+def pin_status(channel: CardChannel, reference: int) -> PinStatus:
+    """VERIFY with no data: 9000 when verified, 63Cx with the tries left, 6983 blocked."""
+    response = channel.transmit(CommandApdu(0x00, Ins.VERIFY, 0x00, reference))
+    if response.sw == StatusWord.OK:
+        return PinStatus(verified=True, tries_left=None, blocked=False)
+    if response.sw == StatusWord.AUTHENTICATION_METHOD_BLOCKED:
+        return PinStatus(verified=False, tries_left=0, blocked=True)
+    tries = tries_left_of(response.sw)
+    if tries is not None:
+        return PinStatus(verified=False, tries_left=tries, blocked=tries == 0)
+    raise _unexpected(response, "VERIFY (status)")
+
+
+def verify_pin(channel: CardChannel, reference: int, pin: str, pin_format: PinFormat) -> None:
+    """Present the PIN once. WrongPin (with tries left) or PinBlocked on refusal."""
+    encoded = pin_format.encode(pin)
+    response = channel.transmit(CommandApdu(0x00, Ins.VERIFY, 0x00, reference, encoded))
+    _check_pin_answer(response, "VERIFY")
+
+
+def change_pin(
+    channel: CardChannel, reference: int, old: str, new: str, pin_format: PinFormat
+) -> None:
+    """CHANGE REFERENCE DATA: old PIN then new PIN."""
+    data = pin_format.encode(old) + pin_format.encode(new, what="new PIN")
+    response = channel.transmit(CommandApdu(0x00, Ins.CHANGE_REFERENCE_DATA, 0x00, reference, data))
+    _check_pin_answer(response, "CHANGE REFERENCE DATA")
+
+
+def unblock_pin(
+    channel: CardChannel,
+    reference: int,
+    puk: str,
+    puk_format: PinFormat,
+    new_pin: str | None,
+    pin_format: PinFormat,
+) -> None:
+    """RESET RETRY COUNTER with the PUK; with ``new_pin`` the PIN is replaced too."""
+    data = puk_format.encode(puk, what="PUK")
+    p1 = 0x01
+    if new_pin is not None:
+        data += pin_format.encode(new_pin, what="new PIN")
+        p1 = 0x00
+    response = channel.transmit(CommandApdu(0x00, Ins.RESET_RETRY_COUNTER, p1, reference, data))
+    if response.sw == StatusWord.OK:
+        return
+    if response.sw == StatusWord.AUTHENTICATION_METHOD_BLOCKED:
+        raise PukBlocked("the unblocking code is blocked")
+    tries = tries_left_of(response.sw)
+    if tries == 0:
+        raise PukBlocked("the unblocking code is now blocked")
+    if tries is not None:
+        raise WrongPuk("wrong unblocking code", tries_left=tries)
+    raise _unexpected(response, "RESET RETRY COUNTER")
+
+
+def _check_pin_answer(response: ResponseApdu, command: str) -> None:
+    if response.sw == StatusWord.OK:
+        return
+    if response.sw == StatusWord.AUTHENTICATION_METHOD_BLOCKED:
+        raise PinBlocked("the PIN is blocked", tries_left=0)
+    tries = tries_left_of(response.sw)
+    if tries == 0:
+        raise PinBlocked("wrong PIN: the PIN is now blocked", tries_left=0)
+    if tries is not None:
+        raise WrongPin("wrong PIN", tries_left=tries)
+    raise _unexpected(response, command)
+
+
+def _unexpected(response: ResponseApdu, command: str) -> UnexpectedStatus:
+    return UnexpectedStatus(
+        f"{command} answered {describe_sw(response.sw)}", sw=response.sw, command=command
+    )

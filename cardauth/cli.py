@@ -1,0 +1,241 @@
+"""The ``cardauth`` command: readers, cards, and what they say.
+
+Messages are in French by default (``--lang en``, or ``CARDAUTH_LANG=en``, for
+English). ``--json`` prints machine-readable output for scripts. Every failure
+prints its stable error code and exits with status 1; bad usage exits with 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import sys
+from collections.abc import Callable, Sequence
+from typing import TextIO
+
+from cardauth import __version__
+from cardauth.cards.inventory import CardReport, CertificateSummary, inventory
+from cardauth.errors import CardAuthError
+from cardauth.messages import LANGUAGES, Language, choose_language, describe, label
+from cardauth.transport.base import ReaderBackend
+
+EXIT_ERROR = 1
+
+
+def make_backend(simulate: bool, personas: str) -> ReaderBackend:
+    """PC/SC, or in-process virtual cards with ``--simulate``."""
+    if not simulate:
+        from cardauth.transport.pcsc import PcscBackend  # noqa: PLC0415 - pyscard only if used
+
+        return PcscBackend()
+    from simulator.workstation import simulated_readers  # noqa: PLC0415 - a development tool
+
+    return simulated_readers([p for p in personas.split(",") if p])
+
+
+class Output:
+    """Where and how to print: language, JSON or text, the clock for validity."""
+
+    def __init__(self, language: Language, as_json: bool, stream: TextIO) -> None:
+        self.language = language
+        self.as_json = as_json
+        self.stream = stream
+        self.now = dt.datetime.now(dt.UTC)
+
+    def line(self, text: str = "") -> None:
+        print(text, file=self.stream)
+
+    def label(self, key: str, **values: object) -> str:
+        return label(key, self.language, **values)
+
+    def pair(self, name: str, value: str, indent: int = 1) -> None:
+        """``name : value`` in French typography, ``name: value`` in English."""
+        separator = " : " if self.language == "fr" else ": "
+        self.line(f"{'  ' * indent}{name}{separator}{value}")
+
+    def field(self, key: str, value: str, indent: int = 1) -> None:
+        self.pair(self.label(key), value, indent)
+
+    def json(self, value: object) -> None:
+        json.dump(value, self.stream, ensure_ascii=False, indent=2)
+        self.stream.write("\n")
+
+
+def command_readers(backend: ReaderBackend, out: Output) -> int:
+    states = backend.slot_states()
+    if out.as_json:
+        out.json(
+            {
+                "readers": [
+                    {"reader": s.reader, "card_present": s.card_present, "atr": s.atr.hex().upper()}
+                    for s in states.values()
+                ]
+            }
+        )
+        return 0
+    if not states:
+        out.line(out.label("no_reader"))
+    for state in states.values():
+        status = out.label("card_present") if state.card_present else out.label("empty")
+        atr = f" (ATR {state.atr.hex(' ').upper()})" if state.card_present else ""
+        out.pair(state.reader, f"{status}{atr}", indent=0)
+    return 0
+
+
+def command_cards(backend: ReaderBackend, out: Output) -> int:
+    reports = inventory(backend)
+    if out.as_json:
+        out.json({"readers": [r.to_dict(out.now) for r in reports]})
+        return 0
+    for report in reports:
+        _print_report(report, out)
+    return 0
+
+
+def _print_report(report: CardReport, out: Output) -> None:
+    out.field("reader", report.slot.reader, indent=0)
+    if not report.slot.card_present:
+        out.line(f"  {out.label('empty')}")
+    elif report.error is not None:
+        out.pair(
+            f"{out.label('error')} [{report.error.code}]", describe(report.error, out.language)
+        )
+    elif report.cps_holder is not None:
+        _print_cps(report, out)
+    elif report.vitale_holder is not None:
+        _print_vitale(report, out)
+    out.line()
+
+
+def _print_cps(report: CardReport, out: Output) -> None:
+    holder = report.cps_holder
+    assert holder is not None
+    out.field("kind", f"{out.label('kind.cps')} — {holder.card_type.value}")
+    out.field("serial", report.serial or "")
+    out.field("holder", f"{holder.civility} {holder.given_name} {holder.surname}")
+    idnat = holder.idnat
+    out.field("identifier", f"{idnat.type.name} {idnat.identifier} (IdNat {idnat})")
+    if holder.profession_code:
+        name = holder.profession or "?"
+        out.field("profession", f"{name} ({holder.profession_code})")
+    if holder.specialty:
+        out.field("specialty", holder.specialty)
+    for situation in holder.situations:
+        if situation.structure_name:
+            out.field("structure", f"{situation.structure_name}")
+    _print_certificates(report, out)
+    if report.pin is not None:
+        out.field("pin", f"{_pin_text(report, out)}")
+
+
+def _pin_text(report: CardReport, out: Output) -> str:
+    pin = report.pin
+    assert pin is not None
+    if pin.blocked:
+        return out.label("pin.blocked")
+    if pin.verified:
+        return out.label("pin.verified")
+    return out.label("pin.tries", tries=pin.tries_left)
+
+
+def _print_vitale(report: CardReport, out: Output) -> None:
+    holder = report.vitale_holder
+    assert holder is not None
+    out.field("kind", f"{out.label('kind.vitale')}")
+    out.field("serial", report.serial or "")
+    for person in holder.people:
+        role = out.label("insured") if person is holder.insured else out.label("beneficiary")
+        born = out.label("born", date=person.birth_date.isoformat())
+        rank = out.label("rank", rank=person.rank)
+        nir = f"{out.label('nir')} {person.nir}"
+        out.pair(role, f"{person.given_name} {person.surname}, {born}, {rank}, {nir}")
+    if holder.insurer is not None:
+        insurer = holder.insurer
+        out.field("insurer", f"{insurer.regime} / {insurer.fund} / {insurer.centre}")
+    if holder.valid_from and holder.valid_until:
+        validity = out.label(
+            "valid", start=holder.valid_from.isoformat(), end=holder.valid_until.isoformat()
+        )
+        out.field("card_validity", validity)
+    _print_certificates(report, out)
+
+
+def _print_certificates(report: CardReport, out: Output) -> None:
+    for role, summary in report.certificates.items():
+        key = f"certificate.{role}" if role in ("authentication", "signature") else "certificate"
+        out.field(key, summary.subject)
+        out.line(f"    {_validity_text(summary, out)} — {summary.issuer}")
+
+
+def _validity_text(summary: CertificateSummary, out: Output) -> str:
+    text = out.label(
+        "valid",
+        start=summary.not_before.date().isoformat(),
+        end=summary.not_after.date().isoformat(),
+    )
+    status = summary.status(out.now)
+    if status != "valid":
+        text += f" ({out.label(status)})"
+    return text
+
+
+COMMANDS: dict[str, tuple[Callable[[ReaderBackend, Output], int], str]] = {
+    "readers": (command_readers, "list the reader slots and whether they hold a card"),
+    "cards": (command_cards, "show the card in each slot: kind, holder, certificates, PIN"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="cardauth", description="Smart-card authentication with CPS and Vitale cards."
+    )
+    parser.add_argument("--version", action="version", version=f"cardauth {__version__}")
+    parser.add_argument("--lang", choices=LANGUAGES, help="language of messages (default: fr)")
+    parser.add_argument(
+        "--simulate", action="store_true", help="use in-process virtual cards instead of PC/SC"
+    )
+    parser.add_argument(
+        "--personas",
+        default="",
+        metavar="P1,P2",
+        help="personas in the simulated slots (default: doctor,patient); see cardauth-sim personas",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, (_handler, help_text) in COMMANDS.items():
+        sub = commands.add_parser(name, help=help_text, description=help_text)
+        sub.add_argument("--json", action="store_true", help="machine-readable output")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None, stream: TextIO | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    out = Output(choose_language(args.lang), args.json, stream or sys.stdout)
+    handler = COMMANDS[args.command][0]
+    try:
+        backend = make_backend(args.simulate, args.personas)
+        try:
+            return handler(backend, out)
+        finally:
+            backend.close()
+    except CardAuthError as error:
+        return report_error(error, out)
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:  # the reader of our output went away (| head)
+        sys.stdout = None  # no flush error at exit
+        return 0
+
+
+def report_error(error: CardAuthError, out: Output) -> int:
+    if out.as_json:
+        out.json({"error": {**error.to_dict(), "text": describe(error, out.language)}})
+    else:
+        separator = " : " if out.language == "fr" else ": "
+        message = describe(error, out.language)
+        print(f"{out.label('error')} [{error.code}]{separator}{message}", file=sys.stderr)
+    return EXIT_ERROR
+
+
+if __name__ == "__main__":
+    sys.exit(main())

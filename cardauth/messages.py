@@ -1,0 +1,219 @@
+"""What people read: error messages and labels, in French (the default for health
+professionals) and English.
+
+Messages are looked up by the error's stable code and filled from its context,
+so the wording can change without breaking anything that matches on codes.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Literal
+
+from cardauth.errors import CardAuthError
+
+Language = Literal["fr", "en"]
+LANGUAGES: tuple[Language, ...] = ("fr", "en")
+
+ERRORS: Mapping[str, Mapping[Language, str]] = {
+    "identifier.invalid": {
+        "fr": "Identifiant invalide : {message}.",
+        "en": "Invalid identifier: {message}.",
+    },
+    "apdu.malformed": {
+        "fr": "Échange avec la carte mal formé ({message}). Retirez et réinsérez la carte.",
+        "en": "Malformed exchange with the card ({message}). Remove and reinsert the card.",
+    },
+    "card.bad_data": {
+        "fr": "Les données lues sur la carte sont illisibles ({message}). "
+        "La carte est peut-être endommagée.",
+        "en": "The data read from the card do not parse ({message}). The card may be damaged.",
+    },
+    "card.unexpected_status": {
+        "fr": "La carte a refusé la commande {command} (code {sw}).",
+        "en": "The card refused the {command} command (status {sw}).",
+    },
+    "transport.failure": {
+        "fr": "Erreur de communication avec le lecteur ({message}).",
+        "en": "Communication error with the reader ({message}).",
+    },
+    "transport.no_service": {
+        "fr": "Le service des cartes à puce (pcscd) ne fonctionne pas. "
+        "Démarrez-le (sudo systemctl start pcscd) puis réessayez.",
+        "en": "The smart-card service (pcscd) is not running. "
+        "Start it (sudo systemctl start pcscd) and try again.",
+    },
+    "transport.no_reader": {
+        "fr": "Aucun lecteur de cartes n'est branché. Branchez le lecteur puis réessayez.",
+        "en": "No card reader is connected. Connect the reader and try again.",
+    },
+    "transport.reader_not_found": {
+        "fr": "Le lecteur {reader} n'est plus branché.",
+        "en": "The reader {reader} is no longer connected.",
+    },
+    "transport.no_card": {
+        "fr": "Aucune carte dans le lecteur {reader}. Insérez la carte.",
+        "en": "No card in the reader {reader}. Insert the card.",
+    },
+    "transport.card_removed": {
+        "fr": "La carte a été retirée pendant l'opération. Réinsérez-la et recommencez.",
+        "en": "The card was removed during the operation. Reinsert it and start again.",
+    },
+    "transport.card_reset": {
+        "fr": "La carte a été réinitialisée par une autre application. Recommencez.",
+        "en": "The card was reset by another application. Start again.",
+    },
+    "transport.card_mute": {
+        "fr": "La carte ne répond pas. Vérifiez son sens d'insertion, ou essayez une autre carte.",
+        "en": "The card does not answer. Check which way it is inserted, or try another card.",
+    },
+    "transport.card_busy": {
+        "fr": "La carte est occupée par une autre application. Réessayez dans un instant.",
+        "en": "The card is busy with another application. Try again in a moment.",
+    },
+    "transport.timeout": {
+        "fr": "Le lecteur n'a pas répondu à temps.",
+        "en": "The reader did not answer in time.",
+    },
+    "card.error": {
+        "fr": "Erreur de la carte ({message}).",
+        "en": "Card error ({message}).",
+    },
+    "card.unknown": {
+        "fr": "La carte du lecteur {reader} n'est ni une carte CPS ni une carte Vitale.",
+        "en": "The card in reader {reader} is neither a CPS nor a Vitale card.",
+    },
+    "card.not_present": {
+        "fr": "Aucune carte {kind} n'est insérée. Insérez-la dans le lecteur.",
+        "en": "No {kind} card is inserted. Insert it in the reader.",
+    },
+    "pin.format": {
+        "fr": "Le code porteur doit comporter {digits} chiffres. Aucun essai n'a été compté.",
+        "en": "The PIN must be {digits} digits. No try was counted.",
+    },
+    "pin.wrong": {
+        "fr": "Code porteur incorrect. Il reste {tries_left} essai(s) avant blocage de la carte.",
+        "en": "Wrong PIN. {tries_left} try(ies) left before the card is blocked.",
+    },
+    "pin.blocked": {
+        "fr": "Le code porteur est bloqué. Débloquez-le avec votre code de déblocage (PUK) "
+        "reçu avec la carte.",
+        "en": "The PIN is blocked. Unblock it with the unblocking code (PUK) sent with the card.",
+    },
+    "pin.required": {
+        "fr": "Le code porteur doit être saisi avant cette opération.",
+        "en": "The PIN must be entered before this operation.",
+    },
+    "pin.error": {
+        "fr": "Erreur de code porteur ({message}).",
+        "en": "PIN error ({message}).",
+    },
+    "puk.wrong": {
+        "fr": "Code de déblocage incorrect. Il reste {tries_left} essai(s).",
+        "en": "Wrong unblocking code. {tries_left} try(ies) left.",
+    },
+    "puk.blocked": {
+        "fr": "Le code de déblocage est bloqué : la carte doit être remplacée.",
+        "en": "The unblocking code is blocked: the card must be replaced.",
+    },
+    "sim.error": {
+        "fr": "Erreur du simulateur ({message}).",
+        "en": "Simulator error ({message}).",
+    },
+    "sim.not_loopback": {
+        "fr": "Le simulateur ne se connecte à vpcd qu'en local (127.0.0.1), pas à {host}.",
+        "en": "The simulator connects to vpcd on loopback only (127.0.0.1), not {host}.",
+    },
+    "sim.vpcd_unreachable": {
+        "fr": "Le lecteur virtuel (vpcd, port {port}) ne répond pas : pcscd tourne-t-il "
+        "avec le pilote vsmartcard-vpcd ?",
+        "en": "The virtual reader (vpcd, port {port}) does not answer: is pcscd running "
+        "with the vsmartcard-vpcd driver?",
+    },
+    "sim.slot_occupied": {
+        "fr": "Ce lecteur contient déjà une carte.",
+        "en": "That reader slot already holds a card.",
+    },
+    "sim.persona": {
+        "fr": "Profil de carte invalide : {message}.",
+        "en": "Invalid card persona: {message}.",
+    },
+}
+
+LABELS: Mapping[str, Mapping[Language, str]] = {
+    "reader": {"fr": "Lecteur", "en": "Reader"},
+    "no_reader": {"fr": "Aucun lecteur.", "en": "No reader."},
+    "empty": {"fr": "pas de carte", "en": "no card"},
+    "card_present": {"fr": "carte présente", "en": "card present"},
+    "mute": {"fr": "carte muette", "en": "mute card"},
+    "kind": {"fr": "Carte", "en": "Card"},
+    "kind.cps": {"fr": "CPS (professionnel de santé)", "en": "CPS (health professional)"},
+    "kind.vitale": {"fr": "Vitale (assuré)", "en": "Vitale (insured person)"},
+    "serial": {"fr": "Numéro de carte", "en": "Card number"},
+    "card_type": {"fr": "Type de carte", "en": "Card type"},
+    "holder": {"fr": "Titulaire", "en": "Holder"},
+    "identifier": {"fr": "Identifiant national", "en": "National identifier"},
+    "profession": {"fr": "Profession", "en": "Profession"},
+    "specialty": {"fr": "Spécialité", "en": "Specialty"},
+    "structure": {"fr": "Structure", "en": "Structure"},
+    "certificate": {"fr": "Certificat", "en": "Certificate"},
+    "certificate.authentication": {
+        "fr": "Certificat d'authentification",
+        "en": "Authentication certificate",
+    },
+    "certificate.signature": {"fr": "Certificat de signature", "en": "Signature certificate"},
+    "valid": {"fr": "valide du {start} au {end}", "en": "valid from {start} to {end}"},
+    "expired": {"fr": "EXPIRÉ", "en": "EXPIRED"},
+    "not_yet_valid": {"fr": "PAS ENCORE VALIDE", "en": "NOT YET VALID"},
+    "pin": {"fr": "Code porteur", "en": "PIN"},
+    "pin.verified": {"fr": "vérifié", "en": "verified"},
+    "pin.tries": {"fr": "{tries} essai(s) restant(s)", "en": "{tries} try(ies) left"},
+    "pin.blocked": {"fr": "BLOQUÉ (déblocage par PUK)", "en": "BLOCKED (unblock with the PUK)"},
+    "insured": {"fr": "Assuré", "en": "Insured person"},
+    "beneficiary": {"fr": "Ayant droit", "en": "Beneficiary"},
+    "born": {"fr": "né(e) le {date}", "en": "born {date}"},
+    "rank": {"fr": "rang {rank}", "en": "rank {rank}"},
+    "nir": {"fr": "NIR", "en": "NIR"},
+    "insurer": {"fr": "Organisme", "en": "Insurer"},
+    "card_validity": {"fr": "Validité de la carte", "en": "Card validity"},
+    "error": {"fr": "Erreur", "en": "Error"},
+}
+
+
+def choose_language(requested: str | None = None) -> Language:
+    """``requested`` if given, else CARDAUTH_LANG, else the locale; French by default."""
+    for candidate in (requested, os.environ.get("CARDAUTH_LANG")):
+        if candidate:
+            return "en" if candidate.lower().startswith("en") else "fr"
+    for variable in ("LC_ALL", "LC_MESSAGES", "LANG"):
+        value = os.environ.get(variable, "")
+        if value and value not in ("C", "POSIX", "C.UTF-8"):
+            return "en" if value.lower().startswith("en") else "fr"
+    return "fr"
+
+
+class _Context(dict[str, object]):
+    def __missing__(self, key: str) -> str:
+        return "?"
+
+
+def describe(error: CardAuthError, language: Language) -> str:
+    """The message a person reads for ``error``."""
+    template = ERRORS.get(_family(error), {}).get(language)
+    if template is None:
+        return error.message
+    return template.format_map(_Context(error.context, message=error.message))
+
+
+def _family(error: CardAuthError) -> str:
+    """The code of the error, or of its nearest ancestor that has a message."""
+    for cls in type(error).__mro__:
+        code = getattr(cls, "code", None)
+        if isinstance(code, str) and code in ERRORS:
+            return code
+    return ""
+
+
+def label(key: str, language: Language, **values: object) -> str:
+    return LABELS[key][language].format(**values)

@@ -1,0 +1,327 @@
+"""PC/SC readers through pyscard's low-level ``scard`` module (the only place that
+imports pyscard).
+
+Bytes go in and out as ``bytes``; every PC/SC failure becomes a typed
+:class:`~cardauth.errors.TransportError` that keeps the PC/SC result code. The
+PC/SC context is established again when pcscd restarts. pcsc-lite's own waiting
+for a card held by another process is turned off (``PCSCLITE_NO_BLOCKING``) so
+that our waits have a deadline and end in :class:`~cardauth.errors.CardBusy`.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from cardauth.errors import (
+    CardBusy,
+    CardMute,
+    CardRemoved,
+    CardReset,
+    NoCard,
+    NoReader,
+    PcscUnavailable,
+    ReaderNotFound,
+    TransportError,
+    TransportTimeout,
+)
+from cardauth.transport.base import CardProtocol, SlotState
+
+# Read by libpcsclite when the first context is established: SCardConnect and
+# SCardBeginTransaction then answer "sharing violation" instead of blocking forever.
+os.environ.setdefault("PCSCLITE_NO_BLOCKING", "1")
+
+from smartcard import scard  # noqa: TID251 - this module is the PC/SC boundary
+
+PNP_NOTIFICATION = "\\\\?PnP?\\Notification"
+_POLL_INTERVAL = 0.005
+
+
+def _u32(value: int) -> int:
+    return value & 0xFFFFFFFF
+
+
+SCARD_S_SUCCESS = 0
+SCARD_E_CANCELLED = _u32(scard.SCARD_E_CANCELLED)
+SCARD_E_INVALID_HANDLE = _u32(scard.SCARD_E_INVALID_HANDLE)
+SCARD_E_NO_READERS_AVAILABLE = _u32(scard.SCARD_E_NO_READERS_AVAILABLE)
+SCARD_E_NO_SERVICE = _u32(scard.SCARD_E_NO_SERVICE)
+SCARD_E_NO_SMARTCARD = _u32(scard.SCARD_E_NO_SMARTCARD)
+SCARD_E_NOT_TRANSACTED = _u32(scard.SCARD_E_NOT_TRANSACTED)
+SCARD_E_READER_UNAVAILABLE = _u32(scard.SCARD_E_READER_UNAVAILABLE)
+SCARD_E_SERVICE_STOPPED = _u32(scard.SCARD_E_SERVICE_STOPPED)
+SCARD_E_SHARING_VIOLATION = _u32(scard.SCARD_E_SHARING_VIOLATION)
+SCARD_E_TIMEOUT = _u32(scard.SCARD_E_TIMEOUT)
+SCARD_E_UNKNOWN_READER = _u32(scard.SCARD_E_UNKNOWN_READER)
+SCARD_W_REMOVED_CARD = _u32(scard.SCARD_W_REMOVED_CARD)
+SCARD_W_RESET_CARD = _u32(scard.SCARD_W_RESET_CARD)
+SCARD_W_UNPOWERED_CARD = _u32(scard.SCARD_W_UNPOWERED_CARD)
+SCARD_W_UNRESPONSIVE_CARD = _u32(scard.SCARD_W_UNRESPONSIVE_CARD)
+
+_CONTEXT_LOST = frozenset((SCARD_E_NO_SERVICE, SCARD_E_SERVICE_STOPPED, SCARD_E_INVALID_HANDLE))
+
+_ERRORS: dict[int, tuple[type[TransportError], str]] = {
+    SCARD_E_NO_SERVICE: (PcscUnavailable, "the PC/SC service (pcscd) is not running"),
+    SCARD_E_SERVICE_STOPPED: (PcscUnavailable, "the PC/SC service (pcscd) stopped"),
+    SCARD_E_INVALID_HANDLE: (PcscUnavailable, "the PC/SC service (pcscd) was restarted"),
+    SCARD_E_NO_READERS_AVAILABLE: (NoReader, "no smart-card reader is attached"),
+    SCARD_E_UNKNOWN_READER: (ReaderNotFound, "the reader is not attached"),
+    SCARD_E_READER_UNAVAILABLE: (ReaderNotFound, "the reader was detached"),
+    SCARD_E_NO_SMARTCARD: (NoCard, "no card in the reader"),
+    SCARD_W_REMOVED_CARD: (CardRemoved, "the card was removed"),
+    SCARD_W_RESET_CARD: (CardReset, "the card was reset by another application"),
+    SCARD_W_UNRESPONSIVE_CARD: (CardMute, "the card does not answer"),
+    SCARD_W_UNPOWERED_CARD: (CardMute, "the card is not powered"),
+    SCARD_E_SHARING_VIOLATION: (CardBusy, "the card is held by another application"),
+    SCARD_E_TIMEOUT: (TransportTimeout, "the PC/SC operation timed out"),
+    # pcsc-lite answers "not transacted" when the card vanishes during an exchange.
+    SCARD_E_NOT_TRANSACTED: (CardRemoved, "the exchange with the card was interrupted"),
+}
+
+
+def pcsc_error(result: int, operation: str, reader: str | None = None) -> TransportError:
+    """The typed error for a PC/SC result code; the code itself stays in the context."""
+    code = _u32(result)
+    error_class, message = _ERRORS.get(code, (TransportError, "PC/SC failure"))
+    context: dict[str, Any] = {"pcsc_result": f"0x{code:08X}", "operation": operation}
+    if reader is not None:
+        context["reader"] = reader
+    return error_class(message, **context)
+
+
+class PcscLink:
+    """A shared connection to the card in one PC/SC reader, on a PC/SC context of its
+    own: pcsc-lite serialises the calls made on one context, so links to two cards
+    (and the monitor) never wait for each other."""
+
+    def __init__(self, context: int, reader: str, handle: int, protocol: int) -> None:
+        self._context = context
+        self._reader = reader
+        self._handle = handle
+        self._protocol = protocol
+        self._atr = self._read_atr()
+
+    @property
+    def reader(self) -> str:
+        return self._reader
+
+    @property
+    def atr(self) -> bytes:
+        return self._atr
+
+    @property
+    def protocol(self) -> CardProtocol:
+        return CardProtocol(self._protocol)
+
+    def _read_atr(self) -> bytes:
+        result, _reader, _state, _protocol, atr = scard.SCardStatus(self._handle)
+        if result != SCARD_S_SUCCESS:
+            raise pcsc_error(result, "SCardStatus", self._reader)
+        return bytes(atr)
+
+    def transmit(self, apdu: bytes) -> bytes:
+        result, response = scard.SCardTransmit(self._handle, self._protocol, list(apdu))
+        if result != SCARD_S_SUCCESS:
+            raise pcsc_error(result, "SCardTransmit", self._reader)
+        return bytes(response)
+
+    def begin_transaction(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            result = _u32(scard.SCardBeginTransaction(self._handle))
+            if result == SCARD_S_SUCCESS:
+                return
+            if result != SCARD_E_SHARING_VIOLATION or time.monotonic() >= deadline:
+                raise pcsc_error(result, "SCardBeginTransaction", self._reader)
+            time.sleep(_POLL_INTERVAL)
+
+    def end_transaction(self) -> None:
+        result = scard.SCardEndTransaction(self._handle, scard.SCARD_LEAVE_CARD)
+        if result != SCARD_S_SUCCESS:
+            raise pcsc_error(result, "SCardEndTransaction", self._reader)
+
+    def control(self, code: int, data: bytes) -> bytes:
+        result, response = scard.SCardControl(self._handle, code, list(data))
+        if result != SCARD_S_SUCCESS:
+            raise pcsc_error(result, "SCardControl", self._reader)
+        return bytes(response)
+
+    def close(self) -> None:
+        if self._handle:
+            scard.SCardDisconnect(self._handle, scard.SCARD_LEAVE_CARD)
+            self._handle = 0
+        if self._context:
+            scard.SCardReleaseContext(self._context)
+            self._context = 0
+
+
+class PcscBackend:
+    """Readers and cards seen through pcscd."""
+
+    def __init__(self, *, connect_timeout: float = 5.0) -> None:
+        self.connect_timeout = connect_timeout
+        self._lock = threading.Lock()
+        self._context: int | None = None
+        self._monitor_context: int | None = None
+
+    # -- contexts ------------------------------------------------------------------
+
+    def _establish(self) -> int:
+        result, context = scard.SCardEstablishContext(scard.SCARD_SCOPE_USER)
+        if result != SCARD_S_SUCCESS:
+            raise pcsc_error(result, "SCardEstablishContext")
+        return int(context)
+
+    def _with_context(self, call: Callable[[int], tuple[int, Any]], operation: str) -> Any:
+        """Run ``call`` with the main context, establishing it again once if pcscd
+        restarted since it was made."""
+        for attempt in range(2):
+            with self._lock:
+                if self._context is None:
+                    self._context = self._establish()
+                context = self._context
+            result, value = call(context)
+            result = _u32(result)
+            if result in _CONTEXT_LOST and attempt == 0:
+                self._drop_context(context)
+                continue
+            if result != SCARD_S_SUCCESS:
+                raise pcsc_error(result, operation)
+            return value
+        raise PcscUnavailable("the PC/SC service (pcscd) is not running", operation=operation)
+
+    def _drop_context(self, context: int) -> None:
+        with self._lock:
+            if self._context == context:
+                self._context = None
+        scard.SCardReleaseContext(context)
+
+    # -- readers and cards ---------------------------------------------------------
+
+    def list_readers(self) -> list[str]:
+        readers = self._with_context(lambda c: scard.SCardListReaders(c, []), "SCardListReaders")
+        if not readers:
+            raise NoReader("no smart-card reader is attached")
+        return list(readers)
+
+    def connect(self, reader: str) -> PcscLink:
+        context = self._establish()
+        try:
+            handle, protocol = self._connect_on(context, reader)
+            return PcscLink(context, reader, handle, protocol)
+        except BaseException:
+            scard.SCardReleaseContext(context)
+            raise
+
+    def _connect_on(self, context: int, reader: str) -> tuple[int, int]:
+        """SCardConnect, waiting up to ``connect_timeout`` for a transaction held by
+        another application to end."""
+        deadline = time.monotonic() + self.connect_timeout
+        protocols = scard.SCARD_PROTOCOL_T0 | scard.SCARD_PROTOCOL_T1
+        while True:
+            result, handle, protocol = scard.SCardConnect(
+                context, reader, scard.SCARD_SHARE_SHARED, protocols
+            )
+            result = _u32(result)
+            if result == SCARD_S_SUCCESS:
+                return int(handle), int(protocol)
+            if result != SCARD_E_SHARING_VIOLATION or time.monotonic() >= deadline:
+                raise pcsc_error(result, "SCardConnect", reader)
+            time.sleep(_POLL_INTERVAL)
+
+    # -- states and events ---------------------------------------------------------
+
+    def slot_states(self) -> dict[str, SlotState]:
+        context = self._establish()
+        try:
+            return _query_states(context, {}, 0)
+        finally:
+            scard.SCardReleaseContext(context)
+
+    def wait_for_change(
+        self, known: Mapping[str, SlotState], timeout: float
+    ) -> dict[str, SlotState]:
+        context = self._monitoring_context()
+        try:
+            return _query_states(context, known, max(0, int(timeout * 1000)))
+        except PcscUnavailable:
+            self._drop_monitor_context()  # pcscd went away: the next call starts afresh
+            raise
+
+    def _monitoring_context(self) -> int:
+        # Waiting gets a context of its own, so that cancel() wakes only the waiter.
+        with self._lock:
+            if self._monitor_context is None:
+                self._monitor_context = self._establish()
+            return self._monitor_context
+
+    def _drop_monitor_context(self) -> None:
+        with self._lock:
+            context, self._monitor_context = self._monitor_context, None
+        if context is not None:
+            scard.SCardReleaseContext(context)
+
+    def cancel(self) -> None:
+        with self._lock:
+            context = self._monitor_context
+        if context is not None:
+            scard.SCardCancel(context)
+
+    def close(self) -> None:
+        self._drop_monitor_context()
+        with self._lock:
+            context, self._context = self._context, None
+        if context is not None:
+            scard.SCardReleaseContext(context)
+
+
+def _query_states(
+    context: int, known: Mapping[str, SlotState], timeout_ms: int
+) -> dict[str, SlotState]:
+    """Read every slot's state, waiting up to ``timeout_ms`` for one to differ from
+    ``known`` (a reader attached or detached, a card inserted or removed)."""
+    result, readers = scard.SCardListReaders(context, [])
+    result = _u32(result)
+    if result not in (SCARD_S_SUCCESS, SCARD_E_NO_READERS_AVAILABLE):
+        raise pcsc_error(result, "SCardListReaders")
+    readers = list(readers or [])
+    if known and set(readers) != set(known):
+        timeout_ms = 0  # the reader list itself changed: report at once
+    # The PnP pseudo-reader wakes us when a reader is attached or detached; its
+    # current-state counter (upper 16 bits) is the number of readers we know.
+    query = [(r, _encode_state(known.get(r))) for r in readers]
+    query.append((PNP_NOTIFICATION, len(readers) << 16))
+    result, states = scard.SCardGetStatusChange(context, timeout_ms, query)
+    result = _u32(result)
+    if result in (SCARD_E_TIMEOUT, SCARD_E_CANCELLED) and known:
+        return dict(known)
+    if result not in (SCARD_S_SUCCESS, SCARD_E_TIMEOUT, SCARD_E_CANCELLED):
+        raise pcsc_error(result, "SCardGetStatusChange")
+    return {
+        name: _decode_state(name, event_state, atr)
+        for name, event_state, atr in states
+        if name != PNP_NOTIFICATION and not event_state & scard.SCARD_STATE_UNKNOWN
+    }
+
+
+def _encode_state(state: SlotState | None) -> int:
+    if state is None:
+        return int(scard.SCARD_STATE_UNAWARE)
+    flags = scard.SCARD_STATE_PRESENT if state.card_present else scard.SCARD_STATE_EMPTY
+    if state.mute:
+        flags |= scard.SCARD_STATE_MUTE
+    return int((state.events << 16) | flags)
+
+
+def _decode_state(reader: str, event_state: int, atr: list[int]) -> SlotState:
+    present = bool(event_state & scard.SCARD_STATE_PRESENT)
+    return SlotState(
+        reader=reader,
+        card_present=present,
+        atr=bytes(atr) if present else b"",
+        mute=bool(event_state & scard.SCARD_STATE_MUTE),
+        events=(event_state >> 16) & 0xFFFF,
+    )
