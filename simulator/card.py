@@ -84,7 +84,7 @@ class CardSpec:
     puk_for_pin: dict[int, int] = field(default_factory=dict)  # PIN reference -> PUK reference
     t0: bool = False
     extended_length: bool = False
-    mute: bool = False  # answers its ATR, then nothing
+    mute: bool = False  # a truncated ATR, and so no protocol: nothing gets through
     label: str = "virtual card"
 
 
@@ -118,7 +118,9 @@ class VirtualCard:
 
     @property
     def atr(self) -> bytes:
-        return self.spec.atr
+        """The answer to reset. A mute card gets no further than its first byte, so
+        that no reader can agree a protocol with it (PC/SC: "protocol mismatch")."""
+        return self.spec.atr[:1] if self.spec.mute else self.spec.atr
 
     def power_on(self) -> bytes:
         """Cold or warm reset: volatile state goes, the ATR comes back."""
@@ -130,13 +132,8 @@ class VirtualCard:
         return self.spec.pins[reference]
 
     def process(self, raw: bytes) -> bytes:
-        """Execute one command APDU and return the response APDU bytes.
-
-        A mute card answers its ATR but no command: the response is empty.
-        """
+        """Execute one command APDU and return the response APDU bytes."""
         with self._lock:
-            if self.spec.mute:
-                return b""
             return self._process(raw).to_bytes()
 
     # -- dispatch ------------------------------------------------------------------

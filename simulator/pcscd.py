@@ -44,6 +44,8 @@ def free_port_pair() -> int:
 
 def _free(port: int) -> bool:
     with socket.socket() as probe:
+        # As vpcd does: a port whose last connections linger in TIME_WAIT is free.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind(("0.0.0.0", port))  # noqa: S104 - testing what vpcd will bind
         except OSError:
@@ -54,8 +56,9 @@ def _free(port: int) -> bool:
 class PrivatePcscd:
     """Start with ``with PrivatePcscd(workdir) as pcscd:``; stopped on exit."""
 
-    def __init__(self, workdir: Path, *, start_timeout: float = 15.0) -> None:
+    def __init__(self, workdir: Path, *, vpcd: bool = True, start_timeout: float = 15.0) -> None:
         self.workdir = workdir
+        self.vpcd = vpcd
         self.start_timeout = start_timeout
         self.vpcd_port = 0
         self._process: subprocess.Popen[bytes] | None = None
@@ -79,20 +82,21 @@ class PrivatePcscd:
         pcscd = shutil.which("pcscd") or (
             "/usr/sbin/pcscd" if Path("/usr/sbin/pcscd").exists() else None
         )
-        if pcscd is None or not VPCD_DRIVER.exists():
+        if pcscd is None or (self.vpcd and not VPCD_DRIVER.exists()):
             raise PcscdUnavailable("pcscd and vsmartcard-vpcd must be installed (scripts/setup.sh)")
-        # Keep the ports across a restart, so that plugged cards find their slots again.
-        if not (self.vpcd_port and _free(self.vpcd_port) and _free(self.vpcd_port + 1)):
-            self.vpcd_port = free_port_pair()
         config = self.workdir / "reader.conf.d"
         config.mkdir(parents=True, exist_ok=True)
         (self.workdir / "run").mkdir(exist_ok=True)
-        (config / "vpcd").write_text(
-            'FRIENDLYNAME "Virtual PCD"\n'
-            f"DEVICENAME   /dev/null:0x{self.vpcd_port:X}\n"
-            f"LIBPATH      {VPCD_DRIVER}\n"
-            f"CHANNELID    0x{self.vpcd_port:X}\n"
-        )
+        if self.vpcd:
+            # Keep the ports across a restart, so that plugged cards find their slots again.
+            if not (self.vpcd_port and _free(self.vpcd_port) and _free(self.vpcd_port + 1)):
+                self.vpcd_port = free_port_pair()
+            (config / "vpcd").write_text(
+                'FRIENDLYNAME "Virtual PCD"\n'
+                f"DEVICENAME   /dev/null:0x{self.vpcd_port:X}\n"
+                f"LIBPATH      {VPCD_DRIVER}\n"
+                f"CHANNELID    0x{self.vpcd_port:X}\n"
+            )
         namespace = ["unshare", "--mount", "--propagation", "private"]
         if os.geteuid() != 0:
             namespace[1:1] = ["--user", "--map-root-user"]

@@ -94,6 +94,20 @@ def load(name_or_path: str) -> Persona:
     return bundled()[name_or_path]
 
 
+def load_cps(name_or_path: str) -> CpsPersona:
+    persona = load(name_or_path)
+    if not isinstance(persona, CpsPersona):
+        raise PersonaError("not a CPS persona", persona=name_or_path)
+    return persona
+
+
+def load_vitale(name_or_path: str) -> VitalePersona:
+    persona = load(name_or_path)
+    if not isinstance(persona, VitalePersona):
+        raise PersonaError("not a Vitale persona", persona=name_or_path)
+    return persona
+
+
 @functools.cache
 def bundled() -> Mapping[str, Persona]:
     """Every persona shipped with the simulator, by id."""

@@ -159,11 +159,9 @@ def _ocsp_access(issuer_slug: str) -> x509.AuthorityInformationAccess:
     )
 
 
-class TestPki:
-    """The four authorities and what they issue. Use :func:`test_pki` for the
+class SimulatorPki:
+    """The four authorities and what they issue. Use :func:`simulator_pki` for the
     shared, cached instance."""
-
-    __test__ = False  # not a pytest test class
 
     def __init__(self) -> None:
         self.cps_root = _ca_certificate(
@@ -288,8 +286,8 @@ class TestPki:
 
 
 @functools.cache
-def test_pki() -> TestPki:
-    return TestPki()
+def simulator_pki() -> SimulatorPki:
+    return SimulatorPki()
 
 
 def _cps_subject(persona: CpsPersona) -> x509.Name:
@@ -310,7 +308,7 @@ def _cps_subject(persona: CpsPersona) -> x509.Name:
 
 
 @functools.cache
-def _cps_certificates(pki: TestPki, persona: CpsPersona) -> CpsCertificates:
+def _cps_certificates(pki: SimulatorPki, persona: CpsPersona) -> CpsCertificates:
     subject = _cps_subject(persona)
     policy = x509.CertificatePolicies(
         [x509.PolicyInformation(CARD_TYPE_POLICIES[persona.holder.card_type], None)]
@@ -353,7 +351,7 @@ def vitale_key(persona: VitalePersona) -> ec.EllipticCurvePrivateKey:
 
 
 @functools.cache
-def _vitale_certificate(pki: TestPki, persona: VitalePersona) -> x509.Certificate:
+def _vitale_certificate(pki: SimulatorPki, persona: VitalePersona) -> x509.Certificate:
     insured = persona.holder.insured
     subject = x509.Name(
         [

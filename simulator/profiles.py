@@ -16,7 +16,7 @@ from cardauth.cards.files import EF_SN_ICC, SN_ICC_TAG
 from simulator.card import CardSpec, VirtualCard
 from simulator.filesystem import DedicatedFile, ElementaryFile, build_tree
 from simulator.personas import CpsPersona, OtherPersona, Persona, VitalePersona
-from simulator.pki import TestPki, cps_key, test_pki, vitale_key
+from simulator.pki import SimulatorPki, cps_key, simulator_pki, vitale_key
 from simulator.security import CardKey, KeyAccess, KeyOperation, PinObject
 
 CPS_ATR = bytes.fromhex("3BAC00402A001225006480000310009000")
@@ -31,10 +31,10 @@ PUK_TRIES = 10
 
 
 def build_card(
-    persona: Persona, *, t0: bool | None = None, pki: TestPki | None = None
+    persona: Persona, *, t0: bool | None = None, pki: SimulatorPki | None = None
 ) -> VirtualCard:
     """A fresh virtual card for ``persona``; ``t0`` overrides the persona's protocol."""
-    pki = pki or test_pki()
+    pki = pki or simulator_pki()
     if isinstance(persona, CpsPersona):
         spec = _cps_spec(persona, pki)
     elif isinstance(persona, VitalePersona):
@@ -60,7 +60,7 @@ def _dir_file(*applications: tuple[bytes, str]) -> ElementaryFile:
     return ElementaryFile(EF_DIR, records, sfi=0x1E)
 
 
-def _cps_spec(persona: CpsPersona, pki: TestPki) -> CardSpec:
+def _cps_spec(persona: CpsPersona, pki: SimulatorPki) -> CardSpec:
     certificates = pki.cps_certificates(persona)
     ias = DedicatedFile(
         cps.IAS_DF,
@@ -135,7 +135,7 @@ def _cps_spec(persona: CpsPersona, pki: TestPki) -> CardSpec:
     )
 
 
-def _vitale_spec(persona: VitalePersona, pki: TestPki) -> CardSpec:
+def _vitale_spec(persona: VitalePersona, pki: SimulatorPki) -> CardSpec:
     certificate = pki.vitale_certificate(persona)
     application = DedicatedFile(
         VITALE_DF,

@@ -14,9 +14,12 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from cardauth.cards.atr import Atr
 from cardauth.errors import (
     CardBusy,
+    CardMute,
     CardRemoved,
+    MalformedCardData,
     NoCard,
     NoReader,
     ReaderNotFound,
@@ -222,6 +225,10 @@ class VirtualReaders:
                 raise ReaderNotFound("the reader is not attached", reader=reader)
             if slot.card is None:
                 raise NoCard("no card in the reader", reader=reader)
+            try:
+                Atr.parse(slot.atr)
+            except MalformedCardData:  # as pcscd: no protocol can be agreed
+                raise CardMute("the card's answer to reset is unusable", reader=reader) from None
             return VirtualLink(self, slot)
 
     def slot_states(self) -> dict[str, SlotState]:

@@ -11,9 +11,11 @@ that our waits have a deadline and end in :class:`~cardauth.errors.CardBusy`.
 from __future__ import annotations
 
 import os
+import queue
 import threading
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from cardauth.errors import (
@@ -30,8 +32,9 @@ from cardauth.errors import (
 )
 from cardauth.transport.base import CardProtocol, SlotState
 
-# Read by libpcsclite when the first context is established: SCardConnect and
-# SCardBeginTransaction then answer "sharing violation" instead of blocking forever.
+# Read by libpcsclite when the first context is established: SCardConnect,
+# SCardStatus and SCardTransmit then answer "sharing violation" instead of waiting
+# for as long as another application holds the card.
 os.environ.setdefault("PCSCLITE_NO_BLOCKING", "1")
 
 from smartcard import scard  # noqa: TID251 - this module is the PC/SC boundary
@@ -50,23 +53,28 @@ SCARD_E_INVALID_HANDLE = _u32(scard.SCARD_E_INVALID_HANDLE)
 SCARD_E_NO_READERS_AVAILABLE = _u32(scard.SCARD_E_NO_READERS_AVAILABLE)
 SCARD_E_NO_SERVICE = _u32(scard.SCARD_E_NO_SERVICE)
 SCARD_E_NO_SMARTCARD = _u32(scard.SCARD_E_NO_SMARTCARD)
+SCARD_E_PROTO_MISMATCH = _u32(scard.SCARD_E_PROTO_MISMATCH)
 SCARD_E_NOT_TRANSACTED = _u32(scard.SCARD_E_NOT_TRANSACTED)
 SCARD_E_READER_UNAVAILABLE = _u32(scard.SCARD_E_READER_UNAVAILABLE)
 SCARD_E_SERVICE_STOPPED = _u32(scard.SCARD_E_SERVICE_STOPPED)
 SCARD_E_SHARING_VIOLATION = _u32(scard.SCARD_E_SHARING_VIOLATION)
 SCARD_E_TIMEOUT = _u32(scard.SCARD_E_TIMEOUT)
+SCARD_F_COMM_ERROR = _u32(scard.SCARD_F_COMM_ERROR)
 SCARD_E_UNKNOWN_READER = _u32(scard.SCARD_E_UNKNOWN_READER)
 SCARD_W_REMOVED_CARD = _u32(scard.SCARD_W_REMOVED_CARD)
 SCARD_W_RESET_CARD = _u32(scard.SCARD_W_RESET_CARD)
 SCARD_W_UNPOWERED_CARD = _u32(scard.SCARD_W_UNPOWERED_CARD)
 SCARD_W_UNRESPONSIVE_CARD = _u32(scard.SCARD_W_UNRESPONSIVE_CARD)
 
-_CONTEXT_LOST = frozenset((SCARD_E_NO_SERVICE, SCARD_E_SERVICE_STOPPED, SCARD_E_INVALID_HANDLE))
+_CONTEXT_LOST = frozenset(
+    (SCARD_E_NO_SERVICE, SCARD_E_SERVICE_STOPPED, SCARD_E_INVALID_HANDLE, SCARD_F_COMM_ERROR)
+)
 
 _ERRORS: dict[int, tuple[type[TransportError], str]] = {
     SCARD_E_NO_SERVICE: (PcscUnavailable, "the PC/SC service (pcscd) is not running"),
     SCARD_E_SERVICE_STOPPED: (PcscUnavailable, "the PC/SC service (pcscd) stopped"),
     SCARD_E_INVALID_HANDLE: (PcscUnavailable, "the PC/SC service (pcscd) was restarted"),
+    SCARD_F_COMM_ERROR: (PcscUnavailable, "the PC/SC service (pcscd) stopped answering"),
     SCARD_E_NO_READERS_AVAILABLE: (NoReader, "no smart-card reader is attached"),
     SCARD_E_UNKNOWN_READER: (ReaderNotFound, "the reader is not attached"),
     SCARD_E_READER_UNAVAILABLE: (ReaderNotFound, "the reader was detached"),
@@ -75,6 +83,7 @@ _ERRORS: dict[int, tuple[type[TransportError], str]] = {
     SCARD_W_RESET_CARD: (CardReset, "the card was reset by another application"),
     SCARD_W_UNRESPONSIVE_CARD: (CardMute, "the card does not answer"),
     SCARD_W_UNPOWERED_CARD: (CardMute, "the card is not powered"),
+    SCARD_E_PROTO_MISMATCH: (CardMute, "the card's answer to reset offers no usable protocol"),
     SCARD_E_SHARING_VIOLATION: (CardBusy, "the card is held by another application"),
     SCARD_E_TIMEOUT: (TransportTimeout, "the PC/SC operation timed out"),
     # pcsc-lite answers "not transacted" when the card vanishes during an exchange.
@@ -92,6 +101,61 @@ def pcsc_error(result: int, operation: str, reader: str | None = None) -> Transp
     return error_class(message, **context)
 
 
+@dataclass(eq=False)
+class _Attempt:
+    done: threading.Event = field(default_factory=threading.Event)
+    result: int = SCARD_S_SUCCESS
+    abandoned: bool = False
+
+
+class _TransactionGate:
+    """SCardBeginTransaction with a deadline.
+
+    pcsc-lite's SCardBeginTransaction waits, for as long as another connection (in
+    any process) holds the card, and cannot be interrupted. So it runs on a worker
+    thread of the link: the caller waits for it at most ``timeout`` seconds, then
+    gets CardBusy; a transaction obtained after the caller gave up is ended at once,
+    so that the card is never left locked.
+    """
+
+    def __init__(self, handle: int, reader: str) -> None:
+        self._handle = handle
+        self._reader = reader
+        self._lock = threading.Lock()
+        self._requests: queue.SimpleQueue[_Attempt | None] = queue.SimpleQueue()
+        self._worker = threading.Thread(target=self._serve, name="pcsc-transaction", daemon=True)
+        self._worker.start()
+
+    def begin(self, timeout: float) -> None:
+        attempt = _Attempt()
+        self._requests.put(attempt)
+        if not attempt.done.wait(timeout):
+            with self._lock:
+                if not attempt.done.is_set():
+                    attempt.abandoned = True
+                    raise CardBusy(
+                        "the card is held by another application",
+                        reader=self._reader,
+                        operation="SCardBeginTransaction",
+                    )
+        if attempt.result != SCARD_S_SUCCESS:
+            raise pcsc_error(attempt.result, "SCardBeginTransaction", self._reader)
+
+    def _serve(self) -> None:
+        while (attempt := self._requests.get()) is not None:
+            result = _u32(scard.SCardBeginTransaction(self._handle))
+            with self._lock:
+                if attempt.abandoned:
+                    if result == SCARD_S_SUCCESS:
+                        scard.SCardEndTransaction(self._handle, scard.SCARD_LEAVE_CARD)
+                    continue
+                attempt.result = result
+                attempt.done.set()
+
+    def close(self) -> None:
+        self._requests.put(None)
+
+
 class PcscLink:
     """A shared connection to the card in one PC/SC reader, on a PC/SC context of its
     own: pcsc-lite serialises the calls made on one context, so links to two cards
@@ -103,6 +167,7 @@ class PcscLink:
         self._handle = handle
         self._protocol = protocol
         self._atr = self._read_atr()
+        self._gate = _TransactionGate(handle, reader)
 
     @property
     def reader(self) -> str:
@@ -129,14 +194,7 @@ class PcscLink:
         return bytes(response)
 
     def begin_transaction(self, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while True:
-            result = _u32(scard.SCardBeginTransaction(self._handle))
-            if result == SCARD_S_SUCCESS:
-                return
-            if result != SCARD_E_SHARING_VIOLATION or time.monotonic() >= deadline:
-                raise pcsc_error(result, "SCardBeginTransaction", self._reader)
-            time.sleep(_POLL_INTERVAL)
+        self._gate.begin(timeout)
 
     def end_transaction(self) -> None:
         result = scard.SCardEndTransaction(self._handle, scard.SCARD_LEAVE_CARD)
@@ -151,8 +209,10 @@ class PcscLink:
 
     def close(self) -> None:
         if self._handle:
+            # Disconnecting first also wakes a worker blocked in SCardBeginTransaction.
             scard.SCardDisconnect(self._handle, scard.SCARD_LEAVE_CARD)
             self._handle = 0
+            self._gate.close()
         if self._context:
             scard.SCardReleaseContext(self._context)
             self._context = 0

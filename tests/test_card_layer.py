@@ -1,0 +1,373 @@
+"""The card layer, run twice: on in-process virtual readers, and through pyscard and
+a real pcscd with the vpcd driver (the ``station`` fixture)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa, utils
+
+from cardauth.apdu import CommandApdu, Ins
+from cardauth.cards import pin
+from cardauth.cards.algorithms import SignatureScheme
+from cardauth.cards.application import CardKind
+from cardauth.cards.cps import CardType, CpsCard, KeyRole
+from cardauth.cards.identify import find_card
+from cardauth.cards.vitale import Relationship, VitaleCard
+from cardauth.errors import (
+    CardBusy,
+    CardMute,
+    CardNotPresent,
+    CardRemoved,
+    NoCard,
+    PinBlocked,
+    PinFormatInvalid,
+    PinRequired,
+    UnexpectedStatus,
+    UnknownCard,
+    WrongPin,
+    WrongPuk,
+)
+from cardauth.identifiers import IdNatType
+from cardauth.transport.channel import CardChannel
+from cardauth.transport.monitor import CardMonitor, EventType
+from tests.conftest import Station
+
+CHALLENGE = b"teleservice challenge"
+DIGEST = hashlib.sha256(CHALLENGE).digest()
+
+
+def open_cps(station: Station, slot: int = 0) -> CpsCard:
+    card = station.open(slot)
+    assert isinstance(card, CpsCard)
+    return card
+
+
+def open_vitale(station: Station, slot: int = 1) -> VitaleCard:
+    card = station.open(slot)
+    assert isinstance(card, VitaleCard)
+    return card
+
+
+@pytest.mark.parametrize("swapped", [False, True])
+def test_cards_are_identified_whichever_slot_they_are_in(station: Station, swapped: bool) -> None:
+    cps_slot, vitale_slot = (1, 0) if swapped else (0, 1)
+    station.insert(cps_slot, "doctor")
+    station.insert(vitale_slot, "patient")
+    assert station.open(cps_slot).KIND is CardKind.CPS
+    assert station.open(vitale_slot).KIND is CardKind.VITALE
+    found = find_card(station.backend, CardKind.VITALE)
+    station.opened.append(found)
+    assert found.channel.reader == station.readers[vitale_slot]
+
+
+def test_identification_costs_one_apdu_per_card(station: Station) -> None:
+    cps_card = station.insert(0, "doctor")
+    vitale_card = station.insert(1, "patient")
+    station.open(0)
+    station.open(1)
+    assert cps_card.commands == {Ins.SELECT: 1}
+    assert vitale_card.commands == {Ins.SELECT: 1}
+
+
+def test_cps_holder_data(station: Station) -> None:
+    station.insert(0, "doctor")
+    holder = open_cps(station).holder()
+    assert holder.card_type is CardType.CPS
+    assert holder.idnat.type is IdNatType.RPPS
+    assert holder.idnat.identifier == "99700420013"
+    assert (holder.civility, holder.given_name, holder.surname) == ("DR", "Élise", "FONTAINE")
+    assert (holder.profession_code, holder.profession) == ("10", "Médecin")
+    assert holder.specialty == "SM54"
+
+
+def test_cpe_holder_has_a_structure_identifier(station: Station) -> None:
+    station.insert(0, "cpe-employee")
+    holder = open_cps(station).holder()
+    assert holder.card_type is CardType.CPE
+    assert holder.idnat.type is IdNatType.FINESS_STAFF
+    assert (holder.idnat.identifier, holder.idnat.suffix) == ("990000010", "SEC0042")
+    assert holder.profession_code is None
+
+
+def test_cps_certificates_tell_authentication_from_signature(station: Station) -> None:
+    station.insert(0, "doctor")
+    card = open_cps(station)
+    authentication = card.certificate(KeyRole.AUTHENTICATION)
+    signature = card.certificate(KeyRole.SIGNATURE)
+    assert authentication.subject == signature.subject
+    assert authentication.subject.rfc4514_string().startswith("CN=899700420013")
+    auth_usage = authentication.extensions.get_extension_for_class(x509.KeyUsage).value
+    sign_usage = signature.extensions.get_extension_for_class(x509.KeyUsage).value
+    assert (auth_usage.key_encipherment, auth_usage.content_commitment) == (True, False)
+    assert (sign_usage.content_commitment, sign_usage.key_encipherment) == (True, False)
+
+
+def test_card_serial_comes_from_ef_sn_icc(station: Station) -> None:
+    station.insert(0, "doctor")
+    assert open_cps(station).serial() == "80250000010000100001"
+
+
+def test_vitale_holder_with_beneficiaries(station: Station) -> None:
+    station.insert(1, "parent")
+    holder = open_vitale(station).holder()
+    assert holder.insured.nir.value == "178016912304552"
+    assert [p.given_name for p in holder.beneficiaries] == ["Léa", "Hugo"]
+    assert [p.rank for p in holder.beneficiaries] == [1, 2]
+    assert {p.relationship for p in holder.beneficiaries} == {Relationship.CHILD}
+    assert holder.beneficiaries[0].birth_date == dt.date(2015, 6, 3)
+    assert holder.insurer is not None
+    assert holder.insurer.fund == "691"
+
+
+def test_vitale_certificate_binds_the_nir(station: Station) -> None:
+    station.insert(1, "patient-corsica")
+    card = open_vitale(station)
+    certificate = card.certificate()
+    assert card.holder().insured.nir.value == "263022A00401181"
+    assert "CN=263022A00401181" in certificate.subject.rfc4514_string()
+
+
+# -- PIN ---------------------------------------------------------------------------
+
+
+def test_pin_status_spends_no_try(station: Station) -> None:
+    virtual = station.insert(0, "doctor")
+    card = open_cps(station)
+    for _ in range(4):
+        assert card.pin_status() == pin.PinStatus(verified=False, tries_left=3, blocked=False)
+    assert virtual.pin(0x01).tries_left == 3
+
+
+def test_wrong_pin_reports_tries_left(station: Station) -> None:
+    station.insert(0, "doctor")
+    card = open_cps(station)
+    with pytest.raises(WrongPin) as caught:
+        card.verify_pin("0000")
+    assert caught.value.tries_left == 2
+    assert caught.value.code == "pin.wrong"
+    assert card.pin_status().tries_left == 2
+
+
+def test_third_wrong_pin_blocks_and_the_puk_unblocks(station: Station) -> None:
+    station.insert(0, "doctor")
+    card = open_cps(station)
+    for expected in (2, 1):
+        with pytest.raises(WrongPin) as caught:
+            card.verify_pin("9999")
+        assert caught.value.tries_left == expected
+    with pytest.raises(PinBlocked):
+        card.verify_pin("9999")
+    with pytest.raises(PinBlocked):
+        card.verify_pin("1234")  # the right PIN no longer helps
+    assert card.pin_status().blocked
+    with pytest.raises(WrongPuk) as wrong_puk:
+        card.unblock_pin("00000000")
+    assert wrong_puk.value.tries_left == 9
+    card.unblock_pin("12345678", new_pin="4321")
+    card.verify_pin("4321")
+    assert card.pin_status().verified
+
+
+def test_a_blocked_card_says_so_without_a_try(station: Station) -> None:
+    virtual = station.insert(0, "cps-blocked")
+    card = open_cps(station)
+    assert card.pin_status() == pin.PinStatus(verified=False, tries_left=0, blocked=True)
+    assert virtual.commands[Ins.VERIFY] == 1  # the empty VERIFY only
+
+
+@pytest.mark.parametrize("typed", ["123", "12345", "12a4", "", "\uff11\uff12\uff13\uff14"])
+def test_malformed_pin_is_refused_before_reaching_the_card(station: Station, typed: str) -> None:
+    virtual = station.insert(0, "doctor")
+    card = open_cps(station)
+    with pytest.raises(PinFormatInvalid):
+        card.verify_pin(typed)
+    assert virtual.commands[Ins.VERIFY] == 0
+    assert virtual.pin(0x01).tries_left == 3
+
+
+def test_verify_sends_exactly_one_command_and_never_retries(station: Station) -> None:
+    virtual = station.insert(0, "doctor")
+    card = open_cps(station)
+    with pytest.raises(WrongPin):
+        card.verify_pin("0000")
+    assert virtual.commands[Ins.VERIFY] == 1
+
+
+def test_change_pin(station: Station) -> None:
+    station.insert(0, "doctor")
+    card = open_cps(station)
+    card.change_pin("1234", "2468")
+    with pytest.raises(WrongPin):
+        card.verify_pin("1234")
+    card.verify_pin("2468")
+
+
+# -- signatures ----------------------------------------------------------------------
+
+
+def _rsa_key(card: CpsCard, role: KeyRole = KeyRole.AUTHENTICATION) -> rsa.RSAPublicKey:
+    key = card.certificate(role).public_key()
+    assert isinstance(key, rsa.RSAPublicKey)
+    return key
+
+
+def test_authentication_needs_the_pin(station: Station) -> None:
+    station.insert(0, "doctor")
+    card = open_cps(station)
+    with pytest.raises(PinRequired):
+        card.authenticate(DIGEST)
+
+
+@pytest.mark.parametrize("scheme", [SignatureScheme.RS256, SignatureScheme.PS256])
+def test_authentication_signature_verifies_with_the_certificate(
+    station: Station, scheme: SignatureScheme
+) -> None:
+    station.insert(0, "doctor")
+    card = open_cps(station)
+    card.verify_pin("1234")
+    signature = card.authenticate(DIGEST, scheme)
+    key = _rsa_key(card)
+    if scheme is SignatureScheme.RS256:
+        key.verify(signature, CHALLENGE, padding.PKCS1v15(), hashes.SHA256())
+    else:
+        key.verify(
+            signature, CHALLENGE, padding.PSS(padding.MGF1(hashes.SHA256()), 32), hashes.SHA256()
+        )
+
+
+def test_non_repudiation_key_needs_the_pin_for_each_signature(station: Station) -> None:
+    station.insert(0, "doctor")
+    card = open_cps(station)
+    card.verify_pin("1234")
+    signature = card.sign(DIGEST)
+    _rsa_key(card, KeyRole.SIGNATURE).verify(
+        signature, CHALLENGE, padding.PKCS1v15(), hashes.SHA256()
+    )
+    with pytest.raises(PinRequired):
+        card.sign(DIGEST)
+
+
+def test_vitale_card_signs_without_pin(station: Station) -> None:
+    station.insert(1, "patient")
+    card = open_vitale(station)
+    signature = card.authenticate(DIGEST)
+    key = card.certificate().public_key()
+    assert isinstance(key, ec.EllipticCurvePublicKey)
+    der = utils.encode_dss_signature(
+        int.from_bytes(signature[:32], "big"), int.from_bytes(signature[32:], "big")
+    )
+    key.verify(der, CHALLENGE, ec.ECDSA(hashes.SHA256()))
+
+
+def test_t0_card_gives_the_same_results(station: Station) -> None:
+    virtual = station.insert(0, "doctor")
+    virtual.spec.t0 = True
+    card = open_cps(station)
+    assert card.holder().surname == "FONTAINE"
+    certificate = card.certificate()
+    card.verify_pin("1234")
+    _rsa_key(card).verify(card.authenticate(DIGEST), CHALLENGE, padding.PKCS1v15(), hashes.SHA256())
+    assert virtual.commands[Ins.GET_RESPONSE] >= 1  # the signature came through 61xx
+    assert certificate.serial_number > 0
+
+
+def test_host_chains_long_command_data(station: Station) -> None:
+    station.insert(0, "doctor")
+    card = open_cps(station)
+    virtual = station.workstation.card_in(0)
+    assert virtual is not None
+    long_select = CommandApdu(0x00, Ins.SELECT, 0x04, 0x0C, b"\x01" * 300)
+    response = card.channel.transmit(long_select)
+    assert response.sw == 0x6700  # the card got all 300 bytes (an AID that long is wrong)
+    assert virtual.commands[Ins.SELECT] >= 3  # 255 + 45 bytes, plus the identification
+
+
+# -- refusals ------------------------------------------------------------------------
+
+
+def test_unknown_card_is_refused(station: Station) -> None:
+    station.insert(0, "unknown-card")
+    with pytest.raises(UnknownCard) as caught:
+        station.open(0)
+    assert caught.value.code == "card.unknown"
+
+
+def test_mute_card_is_refused(station: Station) -> None:
+    station.insert(0, "mute-card")
+    with pytest.raises(CardMute):
+        station.open(0)
+
+
+def test_empty_slot_has_no_card(station: Station) -> None:
+    with pytest.raises(NoCard) as caught:
+        station.open(0)
+    assert caught.value.code == "transport.no_card"
+
+
+def test_no_cps_card_anywhere(station: Station) -> None:
+    station.insert(1, "patient")
+    with pytest.raises(CardNotPresent):
+        find_card(station.backend, CardKind.CPS)
+
+
+def test_unexpected_status_word_keeps_the_status(station: Station) -> None:
+    station.insert(1, "patient")
+    card = open_vitale(station)
+    with pytest.raises(UnexpectedStatus) as caught:
+        pin.pin_status(card.channel, 0x01)  # a Vitale card has no PIN
+    assert caught.value.sw == 0x6A88
+    assert caught.value.context["sw"] == "6A88"
+
+
+def test_card_removed_mid_operation(station: Station) -> None:
+    station.insert(0, "doctor")
+    card = open_cps(station)
+    card.holder()
+    station.remove(0)
+    with pytest.raises(CardRemoved) as caught:
+        card.holder()
+    assert caught.value.code == "transport.card_removed"
+
+
+def test_reinserted_card_works_again(station: Station) -> None:
+    station.insert(0, "doctor")
+    open_cps(station).holder()
+    station.remove(0)
+    station.insert(0, "doctor")
+    assert open_cps(station).holder().surname == "FONTAINE"
+
+
+def test_transaction_keeps_other_connections_out(station: Station) -> None:
+    station.insert(0, "doctor")
+    first = open_cps(station)
+    second_link = station.backend.connect(station.readers[0])
+    second = CardChannel(second_link, transaction_timeout=0.3)
+    try:
+        with first.channel.transaction(), pytest.raises(CardBusy), second.transaction():
+            pass
+        with second.transaction():  # free again once the first lets go
+            pass
+    finally:
+        second.close()
+
+
+def test_monitor_reports_insertion_and_removal(station: Station) -> None:
+    station.insert(1, "patient")
+    with CardMonitor(station.backend, wait_timeout=1.0) as monitor:
+        snapshot = list(monitor.events(timeout=1.0))
+        assert [e.type for e in snapshot].count(EventType.READER_ATTACHED) == 2
+        inserted = [e for e in snapshot if e.type is EventType.CARD_INSERTED]
+        assert [e.reader for e in inserted] == [station.readers[1]]
+        station.insert(0, "doctor")
+        event = monitor.get(timeout=5)
+        assert event is not None
+        assert (event.type, event.reader) == (EventType.CARD_INSERTED, station.readers[0])
+        station.remove(1)
+        event = monitor.get(timeout=5)
+        assert event is not None
+        assert (event.type, event.reader) == (EventType.CARD_REMOVED, station.readers[1])

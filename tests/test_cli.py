@@ -1,0 +1,96 @@
+"""The cardauth command, on in-process virtual cards (the pcscd path is in
+test_pcsc.py): output in French and English, JSON, and errors with their codes."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import pytest
+
+from cardauth.cli import main
+
+
+def run(*args: str) -> tuple[int, str]:
+    out = io.StringIO()
+    status = main(list(args), stream=out)
+    return status, out.getvalue()
+
+
+def test_cards_in_french_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("CARDAUTH_LANG", raising=False)
+    monkeypatch.setenv("LANG", "fr_FR.UTF-8")
+    status, text = run("--simulate", "cards")
+    assert status == 0
+    assert "Titulaire : DR Élise FONTAINE" in text
+    assert "Code porteur : 3 essai(s) restant(s)" in text
+    assert "Assuré : Jeanne ROBIN" in text
+
+
+def test_cards_in_english() -> None:
+    status, text = run("--simulate", "--lang", "en", "cards")
+    assert status == 0
+    assert "Holder: DR Élise FONTAINE" in text
+    assert "PIN: 3 try(ies) left" in text
+
+
+def test_language_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CARDAUTH_LANG", "en")
+    assert "Holder:" in run("--simulate", "cards")[1]
+
+
+def test_cards_json_for_scripts() -> None:
+    status, text = run("--simulate", "--personas", "nurse,parent", "cards", "--json")
+    assert status == 0
+    first, second = json.loads(text)["readers"]
+    assert first["holder"]["identifier_type"] == "ADELI"
+    assert first["certificates"]["signature"]["issuer"] == "TEST AC IGC-SANTE FORT PERSONNES"
+    assert [b["given_name"] for b in second["holder"]["beneficiaries"]] == ["Léa", "Hugo"]
+
+
+def test_expired_certificate_is_flagged() -> None:
+    status, text = run("--simulate", "--lang", "en", "--personas", "cps-expired", "cards")
+    assert status == 0
+    assert "(EXPIRED)" in text
+
+
+def test_unreadable_cards_get_their_error_code_per_slot() -> None:
+    status, text = run("--simulate", "--personas", "unknown-card,mute-card", "cards", "--json")
+    assert status == 0
+    first, second = json.loads(text)["readers"]
+    assert first["error"]["code"] == "card.unknown"
+    assert second["error"]["code"] == "transport.card_mute"
+
+
+def test_unreadable_cards_in_text() -> None:
+    status, text = run("--simulate", "--personas", "unknown-card", "cards")
+    assert status == 0
+    assert "[card.unknown]" in text
+    assert "ni une carte CPS ni une carte Vitale" in text
+
+
+def test_empty_slot_is_shown() -> None:
+    status, text = run("--simulate", "--personas", "doctor", "--lang", "en", "cards")
+    assert status == 0
+    assert text.count("Reader:") == 2
+    assert "no card" in text
+
+
+def test_readers_json() -> None:
+    status, text = run("--simulate", "readers", "--json")
+    assert status == 0
+    readers = json.loads(text)["readers"]
+    assert [r["card_present"] for r in readers] == [True, True]
+    assert readers[0]["atr"] == "3BAC00402A001225006480000310009000"
+
+
+def test_unknown_persona_is_a_typed_error(capsys: pytest.CaptureFixture[str]) -> None:
+    status, _ = run("--simulate", "--personas", "nobody", "cards")
+    assert status == 1
+    assert "[sim.persona]" in capsys.readouterr().err
+
+
+def test_usage_errors_exit_with_2() -> None:
+    with pytest.raises(SystemExit) as caught:
+        main(["frobnicate"])
+    assert caught.value.code == 2
