@@ -103,6 +103,8 @@ def pcsc_error(result: int, operation: str, reader: str | None = None) -> Transp
 
 @dataclass(eq=False)
 class _Attempt:
+    """One SCardBeginTransaction request, answered by the gate's worker."""
+
     done: threading.Event = field(default_factory=threading.Event)
     result: int = SCARD_S_SUCCESS
     abandoned: bool = False

@@ -1,0 +1,270 @@
+"""Card layer benchmark: overhead over raw pyscard, and APDUs per operation.
+
+Runs a private pcscd with the vpcd driver, plugs the doctor's CPS card and the
+patient's Vitale card into it, then measures, side by side in one run:
+
+1. per-APDU time of the card layer (``CardChannel.transmit`` inside a
+   transaction, as card operations run) against raw pyscard
+   (``scard.SCardTransmit`` on its own connection) sending the same APDU to the
+   same virtual card through the same pcscd; rounds alternate which goes first,
+   and the ratio of the medians is printed against the goal (<= 1.10);
+2. the same for a whole operation (read the CPS holder data and authentication
+   certificate) against raw pyscard replaying the very same APDUs;
+3. the APDUs each operation costs, counted by the card itself.
+
+Usage: .venv/bin/python bench/card_layer.py [--rounds N] [--apdus N] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+GOAL_RATIO = 1.10
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=21)
+    parser.add_argument("--apdus", type=int, default=200, help="APDUs per round and side")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+
+    from simulator.pcscd import READER_NAMES, PrivatePcscd
+
+    with tempfile.TemporaryDirectory() as workdir, PrivatePcscd(Path(workdir)) as pcscd:
+        os.environ.update(pcscd.environment)  # before this process first talks to PC/SC
+        from simulator.workstation import vpcd_workstation
+
+        workstation = vpcd_workstation(port=pcscd.vpcd_port)
+        workstation.insert(0, "doctor")
+        workstation.insert(1, "patient")
+        try:
+            _wait_for_cards(READER_NAMES)
+            results = {
+                "per_apdu": _per_apdu(READER_NAMES[0], args.rounds, args.apdus),
+                "read_holder_and_certificate": _operation(READER_NAMES[0], args.rounds),
+                "apdus": _apdu_counts(workstation, READER_NAMES),
+            }
+        finally:
+            workstation.close()
+    _report(results, args.json)
+    return 0
+
+
+def _wait_for_cards(readers: tuple[str, ...]) -> None:
+    from cardauth.transport.pcsc import PcscBackend
+
+    backend = PcscBackend()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        states = backend.slot_states()
+        if all(states.get(r) and states[r].card_present for r in readers):
+            backend.close()
+            return
+        time.sleep(0.05)
+    raise SystemExit("the virtual cards did not appear in pcscd")
+
+
+def _raw_connection(reader: str) -> tuple[int, int]:
+    from smartcard import scard  # noqa: TID251 - the raw baseline
+
+    _, context = scard.SCardEstablishContext(scard.SCARD_SCOPE_USER)
+    result, handle, protocol = scard.SCardConnect(
+        context, reader, scard.SCARD_SHARE_SHARED, scard.SCARD_PROTOCOL_T0 | scard.SCARD_PROTOCOL_T1
+    )
+    if result != 0:
+        raise SystemExit(f"raw SCardConnect failed: {result:#x}")
+    return handle, protocol
+
+
+def _alternate(
+    first: Callable[[], float], second: Callable[[], float], rounds: int
+) -> tuple[list[float], list[float]]:
+    """Run both measurements ``rounds`` times, alternating which goes first."""
+    a: list[float] = []
+    b: list[float] = []
+    for index in range(rounds):
+        if index % 2:
+            b.append(second())
+            a.append(first())
+        else:
+            a.append(first())
+            b.append(second())
+    return a, b
+
+
+def _per_apdu(reader: str, rounds: int, count: int) -> dict[str, float]:
+    from smartcard import scard  # noqa: TID251 - the raw baseline
+
+    from cardauth.apdu import CommandApdu, Ins
+    from cardauth.cards.cps import IAS_AID
+    from cardauth.transport.channel import CardChannel
+    from cardauth.transport.pcsc import PcscBackend
+
+    command = CommandApdu(0x00, Ins.SELECT, 0x04, 0x0C, IAS_AID)
+    raw_bytes = list(command.to_bytes())
+    handle, protocol = _raw_connection(reader)
+    channel = CardChannel(PcscBackend().connect(reader))
+
+    def raw() -> float:
+        started = time.perf_counter()
+        for _ in range(count):
+            result, response = scard.SCardTransmit(handle, protocol, raw_bytes)
+            if result != 0 or bytes(response[-2:]) != b"\x90\x00":
+                raise SystemExit("raw transmit failed")
+        return (time.perf_counter() - started) / count
+
+    def layer() -> float:
+        started = time.perf_counter()
+        with channel.transaction():
+            for _ in range(count):
+                if not channel.transmit(command).ok:
+                    raise SystemExit("card layer transmit failed")
+        return (time.perf_counter() - started) / count
+
+    raw(), layer()  # warm up both paths
+    raw_times, layer_times = _alternate(raw, layer, rounds)
+    channel.close()
+    raw_median, layer_median = statistics.median(raw_times), statistics.median(layer_times)
+    return {
+        "raw_pyscard_us": raw_median * 1e6,
+        "card_layer_us": layer_median * 1e6,
+        "ratio": layer_median / raw_median,
+        "goal": GOAL_RATIO,
+    }
+
+
+class _Recorder:
+    """A link that records the APDUs a card operation sends, to replay them raw."""
+
+    def __init__(self, link: object) -> None:
+        self._link = link
+        self.sent: list[bytes] = []
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._link, name)
+
+    def transmit(self, apdu: bytes) -> bytes:
+        self.sent.append(apdu)
+        return self._link.transmit(apdu)  # type: ignore[attr-defined, no-any-return]
+
+
+def _operation(reader: str, rounds: int) -> dict[str, float]:
+    from smartcard import scard  # noqa: TID251 - the raw baseline
+
+    from cardauth.cards.cps import CpsCard
+    from cardauth.transport.channel import CardChannel
+    from cardauth.transport.pcsc import PcscBackend
+
+    link = PcscBackend().connect(reader)
+    recorder = _Recorder(link)
+    channel = CardChannel(recorder)  # type: ignore[arg-type]
+    card = CpsCard(channel)
+
+    def read() -> None:
+        with channel.transaction():
+            card.holder()
+            card.certificate()
+
+    read()
+    sequence = [list(apdu) for apdu in recorder.sent]
+    handle, protocol = _raw_connection(reader)
+    repeat = 20
+
+    def raw() -> float:
+        started = time.perf_counter()
+        for _ in range(repeat):
+            for apdu in sequence:
+                scard.SCardTransmit(handle, protocol, apdu)
+        return (time.perf_counter() - started) / repeat
+
+    def layer() -> float:
+        started = time.perf_counter()
+        for _ in range(repeat):
+            read()
+        return (time.perf_counter() - started) / repeat
+
+    raw_times, layer_times = _alternate(raw, layer, rounds)
+    channel.close()
+    raw_median, layer_median = statistics.median(raw_times), statistics.median(layer_times)
+    return {
+        "apdus": len(sequence),
+        "raw_pyscard_ms": raw_median * 1e3,
+        "card_layer_ms": layer_median * 1e3,
+        "ratio": layer_median / raw_median,
+    }
+
+
+def _apdu_counts(workstation: object, readers: tuple[str, ...]) -> dict[str, int]:
+    from cardauth.cards.cps import CpsCard
+    from cardauth.cards.identify import open_card
+    from cardauth.transport.pcsc import PcscBackend
+
+    cps_card = workstation.card_in(0)  # type: ignore[attr-defined]
+    vitale_card = workstation.card_in(1)  # type: ignore[attr-defined]
+    backend = PcscBackend()
+
+    def counted(action: Callable[[], object]) -> int:
+        before = cps_card.total_commands + vitale_card.total_commands
+        action()
+        return int(cps_card.total_commands + vitale_card.total_commands - before)
+
+    cards: list[object] = []
+    identify = counted(lambda: cards.extend(open_card(backend, r) for r in readers))
+    cps = next(c for c in cards if isinstance(c, CpsCard))
+
+    def read_cps() -> None:
+        with cps.channel.transaction():
+            cps.holder()
+            cps.certificate()
+
+    def pin_and_sign() -> None:
+        with cps.channel.transaction():
+            cps.verify_pin("1234")
+            cps.authenticate(b"\x00" * 32)
+
+    counts = {
+        "identify_both_cards": identify,
+        "read_cps_holder_and_certificate": counted(read_cps),
+        "pin_and_sign": counted(pin_and_sign),
+    }
+    for card in cards:
+        card.channel.close()  # type: ignore[attr-defined]
+    backend.close()
+    return counts
+
+
+def _report(results: dict[str, dict[str, float] | dict[str, int]], as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(results, indent=2))
+        return
+    per_apdu = results["per_apdu"]
+    operation = results["read_holder_and_certificate"]
+    counts = results["apdus"]
+    verdict = "meets" if per_apdu["ratio"] <= GOAL_RATIO else "MISSES"
+    print("Card layer over raw pyscard, same virtual card through the same pcscd")
+    print(
+        f"  per APDU     raw {per_apdu['raw_pyscard_us']:7.1f} us   card layer "
+        f"{per_apdu['card_layer_us']:7.1f} us   ratio {per_apdu['ratio']:.3f} "
+        f"({verdict} the goal <= {GOAL_RATIO})"
+    )
+    print(
+        f"  holder+cert  raw {operation['raw_pyscard_ms']:7.2f} ms   card layer "
+        f"{operation['card_layer_ms']:7.2f} ms   ratio {operation['ratio']:.3f} "
+        f"({int(operation['apdus'])} APDUs, transaction included)"
+    )
+    print("APDUs per operation (counted by the cards)")
+    for name, value in counts.items():
+        print(f"  {name:34} {value}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

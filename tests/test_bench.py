@@ -1,0 +1,32 @@
+"""The benchmarks run (briefly) and their APDU counts hold; timings are not asserted
+here (they are read from the benchmark's own output, see bench/README.md)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.pcscd
+BENCH = Path(__file__).resolve().parent.parent / "bench"
+
+
+def test_card_layer_benchmark_runs_and_counts_apdus() -> None:
+    result = subprocess.run(
+        [sys.executable, str(BENCH / "card_layer.py"), "--rounds", "3", "--apdus", "20", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    figures = json.loads(result.stdout)
+    assert figures["apdus"] == {
+        "identify_both_cards": 2,
+        "read_cps_holder_and_certificate": 7,
+        "pin_and_sign": 4,
+    }
+    assert figures["per_apdu"]["ratio"] > 0
+    assert figures["read_holder_and_certificate"]["apdus"] == 7
