@@ -27,6 +27,18 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from smartcard import scard  # noqa: TID251 - raw pyscard is the baseline
+
+from cardauth.apdu import CommandApdu, Ins
+from cardauth.cards.application import CardApplication
+from cardauth.cards.cps import IAS_AID, CpsCard
+from cardauth.cards.identify import open_card
+from cardauth.transport.base import CardLink
+from cardauth.transport.channel import CardChannel
+from cardauth.transport.pcsc import PcscBackend
+from simulator.pcscd import READER_NAMES, PrivatePcscd
+from simulator.workstation import Workstation, vpcd_workstation
+
 GOAL_RATIO = 1.10
 
 
@@ -37,30 +49,28 @@ def main() -> int:
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
 
-    from simulator.pcscd import READER_NAMES, PrivatePcscd
-
     with tempfile.TemporaryDirectory() as workdir, PrivatePcscd(Path(workdir)) as pcscd:
         os.environ.update(pcscd.environment)  # before this process first talks to PC/SC
-        from simulator.workstation import vpcd_workstation
 
         workstation = vpcd_workstation(port=pcscd.vpcd_port)
         workstation.insert(0, "doctor")
         workstation.insert(1, "patient")
         try:
             _wait_for_cards(READER_NAMES)
-            results = {
-                "per_apdu": _per_apdu(READER_NAMES[0], args.rounds, args.apdus),
-                "read_holder_and_certificate": _operation(READER_NAMES[0], args.rounds),
-                "apdus": _apdu_counts(workstation, READER_NAMES),
-            }
+            per_apdu = _per_apdu(READER_NAMES[0], args.rounds, args.apdus)
+            operation = _operation(READER_NAMES[0], args.rounds)
+            counts = _apdu_counts(workstation, READER_NAMES)
         finally:
             workstation.close()
-    _report(results, args.json)
+    if args.json:
+        results = {"per_apdu": per_apdu, "read_holder_and_certificate": operation, "apdus": counts}
+        print(json.dumps(results, indent=2))
+    else:
+        _report(per_apdu, operation, counts)
     return 0
 
 
 def _wait_for_cards(readers: tuple[str, ...]) -> None:
-    from cardauth.transport.pcsc import PcscBackend
 
     backend = PcscBackend()
     deadline = time.monotonic() + 10
@@ -74,7 +84,6 @@ def _wait_for_cards(readers: tuple[str, ...]) -> None:
 
 
 def _raw_connection(reader: str) -> tuple[int, int]:
-    from smartcard import scard  # noqa: TID251 - the raw baseline
 
     _, context = scard.SCardEstablishContext(scard.SCARD_SCOPE_USER)
     result, handle, protocol = scard.SCardConnect(
@@ -102,12 +111,6 @@ def _alternate(
 
 
 def _per_apdu(reader: str, rounds: int, count: int) -> dict[str, float]:
-    from smartcard import scard  # noqa: TID251 - the raw baseline
-
-    from cardauth.apdu import CommandApdu, Ins
-    from cardauth.cards.cps import IAS_AID
-    from cardauth.transport.channel import CardChannel
-    from cardauth.transport.pcsc import PcscBackend
 
     command = CommandApdu(0x00, Ins.SELECT, 0x04, 0x0C, IAS_AID)
     raw_bytes = list(command.to_bytes())
@@ -145,28 +148,27 @@ def _per_apdu(reader: str, rounds: int, count: int) -> dict[str, float]:
 class _Recorder:
     """A link that records the APDUs a card operation sends, to replay them raw."""
 
-    def __init__(self, link: object) -> None:
+    def __init__(self, link: CardLink) -> None:
         self._link = link
         self.sent: list[bytes] = []
-
-    def __getattr__(self, name: str) -> object:
-        return getattr(self._link, name)
+        self.reader = link.reader
+        self.atr = link.atr
+        self.protocol = link.protocol
+        self.begin_transaction = link.begin_transaction
+        self.end_transaction = link.end_transaction
+        self.control = link.control
+        self.close = link.close
 
     def transmit(self, apdu: bytes) -> bytes:
         self.sent.append(apdu)
-        return self._link.transmit(apdu)  # type: ignore[attr-defined, no-any-return]
+        return self._link.transmit(apdu)
 
 
 def _operation(reader: str, rounds: int) -> dict[str, float]:
-    from smartcard import scard  # noqa: TID251 - the raw baseline
-
-    from cardauth.cards.cps import CpsCard
-    from cardauth.transport.channel import CardChannel
-    from cardauth.transport.pcsc import PcscBackend
 
     link = PcscBackend().connect(reader)
     recorder = _Recorder(link)
-    channel = CardChannel(recorder)  # type: ignore[arg-type]
+    channel = CardChannel(recorder)
     card = CpsCard(channel)
 
     def read() -> None:
@@ -203,13 +205,12 @@ def _operation(reader: str, rounds: int) -> dict[str, float]:
     }
 
 
-def _apdu_counts(workstation: object, readers: tuple[str, ...]) -> dict[str, int]:
-    from cardauth.cards.cps import CpsCard
-    from cardauth.cards.identify import open_card
-    from cardauth.transport.pcsc import PcscBackend
+def _apdu_counts(workstation: Workstation, readers: tuple[str, ...]) -> dict[str, int]:
 
-    cps_card = workstation.card_in(0)  # type: ignore[attr-defined]
-    vitale_card = workstation.card_in(1)  # type: ignore[attr-defined]
+    cps_card = workstation.card_in(0)
+    vitale_card = workstation.card_in(1)
+    assert cps_card is not None
+    assert vitale_card is not None
     backend = PcscBackend()
 
     def counted(action: Callable[[], object]) -> int:
@@ -217,7 +218,7 @@ def _apdu_counts(workstation: object, readers: tuple[str, ...]) -> dict[str, int
         action()
         return int(cps_card.total_commands + vitale_card.total_commands - before)
 
-    cards: list[object] = []
+    cards: list[CardApplication] = []
     identify = counted(lambda: cards.extend(open_card(backend, r) for r in readers))
     cps = next(c for c in cards if isinstance(c, CpsCard))
 
@@ -237,18 +238,14 @@ def _apdu_counts(workstation: object, readers: tuple[str, ...]) -> dict[str, int
         "pin_and_sign": counted(pin_and_sign),
     }
     for card in cards:
-        card.channel.close()  # type: ignore[attr-defined]
+        card.channel.close()
     backend.close()
     return counts
 
 
-def _report(results: dict[str, dict[str, float] | dict[str, int]], as_json: bool) -> None:
-    if as_json:
-        print(json.dumps(results, indent=2))
-        return
-    per_apdu = results["per_apdu"]
-    operation = results["read_holder_and_certificate"]
-    counts = results["apdus"]
+def _report(
+    per_apdu: dict[str, float], operation: dict[str, float], counts: dict[str, int]
+) -> None:
     verdict = "meets" if per_apdu["ratio"] <= GOAL_RATIO else "MISSES"
     print("Card layer over raw pyscard, same virtual card through the same pcscd")
     print(
