@@ -16,7 +16,7 @@ from cardauth.cards import pin
 from cardauth.cards.algorithms import SignatureScheme
 from cardauth.cards.application import CardKind
 from cardauth.cards.cps import CardType, CpsCard, KeyRole
-from cardauth.cards.identify import find_card
+from cardauth.cards.identify import find_card, open_card
 from cardauth.cards.vitale import Relationship, VitaleCard
 from cardauth.errors import (
     CardBusy,
@@ -35,7 +35,9 @@ from cardauth.errors import (
 from cardauth.identifiers import IdNatType
 from cardauth.transport.channel import CardChannel
 from cardauth.transport.monitor import CardMonitor, EventType
+from simulator.readers import VirtualReaders
 from tests.conftest import Station
+from tests.support import card_for
 
 CHALLENGE = b"teleservice challenge"
 DIGEST = hashlib.sha256(CHALLENGE).digest()
@@ -371,3 +373,19 @@ def test_monitor_reports_insertion_and_removal(station: Station) -> None:
         event = monitor.get(timeout=5)
         assert event is not None
         assert (event.type, event.reader) == (EventType.CARD_REMOVED, station.readers[1])
+
+
+def test_extended_length_card_sends_its_certificate_in_one_response() -> None:
+    virtual = card_for("doctor")
+    # Historical bytes 80 73 00 00 40: card capabilities with "extended Lc and Le".
+    virtual.spec.atr = bytes.fromhex("3B 05 80 73 00 00 40")
+    virtual.spec.extended_length = True
+    readers = VirtualReaders()
+    readers.insert(0, virtual)
+    card = open_card(readers, readers.slot_names[0])
+    assert isinstance(card, CpsCard)
+    assert card.channel.extended_length
+    with card.channel.transaction():
+        certificate = card.certificate()
+    assert certificate.subject.rfc4514_string().startswith("CN=899700420013")
+    assert virtual.commands[Ins.READ_BINARY] == 1

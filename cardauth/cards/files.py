@@ -68,18 +68,17 @@ def read_chip_serial(channel: CardChannel) -> str:
 def read_file(channel: CardChannel, sfi: int) -> bytes:
     """The whole content of a transparent EF named by its short file identifier.
 
-    Reads 256 bytes at a time until the card gives fewer (or says 6282, end of
-    file, or 6B00 at an offset just past the end).
+    Reads as much as one response can carry until the card gives less (or says
+    6282, end of file, or 6B00 at an offset just past the end).
     """
+    size = _chunk_size(channel)
     content = bytearray()
     while True:
-        response = _read_chunk(channel, sfi, len(content), SHORT_MAX_NE)
+        response = _read_chunk(channel, sfi, len(content), size)
         if response.sw == StatusWord.WRONG_P1_P2 and content:
-            return bytes(content)  # the file size was a multiple of 256
-        if response.sw not in (StatusWord.OK, StatusWord.END_OF_FILE):
-            expect_ok(response, "READ BINARY")
-        content += response.data
-        if len(response.data) < SHORT_MAX_NE or response.sw == StatusWord.END_OF_FILE:
+            return bytes(content)  # the file size was a multiple of the chunk size
+        content += _read_data(response)
+        if len(response.data) < size or response.sw == StatusWord.END_OF_FILE:
             return bytes(content)
         if len(content) > MAX_FILE_SIZE:
             raise MalformedCardData("card file larger than any we read", sfi=sfi)
@@ -88,16 +87,29 @@ def read_file(channel: CardChannel, sfi: int) -> bytes:
 def read_der_file(channel: CardChannel, sfi: int) -> bytes:
     """A file holding one DER object (a certificate): the length in its header
     tells how much to read, so the last read asks for exactly what remains."""
-    first = expect_ok(_read_chunk(channel, sfi, 0, SHORT_MAX_NE), "READ BINARY")
+    size = _chunk_size(channel)
+    first = _read_data(_read_chunk(channel, sfi, 0, size))
     total = _der_total_length(first)
     content = bytearray(first[:total])
     while len(content) < total:
-        wanted = min(SHORT_MAX_NE, total - len(content))
-        chunk = expect_ok(_read_chunk(channel, sfi, len(content), wanted), "READ BINARY")
+        wanted = min(size, total - len(content))
+        chunk = _read_data(_read_chunk(channel, sfi, len(content), wanted))
         if not chunk:
             raise MalformedCardData("certificate file ends before its DER length", sfi=sfi)
         content += chunk
     return bytes(content[:total])
+
+
+def _chunk_size(channel: CardChannel) -> int:
+    """As much as one response carries: 256 bytes, or more on extended-length cards."""
+    return MAX_FILE_SIZE if channel.extended_length else SHORT_MAX_NE
+
+
+def _read_data(response: ResponseApdu) -> bytes:
+    """The data of a READ BINARY answered 9000, or 6282 (end of file reached)."""
+    if response.sw == StatusWord.END_OF_FILE:
+        return response.data
+    return expect_ok(response, "READ BINARY")
 
 
 def _read_chunk(channel: CardChannel, sfi: int, offset: int, ne: int) -> ResponseApdu:

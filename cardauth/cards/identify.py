@@ -8,9 +8,10 @@ either card in either slot.
 from __future__ import annotations
 
 from cardauth.cards.application import CardApplication, CardKind
+from cardauth.cards.atr import Atr
 from cardauth.cards.cps import CpsCard
 from cardauth.cards.vitale import VitaleCard
-from cardauth.errors import CardNotPresent, TransportError, UnknownCard
+from cardauth.errors import CardNotPresent, MalformedCardData, TransportError, UnknownCard
 from cardauth.transport.base import ReaderBackend
 from cardauth.transport.channel import CardChannel
 
@@ -31,10 +32,19 @@ def identify(channel: CardChannel) -> CardApplication:
     )
 
 
+def announces_extended_length(atr: bytes) -> bool:
+    """Whether the ATR's card capabilities announce extended Lc/Le."""
+    try:
+        return Atr.parse(atr).extended_length
+    except MalformedCardData:
+        return False
+
+
 def open_card(backend: ReaderBackend, reader: str) -> CardApplication:
     """Connect to the card in ``reader`` and identify it (the connection is closed
     again if that fails)."""
-    channel = CardChannel(backend.connect(reader))
+    link = backend.connect(reader)
+    channel = CardChannel(link, extended_length=announces_extended_length(link.atr))
     try:
         return identify(channel)
     except BaseException:
