@@ -20,6 +20,8 @@ class CardAuthError(Exception):
 
     def __init__(self, message: str, **context: object) -> None:
         super().__init__(message)
+        if "code" in context or "message" in context:
+            raise TypeError("'code' and 'message' are not context keys")
         self.message = message
         self.context: dict[str, object] = context
 
@@ -28,7 +30,7 @@ class CardAuthError(Exception):
 
     def to_dict(self) -> dict[str, object]:
         """A JSON-ready description: code, English message and context."""
-        return {"code": self.code, "message": self.message, **self.context}
+        return {**self.context, "code": self.code, "message": self.message}
 
 
 # -- identifiers -------------------------------------------------------------------

@@ -14,7 +14,7 @@ from enum import StrEnum
 
 from cardauth.errors import InvalidIdentifier
 
-_NIR_PATTERN = re.compile(r"[1-478]\d{4}(?:\d{2}|2A|2B)\d{6}\d{2}")
+_NIR_PATTERN = re.compile(r"[1-478][0-9]{4}(?:[0-9]{2}|2A|2B)[0-9]{6}[0-9]{2}")
 _CORSICA = {"2A": "19", "2B": "18"}
 
 
@@ -69,7 +69,7 @@ class Nir:
     def compute_key(body: str) -> str:
         """The 2-digit key of a 13-character NIR body."""
         numeric = body[:5] + _CORSICA.get(body[5:7], body[5:7]) + body[7:]
-        if len(numeric) != 13 or not numeric.isdigit():
+        if len(numeric) != 13 or not (numeric.isascii() and numeric.isdigit()):
             raise InvalidIdentifier("a NIR body is 13 characters", kind="nir")
         return f"{97 - int(numeric) % 97:02d}"
 
@@ -154,7 +154,7 @@ class IdNatType(StrEnum):
     RPPS = "8"
 
 
-_STAFF_SUFFIX = re.compile(r"[A-Za-z0-9._-]{1,20}")
+_STAFF_SUFFIX = re.compile(r"[A-Za-z0-9._-]{1,20}", re.ASCII)
 
 
 @dataclass(frozen=True, slots=True)

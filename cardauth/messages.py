@@ -109,6 +109,10 @@ ERRORS: Mapping[str, Mapping[Language, str]] = {
         "fr": "Erreur de code porteur ({message}).",
         "en": "PIN error ({message}).",
     },
+    "puk.error": {
+        "fr": "Erreur de code de déblocage ({message}).",
+        "en": "Unblocking code error ({message}).",
+    },
     "puk.wrong": {
         "fr": "Code de déblocage incorrect. Il reste {tries_left} essai(s).",
         "en": "Wrong unblocking code. {tries_left} try(ies) left.",
@@ -134,6 +138,15 @@ ERRORS: Mapping[str, Mapping[Language, str]] = {
     "sim.slot_occupied": {
         "fr": "Ce lecteur contient déjà une carte.",
         "en": "That reader slot already holds a card.",
+    },
+    "sim.control_unavailable": {
+        "fr": "Aucun simulateur ne tourne : lancez d'abord « cardauth-sim --vpcd ».",
+        "en": "No simulator is running: start 'cardauth-sim --vpcd' first.",
+    },
+    "sim.pcscd_unavailable": {
+        "fr": "pcscd ne peut pas être démarré pour les tests ({message}) : lancez "
+        "scripts/setup.sh.",
+        "en": "pcscd cannot be started for the tests ({message}): run scripts/setup.sh.",
     },
     "sim.persona": {
         "fr": "Profil de carte invalide : {message}.",

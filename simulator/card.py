@@ -82,7 +82,7 @@ class CardSpec:
     pins: dict[int, PinObject]
     keys: dict[int, CardKey]
     puk_for_pin: dict[int, int] = field(default_factory=dict)  # PIN reference -> PUK reference
-    t0: bool = False
+    t0: bool = False  # profiles set it from the ATR: T=0 when T=1 is not offered
     extended_length: bool = False
     mute: bool = False  # a truncated ATR, and so no protocol: nothing gets through
     label: str = "virtual card"
@@ -144,7 +144,8 @@ class VirtualCard:
         except MalformedApdu:
             return ResponseApdu(b"", StatusWord.WRONG_LENGTH)
         self.commands[command.ins] += 1
-        if command.is_extended and (self.spec.t0 or not self.spec.extended_length):
+        extended_form = len(raw) > 5 and raw[4] == 0  # ISO 7816-4 § 5.1: 00 then 2-byte fields
+        if extended_form and (self.spec.t0 or not self.spec.extended_length):
             return ResponseApdu(b"", StatusWord.WRONG_LENGTH)
         if command.ins != Ins.GET_RESPONSE:
             self._session.pending = b""

@@ -50,6 +50,17 @@ def _text(key: str, language: Language, **values: object) -> str:
     return TEXTS[key][language].format(**values)
 
 
+def _port(text: str) -> int:
+    """A TCP port whose successor (the second slot) is a port too."""
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError("a port number") from None
+    if not 1 <= port <= 65534:
+        raise argparse.ArgumentTypeError("a port from 1 to 65534 (the second slot is port + 1)")
+    return port
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="cardauth-sim",
@@ -67,10 +78,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--swap", action="store_true", help="Vitale in slot 0, CPS in slot 1")
     parser.add_argument("--no-cps", action="store_true", help="start without the CPS card")
     parser.add_argument("--no-vitale", action="store_true", help="start without the Vitale card")
-    parser.add_argument("--t0", action="store_true", help="cards behave as T=0 cards (61xx, 6Cxx)")
     parser.add_argument("--vpcd-host", default="127.0.0.1", help="vpcd address (loopback only)")
     parser.add_argument(
-        "--vpcd-port", type=int, default=DEFAULT_PORTS[0], help="port of vpcd's first slot"
+        "--vpcd-port", type=_port, default=DEFAULT_PORTS[0], help="port of vpcd's first slot"
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     personas = commands.add_parser("personas", help="list the bundled personas")
@@ -131,7 +141,7 @@ def _control(args: argparse.Namespace) -> int:
 
 
 def _run_vpcd(args: argparse.Namespace, language: Language) -> int:
-    workstation = vpcd_workstation(args.vpcd_host, args.vpcd_port, t0=True if args.t0 else None)
+    workstation = vpcd_workstation(args.vpcd_host, args.vpcd_port)
     placement = [None if args.no_cps else args.cps, None if args.no_vitale else args.vitale]
     if args.swap:
         placement.reverse()

@@ -14,6 +14,7 @@ import json
 import os
 import socket
 import socketserver
+import stat
 import tempfile
 import threading
 from pathlib import Path
@@ -37,6 +38,17 @@ def default_socket_path() -> Path:
     if runtime and Path(runtime).is_dir():
         return Path(runtime) / "cardauth-sim.sock"
     return Path(tempfile.gettempdir()) / f"cardauth-sim-{os.getuid()}" / "control.sock"
+
+
+def _private_directory(path: Path) -> None:
+    """Create ``path`` for this user alone, and refuse one that someone else prepared
+    (in a shared /tmp, another user could otherwise squat the control socket)."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    status = path.lstat()
+    if not stat.S_ISDIR(status.st_mode) or status.st_uid != os.getuid() or status.st_mode & 0o077:
+        raise SimulatorError(
+            "the control socket's directory is not private to this user", path=str(path)
+        )
 
 
 def handle_request(workstation: Workstation, request: Any) -> dict[str, Any]:
@@ -83,7 +95,7 @@ class _Handler(socketserver.StreamRequestHandler):
                 return
             try:
                 request = json.loads(raw)
-            except ValueError:
+            except (ValueError, RecursionError):
                 request = None
             self._answer(handle_request(self.server.workstation, request))
 
@@ -103,8 +115,12 @@ class ControlServer:
     """Serves control requests for ``workstation`` on ``path`` until closed."""
 
     def __init__(self, workstation: Workstation, path: Path | None = None) -> None:
-        self.path = path or default_socket_path()
-        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if path is None:
+            path = default_socket_path()
+            if path.parent.name.startswith("cardauth-sim-"):  # the fallback under /tmp
+                _private_directory(path.parent)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
         if self.path.exists() and not _someone_listens(self.path):
             self.path.unlink()  # left over by a simulator that was killed
         previous = os.umask(0o177)

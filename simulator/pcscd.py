@@ -10,6 +10,7 @@ libpcsclite reads once, when a process first talks to PC/SC: set it (see
 
 from __future__ import annotations
 
+import ctypes
 import os
 import shutil
 import signal
@@ -51,6 +52,15 @@ def _free(port: int) -> bool:
         except OSError:
             return False
     return True
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: the kernel sends SIGTERM to the daemon if the
+    process that started it dies (a test run killed with -9 leaves no pcscd behind).
+    The setting survives exec of the unshare, sh and pcscd programs."""
+    pr_set_pdeathsig = 1
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(pr_set_pdeathsig, signal.SIGTERM, 0, 0, 0)
 
 
 class PrivatePcscd:
@@ -118,6 +128,7 @@ class PrivatePcscd:
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,
+                preexec_fn=_die_with_parent,  # noqa: PLW1509 - only prctl, before exec
             )
         self._wait_until_ready()
         return self

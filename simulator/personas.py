@@ -32,7 +32,6 @@ DEFAULT_PUK = "12345678"
 @dataclass(frozen=True, slots=True)
 class CardSettings:
     serial: str  # 10 decimal digits, stored as 5 BCD bytes
-    t0: bool = False
     mute: bool = False
 
 
@@ -203,12 +202,16 @@ class _Fields:
 _REQUIRED = object()
 
 
+def _digits(text: str, count: int) -> bool:
+    return len(text) == count and text.isascii() and text.isdigit()
+
+
 def _card_settings(fields: _Fields) -> CardSettings:
     card = fields.table("card")
     serial = card.text("serial")
-    if len(serial) != 10 or not serial.isdigit():
+    if not _digits(serial, 10):
         raise PersonaError("card.serial must be 10 digits", file=fields.file)
-    return CardSettings(serial=serial, t0=card.flag("t0"), mute=card.flag("mute"))
+    return CardSettings(serial=serial, mute=card.flag("mute"))
 
 
 def _certificate(fields: _Fields) -> CertificateSpec:
@@ -239,7 +242,7 @@ def _cps(persona_id: str, fields: _Fields) -> CpsPersona:
     pin_settings = fields.table("pin") if fields.has("pin") else _Fields({}, fields.file)
     pin, puk = pin_settings.text("pin", DEFAULT_PIN), pin_settings.text("puk", DEFAULT_PUK)
     tries_left = pin_settings.integer("tries_left", PIN_TRIES)
-    if not (len(pin) == 4 and pin.isdigit() and len(puk) == 8 and puk.isdigit()):
+    if not (_digits(pin, 4) and _digits(puk, 8)):
         raise PersonaError("pin.pin must be 4 digits and pin.puk 8 digits", file=fields.file)
     if not 0 <= tries_left <= PIN_TRIES:
         raise PersonaError(f"pin.tries_left must be 0 to {PIN_TRIES}", file=fields.file)
@@ -305,6 +308,8 @@ def _other(persona_id: str, fields: _Fields) -> OtherPersona:
         atr = bytes.fromhex(fields.text("atr"))
     except ValueError:
         raise PersonaError("atr must be hexadecimal", file=fields.file) from None
+    if not 1 <= len(atr) <= 33:
+        raise PersonaError("atr must be 1 to 33 bytes", file=fields.file)
     return OtherPersona(
         id=persona_id,
         description=fields.text("description"),

@@ -274,6 +274,8 @@ class SimulatorPki:
             .add_extension(x509.CRLNumber(int(this_update.timestamp())), critical=False)
         )
         for certificate, when in self.revoked(authority, personas):
+            if when > this_update.date():
+                continue  # not revoked yet at the CRL's date
             entry = (
                 x509.RevokedCertificateBuilder()
                 .serial_number(certificate.serial_number)

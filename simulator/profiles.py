@@ -12,7 +12,9 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from cardauth import tlv
 from cardauth.cards import cps, vitale
 from cardauth.cards.algorithms import CardAlgorithm
+from cardauth.cards.atr import Atr
 from cardauth.cards.files import EF_SN_ICC, SN_ICC_TAG
+from cardauth.errors import MalformedCardData
 from simulator.card import CardSpec, VirtualCard
 from simulator.filesystem import DedicatedFile, ElementaryFile, build_tree
 from simulator.personas import CpsPersona, OtherPersona, Persona, VitalePersona
@@ -30,10 +32,10 @@ PKCS15_DF = 0x5015
 PUK_TRIES = 10
 
 
-def build_card(
-    persona: Persona, *, t0: bool | None = None, pki: SimulatorPki | None = None
-) -> VirtualCard:
-    """A fresh virtual card for ``persona``; ``t0`` overrides the persona's protocol."""
+def build_card(persona: Persona, *, pki: SimulatorPki | None = None) -> VirtualCard:
+    """A fresh virtual card for ``persona``. It speaks the protocol its ATR offers:
+    the CPS and Vitale ATRs offer T=0 only, so these cards answer with 61xx and 6Cxx
+    as real ones do."""
     pki = pki or simulator_pki()
     if isinstance(persona, CpsPersona):
         spec = _cps_spec(persona, pki)
@@ -41,9 +43,17 @@ def build_card(
         spec = _vitale_spec(persona, pki)
     else:
         spec = _other_spec(persona)
-    spec.t0 = persona.card.t0 if t0 is None else t0
+    spec.t0 = t0_only(spec.atr)
     spec.mute = persona.card.mute
     return VirtualCard(spec)
+
+
+def t0_only(atr: bytes) -> bool:
+    """True when the ATR does not offer T=1 (an unusable ATR counts as T=0)."""
+    try:
+        return 1 not in Atr.parse(atr).protocols
+    except MalformedCardData:
+        return True
 
 
 def _serial_file(issuer: bytes, serial: str) -> ElementaryFile:

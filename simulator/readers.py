@@ -119,7 +119,9 @@ class VirtualLink:
 
     def control(self, code: int, data: bytes) -> bytes:
         self._check_card()
-        raise TransportError("the reader does not support this control code", code=f"{code:08X}")
+        raise TransportError(
+            "the reader does not support this control code", control_code=f"{code:08X}"
+        )
 
     def close(self) -> None:
         if self._closed:

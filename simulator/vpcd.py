@@ -68,7 +68,7 @@ class VpcdSlot:
         self._socket: socket.socket | None = None
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
-        self._connected = threading.Event()
+        self._socket_lock = threading.Lock()  # the socket changes hands under it
 
     @property
     def card(self) -> VirtualCard | None:
@@ -82,14 +82,14 @@ class VpcdSlot:
         self._card = card
         self._stop.clear()
         self._socket = sock
-        self._connected.set()
         self._thread = threading.Thread(target=self._serve, name=f"vpcd-{self.port}", daemon=True)
         self._thread.start()
 
     def remove(self) -> VirtualCard | None:
         """Disconnect the card: pcscd sees it removed."""
         card, self._card = self._card, None
-        self._stop.set()
+        with self._socket_lock:
+            self._stop.set()
         self._close_socket()
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout=5)
@@ -116,24 +116,27 @@ class VpcdSlot:
             return sock
 
     def _close_socket(self) -> None:
-        sock, self._socket = self._socket, None
-        self._connected.clear()
+        with self._socket_lock:
+            sock, self._socket = self._socket, None
         if sock is not None:
             with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
             sock.close()
 
     def _serve(self) -> None:
-        while not self._stop.is_set():
-            sock = self._socket
-            card = self._card
-            if sock is not None and card is not None:
-                with contextlib.suppress(OSError):
-                    _serve_connection(sock, card)
-            self._close_socket()
-            if self._stop.is_set() or not self.reconnect:
-                return
-            self._plug_again()
+        try:
+            while not self._stop.is_set():
+                sock = self._socket
+                card = self._card
+                if sock is not None and card is not None:
+                    with contextlib.suppress(OSError):
+                        _serve_connection(sock, card)
+                self._close_socket()
+                if self._stop.is_set() or not self.reconnect:
+                    return
+                self._plug_again()
+        finally:
+            self._close_socket()  # whatever happened, a removed card is not left plugged
 
     def _plug_again(self) -> None:
         """pcscd closed the connection (restart): plug the card in again when it is back."""
@@ -142,11 +145,13 @@ class VpcdSlot:
                 sock = self._connect(timeout=0.5)
             except VpcdUnreachable:
                 continue
-            if self._stop.is_set():
+            with self._socket_lock:
+                plugged = not self._stop.is_set()
+                if plugged:
+                    self._socket = sock
+            if not plugged:  # removed meanwhile
                 sock.close()
                 return
-            self._socket = sock
-            self._connected.set()
             log.info("card plugged in again on vpcd port %d", self.port)
             return
 

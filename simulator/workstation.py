@@ -64,9 +64,8 @@ class SlotStatus:
 class Workstation:
     """Two slots, the personas' cards, and the moves a person makes with them."""
 
-    def __init__(self, slots: Sequence[_SlotBackend], *, t0: bool | None = None) -> None:
+    def __init__(self, slots: Sequence[_SlotBackend]) -> None:
         self._slots = list(slots)
-        self._t0 = t0
         self._lock = threading.Lock()
         self._in_slot: list[Persona | None] = [None] * len(self._slots)
         self._cards: dict[str, VirtualCard] = {}
@@ -75,7 +74,7 @@ class Workstation:
         """The one card of this persona for the whole run."""
         card = self._cards.get(persona.id)
         if card is None:
-            card = self._cards[persona.id] = build_card(persona, t0=self._t0)
+            card = self._cards[persona.id] = build_card(persona)
         return card
 
     def insert(self, index: int, persona_name: str) -> None:
@@ -131,22 +130,20 @@ class Workstation:
             raise SimulatorError("no such slot", slot=index, slots=len(self._slots))
 
 
-def simulated_readers(personas: Sequence[str] = (), *, t0: bool | None = None) -> VirtualReaders:
+def simulated_readers(personas: Sequence[str] = ()) -> VirtualReaders:
     """In-process dual-slot reader with ``personas`` inserted (default: doctor, patient)."""
-    workstation, readers = virtual_workstation(t0=t0)
+    workstation, readers = virtual_workstation()
     for index, name in enumerate(personas or DEFAULT_PERSONAS):
         workstation.insert(index, name)
     return readers
 
 
-def vpcd_workstation(
-    host: str = "127.0.0.1", port: int = DEFAULT_PORTS[0], *, t0: bool | None = None
-) -> Workstation:
+def vpcd_workstation(host: str = "127.0.0.1", port: int = DEFAULT_PORTS[0]) -> Workstation:
     """A workstation whose two slots are the vpcd slots on ``port`` and ``port + 1``."""
     slots = [_VpcdSlot(VpcdSlot(port + i, host)) for i in range(SLOT_COUNT)]
-    return Workstation(slots, t0=t0)
+    return Workstation(slots)
 
 
-def virtual_workstation(*, t0: bool | None = None) -> tuple[Workstation, VirtualReaders]:
+def virtual_workstation() -> tuple[Workstation, VirtualReaders]:
     readers = VirtualReaders()
-    return Workstation([_VirtualSlot(readers, i) for i in range(SLOT_COUNT)], t0=t0), readers
+    return Workstation([_VirtualSlot(readers, i) for i in range(SLOT_COUNT)]), readers

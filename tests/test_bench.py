@@ -25,8 +25,8 @@ def test_card_layer_benchmark_runs_and_counts_apdus() -> None:
     figures = json.loads(result.stdout)
     assert figures["apdus"] == {
         "identify_both_cards": 2,
-        "read_cps_holder_and_certificate": 7,
-        "pin_and_sign": 4,
+        "read_cps_holder_and_certificate": 8,
+        "pin_and_sign": 5,
     }
     assert figures["per_apdu"]["ratio"] > 0
-    assert figures["read_holder_and_certificate"]["apdus"] == 7
+    assert figures["read_holder_and_certificate"]["apdus"] == 8

@@ -10,11 +10,12 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa, utils
+from cryptography.hazmat.primitives.serialization import Encoding
 
 from cardauth.apdu import CommandApdu, Ins
 from cardauth.cards import pin
 from cardauth.cards.algorithms import SignatureScheme
-from cardauth.cards.application import CardKind
+from cardauth.cards.application import CardApplication, CardKind
 from cardauth.cards.cps import CardType, CpsCard, KeyRole
 from cardauth.cards.identify import find_card, open_card
 from cardauth.cards.vitale import Relationship, VitaleCard
@@ -23,6 +24,7 @@ from cardauth.errors import (
     CardMute,
     CardNotPresent,
     CardRemoved,
+    MalformedCardData,
     NoCard,
     PinBlocked,
     PinFormatInvalid,
@@ -35,6 +37,8 @@ from cardauth.errors import (
 from cardauth.identifiers import IdNatType
 from cardauth.transport.channel import CardChannel
 from cardauth.transport.monitor import CardMonitor, EventType
+from simulator.personas import load_cps
+from simulator.pki import simulator_pki
 from simulator.readers import VirtualReaders
 from tests.conftest import Station
 from tests.support import card_for
@@ -376,9 +380,14 @@ def test_monitor_reports_insertion_and_removal(station: Station) -> None:
 
 
 def test_extended_length_card_sends_its_certificate_in_one_response() -> None:
-    virtual = card_for("doctor")
-    # Historical bytes 80 73 00 00 40: card capabilities with "extended Lc and Le".
-    virtual.spec.atr = bytes.fromhex("3B 05 80 73 00 00 40")
+    virtual = card_for("doctor", t0=False)
+    # T=1 (TD1 = 01), historical bytes 80 73 00 00 40: card capabilities with
+    # "extended Lc and Le" (ISO 7816-4 § 12.1.1), then the check byte TCK.
+    atr = bytes.fromhex("3B 85 80 01 80 73 00 00 40")
+    tck = 0
+    for byte in atr[1:]:
+        tck ^= byte
+    virtual.spec.atr = atr + bytes((tck,))
     virtual.spec.extended_length = True
     readers = VirtualReaders()
     readers.insert(0, virtual)
@@ -389,3 +398,24 @@ def test_extended_length_card_sends_its_certificate_in_one_response() -> None:
         certificate = card.certificate()
     assert certificate.subject.rfc4514_string().startswith("CN=899700420013")
     assert virtual.commands[Ins.READ_BINARY] == 1
+
+
+def test_extended_length_is_not_used_over_t0() -> None:
+    virtual = card_for("doctor")  # T=0, as its ATR says
+    virtual.spec.atr = bytes.fromhex("3B 05 80 73 00 00 40")  # announces extended, T=0 only
+    readers = VirtualReaders()
+    readers.insert(0, virtual)
+    card = open_card(readers, readers.slot_names[0])
+    assert not card.channel.extended_length
+
+
+def test_a_damaged_certificate_is_a_typed_error() -> None:
+    der = bytearray(
+        simulator_pki()
+        .cps_certificates(load_cps("doctor"))
+        .authentication.public_bytes(Encoding.DER)
+    )
+    at = der.index(b"FONTAINE")
+    der[at] = 0xC3  # a UTF-8 lead byte followed by an ASCII letter: invalid
+    with pytest.raises(MalformedCardData):
+        CardApplication._parse_certificate(bytes(der))

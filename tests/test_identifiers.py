@@ -42,6 +42,12 @@ def test_invalid_nirs_are_refused(value: str) -> None:
     assert caught.value.code == "identifier.invalid"
 
 
+def test_a_nir_has_one_spelling_only() -> None:
+    arabic = str.maketrans("0123456789", "٠١٢٣٤٥٦٧٨٩")
+    with pytest.raises(InvalidIdentifier):
+        Nir.parse("2" + "951099126111".translate(arabic) + "93")
+
+
 def test_nir_repr_does_not_leak_the_number() -> None:
     nir = Nir.parse("295109912611193")
     assert "912611193" not in repr(nir)

@@ -13,9 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from cardauth.errors import CardBusy
+from cardauth.errors import CardBusy, CardRemoved
+from cardauth.transport.base import SlotState
 from cardauth.transport.channel import CardChannel
 from cardauth.transport.monitor import CardMonitor, EventType
+from cardauth.transport.pcsc import PcscBackend
 from simulator.pcscd import PrivatePcscd
 from tests.conftest import Station
 
@@ -90,6 +92,52 @@ def test_transaction_excludes_another_process(pcscd_station: Station) -> None:
         channel.close()
         holder.kill()
         holder.wait()
+
+
+def test_connect_has_a_deadline_while_another_process_holds_the_card(
+    pcscd_station: Station,
+) -> None:
+    pcscd_station.insert(0, "doctor")
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD_SCRIPT, pcscd_station.readers[0], "3"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None
+        assert holder.stdout.readline().strip() == "held"
+        backend = PcscBackend(connect_timeout=0.5)
+        started = time.monotonic()
+        with pytest.raises(CardBusy):
+            backend.connect(pcscd_station.readers[0])
+        assert time.monotonic() - started < 1.5
+        holder.wait(timeout=10)
+        backend.connect(pcscd_station.readers[0]).close()  # and the late one was closed
+        backend.close()
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_closed_link_fails_at_once(pcscd_station: Station) -> None:
+    pcscd_station.insert(0, "doctor")
+    link = pcscd_station.backend.connect(pcscd_station.readers[0])
+    link.close()
+    started = time.monotonic()
+    with pytest.raises(CardRemoved):
+        link.begin_transaction(3.0)
+    with pytest.raises(CardRemoved):
+        link.transmit(bytes.fromhex("00A4000C023F00"))
+    assert time.monotonic() - started < 0.5
+
+
+def test_a_reader_that_went_away_is_reported_at_once(pcscd_station: Station) -> None:
+    known = dict(pcscd_station.backend.slot_states())
+    known["Phantom Reader 00 00"] = SlotState("Phantom Reader 00 00", card_present=True)
+    started = time.monotonic()
+    states = pcscd_station.backend.wait_for_change(known, timeout=3.0)
+    assert time.monotonic() - started < 1.0
+    assert set(states) == set(pcscd_station.readers)
 
 
 def test_pcscd_restart_is_survived(pcscd: PrivatePcscd, pcscd_station: Station) -> None:

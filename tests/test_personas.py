@@ -131,3 +131,10 @@ def test_unknown_persona_names_the_known_ones() -> None:
     with pytest.raises(PersonaError) as caught:
         load("../../etc/passwd")
     assert "doctor" in str(caught.value.context["known"])
+
+
+def test_non_ascii_digits_are_refused(tmp_path: Path) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text(GOOD_VITALE.replace('serial = "0000200099"', 'serial = "000020009²"'))
+    with pytest.raises(PersonaError):
+        load(str(path))

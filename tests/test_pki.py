@@ -139,3 +139,9 @@ def test_a_damaged_key_cache_is_regenerated(
         cached.write_bytes(b"not a key")
     again = keys.rsa_key.__wrapped__(label)
     assert again.private_numbers() == first.private_numbers()
+
+
+def test_crl_does_not_list_a_revocation_dated_after_it() -> None:
+    pki = simulator_pki()
+    before = pki.crl(pki.cps_ca, dt.datetime(2025, 6, 1, tzinfo=dt.UTC))  # revoked 2025-06-15
+    assert list(before) == []

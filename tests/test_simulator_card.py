@@ -32,7 +32,8 @@ def send(card: VirtualCard, apdu: str) -> tuple[bytes, int]:
 
 @pytest.fixture
 def doctor() -> VirtualCard:
-    card = card_for("doctor")
+    """The doctor's card answering as a T=1 card (data straight in the response)."""
+    card = card_for("doctor", t0=False)
     card.power_on()
     return card
 
@@ -59,6 +60,12 @@ def test_truncated_command_is_6700(doctor: VirtualCard) -> None:
 
 def test_extended_length_is_refused_by_a_short_only_card(doctor: VirtualCard) -> None:
     assert sw(doctor, "00 B0 00 00 00 05 00") == 0x6700
+    assert sw(doctor, "00 B0 00 00 00 00 FD") == 0x6700  # even for a value a short Le holds
+
+
+def test_cps_and_vitale_cards_speak_t0_as_their_atrs_say() -> None:
+    assert card_for("doctor").spec.t0
+    assert card_for("patient").spec.t0
 
 
 # -- SELECT ------------------------------------------------------------------------
@@ -140,7 +147,7 @@ def test_read_binary_without_le_is_6700(doctor: VirtualCard) -> None:
 
 
 def test_extended_read_on_a_card_that_takes_it() -> None:
-    card = card_for("doctor")
+    card = card_for("doctor", t0=False)
     card.spec.extended_length = True
     card.power_on()
     send(card, SELECT_IAS)
@@ -316,7 +323,7 @@ def test_signature_key_needs_the_pin_before_each_signature(doctor: VirtualCard) 
 
 
 def test_pss_signature_verifies() -> None:
-    card = card_for("doctor")
+    card = card_for("doctor", t0=False)
     card.power_on()
     send(card, "00 20 00 01 08" + PIN)
     send(card, "00 22 41 A4 06 800105 840182")
@@ -366,7 +373,7 @@ def test_pso_with_other_parameters_is_6a86(doctor: VirtualCard) -> None:
 
 
 def test_vitale_key_signs_without_pin() -> None:
-    card = card_for("patient")
+    card = card_for("patient", t0=False)
     card.power_on()
     assert sw(card, SELECT_VITALE) == 0x9000
     assert sw(card, "00 22 41 A4 06 800104 840181") == 0x9000

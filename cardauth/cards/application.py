@@ -67,7 +67,15 @@ class CardApplication:
 
     @staticmethod
     def _parse_certificate(der: bytes) -> x509.Certificate:
+        """Parse the whole certificate now: cryptography decodes names and extensions
+        only when they are first read, which would turn a damaged certificate into a
+        ValueError far from here."""
         try:
-            return x509.load_der_x509_certificate(der)
+            certificate = x509.load_der_x509_certificate(der)
+            certificate.subject.rfc4514_string()
+            certificate.issuer.rfc4514_string()
+            _ = certificate.not_valid_before_utc, certificate.not_valid_after_utc
+            _ = list(certificate.extensions)
         except ValueError as exc:
             raise MalformedCardData("the card's certificate does not parse") from exc
+        return certificate

@@ -218,6 +218,14 @@ class CpsCard(CardApplication):
             self._select()
             pin.verify_pin(self.channel, PIN_REFERENCE, value, PIN_FORMAT)
 
+    def reset_pin_status(self) -> None:
+        """Forget the verified PIN on the card. A verified PIN stays verified until the
+        card is reset or removed, and any connection may use the authentication key
+        meanwhile: callers that do not keep a PIN session call this when done."""
+        with self.channel.transaction():
+            self._select()
+            pin.reset_pin_status(self.channel, PIN_REFERENCE)
+
     def change_pin(self, old: str, new: str) -> None:
         with self.channel.transaction():
             self._select()

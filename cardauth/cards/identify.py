@@ -11,8 +11,8 @@ from cardauth.cards.application import CardApplication, CardKind
 from cardauth.cards.atr import Atr
 from cardauth.cards.cps import CpsCard
 from cardauth.cards.vitale import VitaleCard
-from cardauth.errors import CardNotPresent, MalformedCardData, TransportError, UnknownCard
-from cardauth.transport.base import ReaderBackend
+from cardauth.errors import CardAuthError, CardNotPresent, MalformedCardData, UnknownCard
+from cardauth.transport.base import CardProtocol, ReaderBackend
 from cardauth.transport.channel import CardChannel
 
 APPLICATIONS: tuple[type[CardApplication], ...] = (CpsCard, VitaleCard)
@@ -32,8 +32,11 @@ def identify(channel: CardChannel) -> CardApplication:
     )
 
 
-def announces_extended_length(atr: bytes) -> bool:
-    """Whether the ATR's card capabilities announce extended Lc/Le."""
+def extended_length_usable(atr: bytes, protocol: CardProtocol) -> bool:
+    """Whether the ATR's card capabilities announce extended Lc/Le, and the protocol
+    can carry it (T=0 carries short APDUs only, ISO 7816-3 § 12.2)."""
+    if protocol is not CardProtocol.T1:
+        return False
     try:
         return Atr.parse(atr).extended_length
     except MalformedCardData:
@@ -44,7 +47,7 @@ def open_card(backend: ReaderBackend, reader: str) -> CardApplication:
     """Connect to the card in ``reader`` and identify it (the connection is closed
     again if that fails)."""
     link = backend.connect(reader)
-    channel = CardChannel(link, extended_length=announces_extended_length(link.atr))
+    channel = CardChannel(link, extended_length=extended_length_usable(link.atr, link.protocol))
     try:
         return identify(channel)
     except BaseException:
@@ -59,8 +62,8 @@ def find_card(backend: ReaderBackend, kind: CardKind) -> CardApplication:
             continue
         try:
             card = open_card(backend, reader)
-        except (UnknownCard, TransportError):
-            continue  # another card, or one that went away: keep looking
+        except CardAuthError:
+            continue  # another card, one that went away, or one that answers oddly
         if card.KIND is kind:
             return card
         card.channel.close()

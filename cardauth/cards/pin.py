@@ -75,6 +75,14 @@ def verify_pin(channel: CardChannel, reference: int, pin: str, pin_format: PinFo
     _check_pin_answer(response, "VERIFY")
 
 
+def reset_pin_status(channel: CardChannel, reference: int) -> None:
+    """VERIFY with P1 = FF (ISO 7816-4 § 11.5.6): the PIN is no longer verified, so
+    nobody else on the workstation can use the key it unlocked."""
+    response = channel.transmit(CommandApdu(0x00, Ins.VERIFY, 0xFF, reference))
+    if response.sw != StatusWord.OK:
+        raise _unexpected(response, "VERIFY (reset)")
+
+
 def change_pin(
     channel: CardChannel, reference: int, old: str, new: str, pin_format: PinFormat
 ) -> None:

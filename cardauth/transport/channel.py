@@ -48,6 +48,7 @@ class CardChannel:
         self.apdus_sent = 0  # every APDU, GET RESPONSE and re-issues included
         self._lock = threading.RLock()
         self._depth = 0
+        self._holder: int | None = None  # the thread inside the outermost transaction
         self._transactions = 0
 
     @property
@@ -73,12 +74,14 @@ class CardChannel:
             if self._depth == 0:
                 self.link.begin_transaction(self.transaction_timeout)
                 self._transactions += 1
+                self._holder = threading.get_ident()
             self._depth += 1
             try:
                 yield
             finally:
                 self._depth -= 1
                 if self._depth == 0:
+                    self._holder = None
                     self._end_link_transaction()
         finally:
             self._lock.release()
@@ -90,13 +93,20 @@ class CardChannel:
             return
 
     def transmit(self, command: CommandApdu) -> ResponseApdu:
-        """Send a command and return its complete response."""
+        """Send a command and return its complete response (in a transaction of its
+        own unless the calling thread already holds one)."""
+        if self._holder == threading.get_ident():
+            return self._transmit_held(command)
         with self.transaction():
-            if len(command.data) > SHORT_MAX_NC and not self.extended_length:
-                return self._transmit_chained(command)
-            if command.ne is not None and command.ne > SHORT_MAX_NE and not self.extended_length:
+            return self._transmit_held(command)
+
+    def _transmit_held(self, command: CommandApdu) -> ResponseApdu:
+        if not self.extended_length:
+            if command.ne is not None and command.ne > SHORT_MAX_NE:
                 command = command.with_ne(SHORT_MAX_NE)  # the rest comes through 61xx
-            return self._exchange(command)
+            if len(command.data) > SHORT_MAX_NC:
+                return self._transmit_chained(command)
+        return self._exchange(command)
 
     def _transmit_chained(self, command: CommandApdu) -> ResponseApdu:
         """Command chaining (ISO 7816-4 § 5.3.3): all parts but the last with CLA bit 10."""
@@ -132,6 +142,9 @@ class CardChannel:
             response = self._send(get_response)
             if response.sw1 == SW1_WRONG_LE:
                 response = self._send(get_response.with_ne(response.sw2 or SHORT_MAX_NE))
+            if not response.data and response.sw1 == SW1_BYTES_AVAILABLE:
+                # Announcing more data and giving none would go on for ever.
+                raise MalformedCardData("GET RESPONSE gave no data", reader=self.reader)
             parts.append(response.data)
             total += len(response.data)
             if total > MAX_RESPONSE:

@@ -15,7 +15,6 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 from cardauth.errors import (
@@ -101,13 +100,51 @@ def pcsc_error(result: int, operation: str, reader: str | None = None) -> Transp
     return error_class(message, **context)
 
 
-@dataclass(eq=False)
-class _Attempt:
-    """One SCardBeginTransaction request, answered by the gate's worker."""
+class _Pending:
+    """The answer to a PC/SC call that runs on another thread, so that its caller can
+    stop waiting. An answer that comes after the caller gave up (or was interrupted)
+    is undone by ``undo``: a transaction is ended, a connection closed, so that the
+    card is never left held by nobody."""
 
-    done: threading.Event = field(default_factory=threading.Event)
-    result: int = SCARD_S_SUCCESS
-    abandoned: bool = False
+    def __init__(self, undo: Callable[[Any], None]) -> None:
+        self._undo = undo
+        self._lock = threading.Lock()
+        self._done = threading.Event()
+        self._abandoned = False
+        self.value: Any = None
+
+    def resolve(self, value: Any) -> None:
+        with self._lock:
+            if self._abandoned:
+                self._undo(value)
+                return
+            self.value = value
+            self._done.set()
+
+    def wait(self, timeout: float) -> bool:
+        """True with ``value`` set if answered within ``timeout``; else abandoned."""
+        try:
+            answered = self._done.wait(timeout)
+        except BaseException:  # KeyboardInterrupt, SystemExit: nobody will use the answer
+            self.abandon()
+            raise
+        if answered:
+            return True
+        with self._lock:
+            if self._done.is_set():
+                return True
+            self._abandoned = True
+            return False
+
+    def abandon(self) -> None:
+        with self._lock:
+            self._abandoned = True
+            if self._done.is_set():
+                self._undo(self.value)
+
+    @property
+    def abandoned(self) -> bool:
+        return self._abandoned
 
 
 class _TransactionGate:
@@ -116,43 +153,35 @@ class _TransactionGate:
     pcsc-lite's SCardBeginTransaction waits, for as long as another connection (in
     any process) holds the card, and cannot be interrupted. So it runs on a worker
     thread of the link: the caller waits for it at most ``timeout`` seconds, then
-    gets CardBusy; a transaction obtained after the caller gave up is ended at once,
-    so that the card is never left locked.
+    gets CardBusy; a transaction obtained after the caller gave up is ended at once.
     """
 
     def __init__(self, handle: int, reader: str) -> None:
         self._handle = handle
         self._reader = reader
-        self._lock = threading.Lock()
-        self._requests: queue.SimpleQueue[_Attempt | None] = queue.SimpleQueue()
+        self._requests: queue.SimpleQueue[_Pending | None] = queue.SimpleQueue()
         self._worker = threading.Thread(target=self._serve, name="pcsc-transaction", daemon=True)
         self._worker.start()
 
     def begin(self, timeout: float) -> None:
-        attempt = _Attempt()
-        self._requests.put(attempt)
-        if not attempt.done.wait(timeout):
-            with self._lock:
-                if not attempt.done.is_set():
-                    attempt.abandoned = True
-                    raise CardBusy(
-                        "the card is held by another application",
-                        reader=self._reader,
-                        operation="SCardBeginTransaction",
-                    )
-        if attempt.result != SCARD_S_SUCCESS:
-            raise pcsc_error(attempt.result, "SCardBeginTransaction", self._reader)
+        pending = _Pending(self._end_if_obtained)
+        self._requests.put(pending)
+        if not pending.wait(timeout):
+            raise CardBusy(
+                "the card is held by another application",
+                reader=self._reader,
+                operation="SCardBeginTransaction",
+            )
+        if pending.value != SCARD_S_SUCCESS:
+            raise pcsc_error(pending.value, "SCardBeginTransaction", self._reader)
+
+    def _end_if_obtained(self, result: int) -> None:
+        if result == SCARD_S_SUCCESS:
+            scard.SCardEndTransaction(self._handle, scard.SCARD_LEAVE_CARD)
 
     def _serve(self) -> None:
-        while (attempt := self._requests.get()) is not None:
-            result = _u32(scard.SCardBeginTransaction(self._handle))
-            with self._lock:
-                if attempt.abandoned:
-                    if result == SCARD_S_SUCCESS:
-                        scard.SCardEndTransaction(self._handle, scard.SCARD_LEAVE_CARD)
-                    continue
-                attempt.result = result
-                attempt.done.set()
+        while (pending := self._requests.get()) is not None:
+            pending.resolve(_u32(scard.SCardBeginTransaction(self._handle)))
 
     def close(self) -> None:
         self._requests.put(None)
@@ -170,6 +199,11 @@ class PcscLink:
         self._protocol = protocol
         self._atr = self._read_atr()
         self._gate = _TransactionGate(handle, reader)
+
+    def _open_handle(self) -> int:
+        if not self._handle:
+            raise CardRemoved("the connection to the card was closed", reader=self._reader)
+        return self._handle
 
     @property
     def reader(self) -> str:
@@ -190,21 +224,22 @@ class PcscLink:
         return bytes(atr)
 
     def transmit(self, apdu: bytes) -> bytes:
-        result, response = scard.SCardTransmit(self._handle, self._protocol, list(apdu))
+        result, response = scard.SCardTransmit(self._open_handle(), self._protocol, list(apdu))
         if result != SCARD_S_SUCCESS:
             raise pcsc_error(result, "SCardTransmit", self._reader)
         return bytes(response)
 
     def begin_transaction(self, timeout: float) -> None:
+        self._open_handle()
         self._gate.begin(timeout)
 
     def end_transaction(self) -> None:
-        result = scard.SCardEndTransaction(self._handle, scard.SCARD_LEAVE_CARD)
+        result = scard.SCardEndTransaction(self._open_handle(), scard.SCARD_LEAVE_CARD)
         if result != SCARD_S_SUCCESS:
             raise pcsc_error(result, "SCardEndTransaction", self._reader)
 
     def control(self, code: int, data: bytes) -> bytes:
-        result, response = scard.SCardControl(self._handle, code, list(data))
+        result, response = scard.SCardControl(self._open_handle(), code, list(data))
         if result != SCARD_S_SUCCESS:
             raise pcsc_error(result, "SCardControl", self._reader)
         return bytes(response)
@@ -270,29 +305,27 @@ class PcscBackend:
         return list(readers)
 
     def connect(self, reader: str) -> PcscLink:
-        context = self._establish()
+        """Connect in shared mode. pcscd makes SCardConnect wait while another
+        application holds a transaction on the card, whatever PCSCLITE_NO_BLOCKING
+        says, so the call runs on a thread and the wait ends after
+        ``connect_timeout`` with CardBusy (a connection made later is closed)."""
+        pending = _Pending(_close_late_connection)
+        threading.Thread(
+            target=_connect, args=(reader, pending), name="pcsc-connect", daemon=True
+        ).start()
+        if not pending.wait(self.connect_timeout):
+            raise CardBusy(
+                "the card is held by another application", reader=reader, operation="SCardConnect"
+            )
+        outcome = pending.value
+        if isinstance(outcome, TransportError):
+            raise outcome
+        context, handle, protocol = outcome
         try:
-            handle, protocol = self._connect_on(context, reader)
             return PcscLink(context, reader, handle, protocol)
         except BaseException:
-            scard.SCardReleaseContext(context)
+            _close_late_connection(outcome)
             raise
-
-    def _connect_on(self, context: int, reader: str) -> tuple[int, int]:
-        """SCardConnect, waiting up to ``connect_timeout`` for a transaction held by
-        another application to end."""
-        deadline = time.monotonic() + self.connect_timeout
-        protocols = scard.SCARD_PROTOCOL_T0 | scard.SCARD_PROTOCOL_T1
-        while True:
-            result, handle, protocol = scard.SCardConnect(
-                context, reader, scard.SCARD_SHARE_SHARED, protocols
-            )
-            result = _u32(result)
-            if result == SCARD_S_SUCCESS:
-                return int(handle), int(protocol)
-            if result != SCARD_E_SHARING_VIOLATION or time.monotonic() >= deadline:
-                raise pcsc_error(result, "SCardConnect", reader)
-            time.sleep(_POLL_INTERVAL)
 
     # -- states and events ---------------------------------------------------------
 
@@ -340,6 +373,41 @@ class PcscBackend:
             scard.SCardReleaseContext(context)
 
 
+def _connect(reader: str, pending: _Pending) -> None:
+    """SCardConnect on a context of its own, for PcscBackend.connect's thread."""
+    try:
+        result, context = scard.SCardEstablishContext(scard.SCARD_SCOPE_USER)
+        if _u32(result) != SCARD_S_SUCCESS:
+            pending.resolve(pcsc_error(result, "SCardEstablishContext", reader))
+            return
+        protocols = scard.SCARD_PROTOCOL_T0 | scard.SCARD_PROTOCOL_T1
+        while True:
+            result, handle, protocol = scard.SCardConnect(
+                context, reader, scard.SCARD_SHARE_SHARED, protocols
+            )
+            result = _u32(result)
+            if result != SCARD_E_SHARING_VIOLATION or pending.abandoned:
+                break
+            time.sleep(_POLL_INTERVAL)  # held exclusively by another application
+        if result != SCARD_S_SUCCESS:
+            scard.SCardReleaseContext(context)
+            pending.resolve(pcsc_error(result, "SCardConnect", reader))
+            return
+        pending.resolve((int(context), int(handle), int(protocol)))
+    except Exception as error:  # reported to the waiting caller, never lost on this thread
+        failure = TransportError(
+            "PC/SC failure", operation="SCardConnect", reader=reader, reason=str(error)
+        )
+        pending.resolve(failure)
+
+
+def _close_late_connection(outcome: object) -> None:
+    if isinstance(outcome, tuple):
+        context, handle, _protocol = outcome
+        scard.SCardDisconnect(handle, scard.SCARD_LEAVE_CARD)
+        scard.SCardReleaseContext(context)
+
+
 def _query_states(
     context: int, known: Mapping[str, SlotState], timeout_ms: int
 ) -> dict[str, SlotState]:
@@ -350,8 +418,9 @@ def _query_states(
     if result not in (SCARD_S_SUCCESS, SCARD_E_NO_READERS_AVAILABLE):
         raise pcsc_error(result, "SCardListReaders")
     readers = list(readers or [])
-    if known and set(readers) != set(known):
-        timeout_ms = 0  # the reader list itself changed: report at once
+    if set(readers) != set(known):
+        # The reader list itself changed: ask for every state afresh, at once.
+        known, timeout_ms = {}, 0
     # The PnP pseudo-reader wakes us when a reader is attached or detached; its
     # current-state counter (upper 16 bits) is the number of readers we know.
     query = [(r, _encode_state(known.get(r))) for r in readers]
@@ -359,7 +428,7 @@ def _query_states(
     result, states = scard.SCardGetStatusChange(context, timeout_ms, query)
     result = _u32(result)
     if result in (SCARD_E_TIMEOUT, SCARD_E_CANCELLED) and known:
-        return dict(known)
+        return dict(known)  # same readers, nothing changed
     if result not in (SCARD_S_SUCCESS, SCARD_E_TIMEOUT, SCARD_E_CANCELLED):
         raise pcsc_error(result, "SCardGetStatusChange")
     return {

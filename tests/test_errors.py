@@ -1,0 +1,48 @@
+"""Errors: stable codes that context cannot overwrite, and messages in two languages."""
+
+from __future__ import annotations
+
+import importlib
+
+import pytest
+
+from cardauth.errors import CardAuthError, PinBlocked, UnexpectedStatus, WrongPin
+from cardauth.messages import ERRORS, describe
+
+
+def test_code_and_message_cannot_be_overwritten_by_context() -> None:
+    with pytest.raises(TypeError):
+        CardAuthError("x", code="other")
+    error = UnexpectedStatus("refused", sw=0x6985, command="SELECT")
+    assert error.to_dict() == {
+        "sw": "6985",
+        "command": "SELECT",
+        "code": "card.unexpected_status",
+        "message": "refused",
+    }
+
+
+def test_messages_in_french_and_english_use_the_context() -> None:
+    error = WrongPin("wrong PIN", tries_left=2)
+    assert "Il reste 2 essai(s)" in describe(error, "fr")
+    assert "2 try(ies) left" in describe(error, "en")
+    assert "PUK" in describe(PinBlocked("blocked", tries_left=0), "fr")
+
+
+def test_every_error_code_has_both_languages() -> None:
+    for code, texts in ERRORS.items():
+        assert set(texts) == {"fr", "en"}, code
+
+
+def test_every_error_class_has_a_message() -> None:
+    def subclasses(cls: type[CardAuthError]) -> list[type[CardAuthError]]:
+        found = []
+        for sub in cls.__subclasses__():
+            found += [sub, *subclasses(sub)]
+        return found
+
+    for module in ("simulator.control", "simulator.pcscd"):  # their error classes too
+        importlib.import_module(module)
+
+    missing = [cls.code for cls in subclasses(CardAuthError) if cls.code not in ERRORS]
+    assert missing == []
