@@ -61,6 +61,8 @@ class VpcdSlot:
 
     def __init__(self, port: int, host: str = "127.0.0.1", *, reconnect: bool = True) -> None:
         require_loopback(host)
+        if not 1 <= port <= 65535:
+            raise SimulatorError("not a TCP port", port=port)
         self.host = host
         self.port = port
         self.reconnect = reconnect

@@ -21,6 +21,15 @@ from simulator.workstation import Workstation, virtual_workstation, vpcd_worksta
 PRESENCE_TIMEOUT = 10.0
 
 
+@pytest.fixture(autouse=True)
+def _default_language(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Messages follow the locale: every test starts from the same one (French, the
+    default for a locale that names no language)."""
+    for variable in ("CARDAUTH_LANG", "LC_ALL", "LC_MESSAGES"):
+        monkeypatch.delenv(variable, raising=False)
+    monkeypatch.setenv("LANG", "C.UTF-8")
+
+
 @pytest.fixture(scope="session")
 def pcscd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrivatePcscd]:
     """A private pcscd for the whole session. libpcsclite reads the socket name once

@@ -27,12 +27,13 @@ pytestmark = pytest.mark.pcscd
 def run_cli(
     *args: str, env: dict[str, str] | None = None, timeout: float = 60
 ) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if k not in ("CARDAUTH_LANG", "LC_ALL")}
     return subprocess.run(
         [sys.executable, "-m", "cardauth.cli", *args],
         capture_output=True,
         text=True,
         timeout=timeout,
-        env={**os.environ, **(env or {})},
+        env={**clean, **(env or {})},
         check=False,
     )
 
@@ -49,10 +50,10 @@ def test_pcscd_not_running_is_a_typed_error(tmp_path: Path) -> None:
 
 def test_pcscd_without_readers_is_a_typed_error(tmp_path: Path) -> None:
     with PrivatePcscd(tmp_path, vpcd=False) as empty:
-        result = run_cli("cards", env=empty.environment)
+        result = run_cli("cards", env={**empty.environment, "LANG": "fr_FR.UTF-8"})
     assert result.returncode == 1
     assert "[transport.no_reader]" in result.stderr
-    assert "Aucun lecteur" in result.stderr  # French by default
+    assert "Aucun lecteur" in result.stderr
 
 
 HOLD_SCRIPT = """
@@ -190,14 +191,40 @@ def test_opensc_tool_selects_the_cps_application(
 
 
 @pytest.mark.parametrize("swapped", [False, True])
-def test_cards_json_shows_both_cards_whichever_slot(
-    pcscd: PrivatePcscd, pcscd_station: Station, swapped: bool
+def test_cards_json_against_the_simulator_shows_both_cards_whichever_slot(
+    pcscd: PrivatePcscd, pcscd_station: Station, tmp_path: Path, swapped: bool
 ) -> None:
-    cps_slot, vitale_slot = (1, 0) if swapped else (0, 1)
-    pcscd_station.insert(cps_slot, "doctor")
-    pcscd_station.insert(vitale_slot, "parent")
-    result = run_cli("cards", "--json", env=pcscd.environment)
+    """The issue's acceptance: ``cardauth cards --json`` against ``cardauth-sim --vpcd``."""
+    simulator = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "simulator.cli",
+            "--lang",
+            "fr",
+            "--vpcd",
+            "--vpcd-port",
+            str(pcscd.vpcd_port),
+            "--vitale",
+            "parent",
+            "--control",
+            str(tmp_path / "control.sock"),
+            *(["--swap"] if swapped else []),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        for slot in (0, 1):
+            pcscd_station.wait_for(slot, present=True)
+        result = run_cli("cards", "--json", env=pcscd.environment)
+    finally:
+        simulator.terminate()
+        output, _ = simulator.communicate(timeout=10)
+    assert simulator.returncode == 0
+    assert "Cartes retirées" in output  # it stopped cleanly and unplugged the cards
     assert result.returncode == 0, result.stderr
+    cps_slot, vitale_slot = (1, 0) if swapped else (0, 1)
     readers = {r["reader"]: r for r in json.loads(result.stdout)["readers"]}
     cps = readers[pcscd_station.readers[cps_slot]]
     vitale = readers[pcscd_station.readers[vitale_slot]]
