@@ -10,13 +10,13 @@ What a health professional reads is produced from the code and the context by
 
 from __future__ import annotations
 
-from typing import ClassVar
+from enum import StrEnum
 
 
 class CardAuthError(Exception):
     """Base of every error raised by cardauth."""
 
-    code: ClassVar[str] = "cardauth.error"
+    code: str = "cardauth.error"  # stable; a class's own, or a refusal's reason
 
     def __init__(self, message: str, **context: object) -> None:
         super().__init__(message)
@@ -205,3 +205,80 @@ class PukBlocked(PukError):
     """The unblocking code is blocked too: the card must be replaced."""
 
     code = "puk.blocked"
+
+
+# -- assertions and their verification ---------------------------------------------
+
+
+class InvalidOrigin(CardAuthError):
+    """A web origin that is not in its canonical https form."""
+
+    code = "origin.invalid"
+
+
+class Refusal(StrEnum):
+    """Why the verifier refused an assertion: each reason is a stable code."""
+
+    # structure and JOSE
+    TOO_LARGE = "assertion.too_large"
+    MALFORMED = "assertion.malformed"
+    DUPLICATE_KEY = "assertion.duplicate_key"
+    TYPE = "assertion.type"
+    CRITICAL = "assertion.crit"
+    FORBIDDEN_HEADER = "assertion.forbidden_header"
+    ALGORITHM = "assertion.algorithm"
+    ALGORITHM_MISMATCH = "assertion.algorithm_mismatch"
+    SIGNATURE = "assertion.signature"
+    CLAIMS = "assertion.claims"
+    EXPIRED = "assertion.expired"
+    ISSUED_IN_FUTURE = "assertion.issued_in_future"
+    LIFETIME = "assertion.lifetime"
+    # origin
+    ORIGIN_INVALID = "origin.invalid"
+    ORIGIN_MISMATCH = "origin.mismatch"
+    # challenge
+    CHALLENGE_MALFORMED = "challenge.malformed"
+    CHALLENGE_UNKNOWN = "challenge.unknown"
+    CHALLENGE_EXPIRED = "challenge.expired"
+    CHALLENGE_SESSION = "challenge.session"
+    CHALLENGE_STORE = "challenge.store_unavailable"
+    # certificates
+    CERTIFICATE_MALFORMED = "certificate.malformed"
+    CHAIN_TOO_LONG = "certificate.chain_too_long"
+    CERTIFICATE_EXPIRED = "certificate.expired"
+    CERTIFICATE_NOT_YET_VALID = "certificate.not_yet_valid"
+    CA_EXPIRED = "certificate.ca_expired"
+    SELF_SIGNED = "certificate.self_signed"
+    NOT_A_CA = "certificate.not_a_ca"
+    UNTRUSTED = "certificate.untrusted"
+    USAGE = "certificate.usage"
+    WRONG_CARD = "certificate.wrong_card"
+    IDENTITY = "certificate.identity"
+    # revocation
+    REVOKED = "revocation.revoked"
+    REVOCATION_UNKNOWN = "revocation.unknown"
+    REVOCATION_UNAVAILABLE = "revocation.unavailable"
+    REVOCATION_STALE = "revocation.stale"
+    CRL_INVALID = "revocation.crl_invalid"
+    OCSP_INVALID = "revocation.ocsp_invalid"
+    OCSP_SIGNATURE = "revocation.ocsp_signature"
+    OCSP_RESPONDER = "revocation.ocsp_responder"
+    OCSP_CERT_ID = "revocation.ocsp_cert_id"
+    OCSP_NONCE = "revocation.ocsp_nonce"
+    OCSP_TIME = "revocation.ocsp_time"
+    # Vitale co-assertion
+    VITALE_BINDING = "vitale.binding"
+    VITALE_MISSING = "vitale.missing"
+
+
+class AssertionRefused(CardAuthError):
+    """A refusal by the verifier, with the reason as its stable code. ``token`` in
+    the context says which JWS is at fault: ``cps`` (the assertion) or ``vitale``
+    (the co-assertion it carries)."""
+
+    code = "assertion.refused"
+
+    def __init__(self, refusal: Refusal, message: str, **context: object) -> None:
+        super().__init__(message, **context)
+        self.refusal = refusal
+        self.code = refusal.value

@@ -41,6 +41,9 @@ CARD_TYPE_POLICIES: dict[CardType, x509.ObjectIdentifier] = {
     CardType.CPA: x509.ObjectIdentifier(f"{TEST_ARC}.1.4"),
 }
 VITALE_POLICY = x509.ObjectIdentifier(f"{TEST_ARC}.2.1")
+# A subject attribute of our own for the Vitale holder's birth rank (our X.509 profile
+# for Vitale cards; real Vitale 2 cards carry card-verifiable certificates).
+BIRTH_RANK_ATTRIBUTE = x509.ObjectIdentifier(f"{TEST_ARC}.3.1")
 
 # Where the certificates say revocation is published. ".invalid" never resolves
 # (RFC 6761): a verifier is configured with local CRLs and a designated responder.
@@ -63,6 +66,14 @@ class Authority:
     @property
     def name(self) -> x509.Name:
         return self.certificate.subject
+
+
+@dataclass(frozen=True, slots=True)
+class Responder:
+    """An OCSP responder certificate, issued by a CA for signing its OCSP answers."""
+
+    certificate: x509.Certificate
+    key: rsa.RSAPrivateKey
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,6 +208,16 @@ class SimulatorPki:
     def authorities(self) -> tuple[Authority, ...]:
         return (self.cps_root, self.cps_ca, self.vitale_root, self.vitale_ca)
 
+    @property
+    def issuing_authorities(self) -> tuple[Authority, ...]:
+        """The CAs that issue card certificates (and publish CRLs and OCSP for them)."""
+        return (self.cps_ca, self.vitale_ca)
+
+    def responder(self, authority: Authority) -> Responder:
+        """The OCSP responder of ``authority``: its own certificate, id-kp-OCSPSigning,
+        with id-pkix-ocsp-nocheck (RFC 6960 § 4.2.2.2.1)."""
+        return _responder(self, authority.slug)
+
     # -- card certificates -----------------------------------------------------------
 
     def cps_certificates(self, persona: CpsPersona) -> CpsCertificates:
@@ -292,6 +313,40 @@ def simulator_pki() -> SimulatorPki:
     return SimulatorPki()
 
 
+@functools.cache
+def _responder(pki: SimulatorPki, slug: str) -> Responder:
+    authority = next(a for a in pki.authorities if a.slug == slug)
+    label = f"ocsp:{slug}"
+    key = keys.rsa_key(label)
+    name = _ca_name(f"TEST OCSP {_common_name(authority)}", "ASIP-SANTE", "IGC-SANTE TEST")
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(authority.name)
+        .public_key(key.public_key())
+        .serial_number(_serial(label))
+        .not_valid_before(CA_NOT_BEFORE)
+        .not_valid_after(INTERMEDIATE_NOT_AFTER)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(_key_usage(digital_signature=True), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.OCSP_SIGNING]), critical=False)
+        .add_extension(x509.OCSPNoCheck(), critical=False)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(authority.key.public_key()),
+            critical=False,
+        )
+        .sign(authority.key, hashes.SHA256())
+    )
+    return Responder(certificate, key)
+
+
+def _common_name(authority: Authority) -> str:
+    return str(authority.name.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value).removeprefix(
+        "TEST "
+    )
+
+
 def _cps_subject(persona: CpsPersona) -> x509.Name:
     holder = persona.holder
     attributes = [x509.NameAttribute(NameOID.COUNTRY_NAME, "FR")]
@@ -362,6 +417,7 @@ def _vitale_certificate(pki: SimulatorPki, persona: VitalePersona) -> x509.Certi
             x509.NameAttribute(NameOID.SURNAME, insured.surname),
             x509.NameAttribute(NameOID.GIVEN_NAME, insured.given_name),
             x509.NameAttribute(NameOID.SERIAL_NUMBER, persona.card.serial),
+            x509.NameAttribute(BIRTH_RANK_ATTRIBUTE, str(insured.rank)),
             x509.NameAttribute(NameOID.COMMON_NAME, insured.nir.value),
         ]
     )

@@ -1,0 +1,150 @@
+"""Card assertions: a JWS the CPS card signs over a teleservice's challenge, bound to
+the web origin, optionally carrying the Vitale card's co-assertion.
+
+The format is written down in docs/protocol.md. In short, header::
+
+    {"alg": "RS256", "typ": "cardauth+jws", "x5c": [leaf, intermediates...],
+     "crit": ["cardauth"], "cardauth": 1}
+
+payload::
+
+    {"aud": origin, "nonce": challenge, "iat": ..., "exp": ..., "card": serial,
+     "vitale": "<Vitale co-assertion, a compact JWS>"}
+
+``cardauth`` is a header parameter of our own, listed in ``crit`` (RFC 7515
+§ 4.1.11): a JOSE library that does not know it must refuse the token, so nobody
+can check the signature alone and forget the origin and the challenge.
+
+The Vitale co-assertion has the same shape (``typ`` ``cardauth-vitale+jws``,
+signed by the Vitale card) and binds the same origin and challenge to the CPS
+certificate through its SHA-256 thumbprint (``cps``, as ``x5t#S256`` is computed).
+It sits inside the CPS payload, so the CPS signature covers it.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import hashlib
+from collections.abc import Sequence
+from typing import Any
+
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.serialization import Encoding
+
+from cardauth import jose
+from cardauth.cards.algorithms import SignatureScheme
+from cardauth.cards.cps import CpsCard
+from cardauth.cards.vitale import VitaleCard
+from cardauth.errors import CardError
+from cardauth.origins import Origin
+from cardauth.protocol import (
+    ASSERTION_TYPE,
+    BINDING_PARAMETER,
+    DEFAULT_LIFETIME,
+    PROTOCOL_VERSION,
+    VITALE_TYPE,
+    thumbprint,
+)
+
+
+def scheme_for(certificate: x509.Certificate, *, prefer_pss: bool = False) -> SignatureScheme:
+    """The JWS algorithm that the certificate's key type calls for."""
+    key = certificate.public_key()
+    if isinstance(key, rsa.RSAPublicKey):
+        return SignatureScheme.PS256 if prefer_pss else SignatureScheme.RS256
+    if isinstance(key, ec.EllipticCurvePublicKey) and isinstance(key.curve, ec.SECP256R1):
+        return SignatureScheme.ES256
+    raise CardError("the card's key is neither RSA nor ECDSA P-256")
+
+
+def _header(
+    typ: str, scheme: SignatureScheme, leaf_der: bytes, chain: Sequence[x509.Certificate]
+) -> dict[str, Any]:
+    x5c = [base64.b64encode(leaf_der).decode("ascii")]  # standard base64 (RFC 7515 § 4.1.6)
+    x5c += [base64.b64encode(c.public_bytes(Encoding.DER)).decode("ascii") for c in chain]
+    return {
+        "alg": scheme.value,
+        "typ": typ,
+        "x5c": x5c,
+        "crit": [BINDING_PARAMETER],
+        BINDING_PARAMETER: PROTOCOL_VERSION,
+    }
+
+
+def _times(now: dt.datetime, lifetime: dt.timedelta) -> dict[str, int]:
+    issued = int(now.timestamp())
+    return {"iat": issued, "exp": issued + int(lifetime.total_seconds())}
+
+
+def build_vitale_coassertion(
+    vitale: VitaleCard,
+    *,
+    origin: Origin,
+    challenge: str,
+    cps_certificate_der: bytes,
+    now: dt.datetime,
+    chain: Sequence[x509.Certificate] = (),
+    lifetime: dt.timedelta = DEFAULT_LIFETIME,
+) -> str:
+    """The Vitale card's co-assertion: same origin and challenge, bound to the CPS
+    certificate. The Vitale card signs without PIN."""
+    with vitale.channel.transaction():
+        certificate_der = vitale.certificate_der()
+        serial = vitale.serial()
+        scheme = scheme_for(x509.load_der_x509_certificate(certificate_der))
+        header = _header(VITALE_TYPE, scheme, certificate_der, chain)
+        payload = {
+            "aud": origin.value,
+            "nonce": challenge,
+            **_times(now, lifetime),
+            "card": serial,
+            "cps": thumbprint(cps_certificate_der),
+        }
+        return jose.serialize(
+            header,
+            payload,
+            lambda data: vitale.authenticate(hashlib.sha256(data).digest(), scheme),
+        )
+
+
+def build_assertion(
+    cps: CpsCard,
+    *,
+    origin: Origin,
+    challenge: str,
+    now: dt.datetime,
+    vitale: VitaleCard | None = None,
+    chain: Sequence[x509.Certificate] = (),
+    vitale_chain: Sequence[x509.Certificate] = (),
+    prefer_pss: bool = False,
+    lifetime: dt.timedelta = DEFAULT_LIFETIME,
+) -> str:
+    """The signed assertion. The PIN must have been verified on ``cps``; ``chain``
+    and ``vitale_chain`` are intermediate certificates to carry in ``x5c``."""
+    with cps.channel.transaction():
+        certificate_der = cps.certificate_der()
+        serial = cps.serial()
+    scheme = scheme_for(x509.load_der_x509_certificate(certificate_der), prefer_pss=prefer_pss)
+    payload: dict[str, Any] = {
+        "aud": origin.value,
+        "nonce": challenge,
+        **_times(now, lifetime),
+        "card": serial,
+    }
+    if vitale is not None:
+        payload["vitale"] = build_vitale_coassertion(
+            vitale,
+            origin=origin,
+            challenge=challenge,
+            cps_certificate_der=certificate_der,
+            now=now,
+            chain=vitale_chain,
+            lifetime=lifetime,
+        )
+    header = _header(ASSERTION_TYPE, scheme, certificate_der, chain)
+    with cps.channel.transaction():
+        return jose.serialize(
+            header, payload, lambda data: cps.authenticate(hashlib.sha256(data).digest(), scheme)
+        )

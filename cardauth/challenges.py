@@ -1,0 +1,212 @@
+"""Challenges: issued by the teleservice for one browser session, consumed once.
+
+A challenge is 32 random bytes in base64url. It is stored with a digest of the
+session it was issued to (login CSRF: an assertion made in another browser must
+not log this one in) and an expiry (5 minutes by default). Consuming it takes it
+out of the store atomically (get-and-delete), so two processes racing on one
+assertion accept it once. A store that fails refuses: it never lets a login
+through.
+
+Stores: in memory (one process), SQLite (processes of one machine), Redis (several
+processes or hosts).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import re
+import secrets
+import sqlite3
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol, TypeVar
+
+from cardauth.errors import AssertionRefused, Refusal
+from cardauth.jose import b64url_encode
+
+CHALLENGE_BYTES = 32
+DEFAULT_LIFETIME = dt.timedelta(minutes=5)
+_CHALLENGE = re.compile(r"[A-Za-z0-9_-]{43}", re.ASCII)
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class ChallengeRecord:
+    challenge: str
+    session_digest: str
+    expires_at: float  # POSIX seconds
+
+
+class ChallengeStore(Protocol):
+    def put(self, record: ChallengeRecord) -> None:
+        """Keep ``record`` until it is taken or expires."""
+        ...
+
+    def take(self, challenge: str) -> ChallengeRecord | None:
+        """Remove and return the record of ``challenge``, atomically; None if absent."""
+        ...
+
+
+def session_digest(session: str) -> str:
+    """What the store keeps of a session identifier (never the identifier itself)."""
+    return hashlib.sha256(b"cardauth session\x00" + session.encode()).hexdigest()
+
+
+def issue_challenge(
+    store: ChallengeStore,
+    *,
+    session: str,
+    now: dt.datetime,
+    lifetime: dt.timedelta = DEFAULT_LIFETIME,
+) -> str:
+    """A fresh challenge for ``session``, kept in ``store``."""
+    if not session:
+        raise ValueError("a challenge belongs to a session")
+    challenge = b64url_encode(secrets.token_bytes(CHALLENGE_BYTES))
+    record = ChallengeRecord(challenge, session_digest(session), (now + lifetime).timestamp())
+    _guarded(lambda: store.put(record))
+    return challenge
+
+
+def check_format(challenge: object, *, jws: str = "cps") -> str:
+    if not isinstance(challenge, str) or not _CHALLENGE.fullmatch(challenge):
+        raise AssertionRefused(
+            Refusal.CHALLENGE_MALFORMED, "a challenge is 32 bytes in base64url", jws=jws
+        )
+    return challenge
+
+
+def consume_challenge(
+    store: ChallengeStore, challenge: str, *, session: str, now: dt.datetime
+) -> None:
+    """Take ``challenge`` out of the store; it must be there, unexpired, and issued to
+    ``session``. It is gone afterwards whatever the outcome."""
+    check_format(challenge)
+    record = _guarded(lambda: store.take(challenge))
+    if record is None:
+        raise AssertionRefused(
+            Refusal.CHALLENGE_UNKNOWN, "unknown or already used challenge", jws="cps"
+        )
+    if now.timestamp() > record.expires_at:
+        raise AssertionRefused(Refusal.CHALLENGE_EXPIRED, "the challenge expired", jws="cps")
+    if not hmac.compare_digest(record.session_digest, session_digest(session)):
+        raise AssertionRefused(
+            Refusal.CHALLENGE_SESSION, "the challenge was issued to another session", jws="cps"
+        )
+
+
+def _guarded(action: Callable[[], T]) -> T:
+    """Run a store operation; any failure of the store is a refusal, never a pass."""
+    try:
+        return action()
+    except AssertionRefused:
+        raise
+    except Exception as exc:  # the store's own errors: connection, disk, timeout...
+        raise AssertionRefused(
+            Refusal.CHALLENGE_STORE, "the challenge store is unavailable", reason=type(exc).__name__
+        ) from exc
+
+
+class MemoryChallengeStore:
+    """For one process. Expired records are dropped as new ones come in."""
+
+    def __init__(self) -> None:
+        self._records: dict[str, ChallengeRecord] = {}
+        self._lock = threading.Lock()
+
+    def put(self, record: ChallengeRecord) -> None:
+        with self._lock:
+            self._purge(record.expires_at - DEFAULT_LIFETIME.total_seconds())
+            self._records[record.challenge] = record
+
+    def take(self, challenge: str) -> ChallengeRecord | None:
+        with self._lock:
+            return self._records.pop(challenge, None)
+
+    def _purge(self, now: float) -> None:
+        for key in [k for k, r in self._records.items() if r.expires_at < now]:
+            del self._records[key]
+
+    def __len__(self) -> int:
+        return len(self._records)
+
+
+class SqliteChallengeStore:
+    """For the processes of one machine: ``DELETE ... RETURNING`` takes a record in
+    one statement, so two processes cannot both take it."""
+
+    def __init__(self, path: Path | str) -> None:
+        self._path = str(path)
+        self._local = threading.local()
+        with self._connection() as connection:
+            connection.execute(
+                "CREATE TABLE IF NOT EXISTS challenges ("
+                " challenge TEXT PRIMARY KEY, session_digest TEXT NOT NULL,"
+                " expires_at REAL NOT NULL)"
+            )
+
+    def _connection(self) -> sqlite3.Connection:
+        connection: sqlite3.Connection | None = getattr(self._local, "connection", None)
+        if connection is None:
+            connection = sqlite3.connect(self._path, timeout=5.0, isolation_level=None)
+            connection.execute("PRAGMA journal_mode=WAL")
+            self._local.connection = connection
+        return connection
+
+    def put(self, record: ChallengeRecord) -> None:
+        connection = self._connection()
+        connection.execute(
+            "DELETE FROM challenges WHERE expires_at < ?",
+            (record.expires_at - DEFAULT_LIFETIME.total_seconds(),),
+        )
+        connection.execute(
+            "INSERT INTO challenges (challenge, session_digest, expires_at) VALUES (?, ?, ?)",
+            (record.challenge, record.session_digest, record.expires_at),
+        )
+
+    def take(self, challenge: str) -> ChallengeRecord | None:
+        row = (
+            self._connection()
+            .execute(
+                "DELETE FROM challenges WHERE challenge = ? RETURNING session_digest, expires_at",
+                (challenge,),
+            )
+            .fetchone()
+        )
+        if row is None:
+            return None
+        return ChallengeRecord(challenge, str(row[0]), float(row[1]))
+
+
+class RedisChallengeStore:
+    """For several processes or hosts: ``SET ... PX`` with the lifetime, ``GETDEL`` to
+    take (atomic in Redis 6.2 and later)."""
+
+    def __init__(self, client: Any, *, prefix: str = "cardauth:challenge:") -> None:
+        self._client = client
+        self._prefix = prefix
+
+    @classmethod
+    def from_url(cls, url: str, *, timeout: float = 2.0) -> RedisChallengeStore:
+        import redis  # noqa: PLC0415 - only teleservices that use Redis need it
+
+        return cls(
+            redis.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout)
+        )
+
+    def put(self, record: ChallengeRecord) -> None:
+        ttl_ms = max(1, int((record.expires_at - dt.datetime.now(dt.UTC).timestamp()) * 1000))
+        value = f"{record.session_digest}:{record.expires_at!r}"
+        if not self._client.set(self._prefix + record.challenge, value, px=ttl_ms, nx=True):
+            raise RuntimeError("challenge collision")  # 2^-256: a broken random source
+
+    def take(self, challenge: str) -> ChallengeRecord | None:
+        value = self._client.getdel(self._prefix + challenge)
+        if value is None:
+            return None
+        digest, _, expires = (value.decode() if isinstance(value, bytes) else value).partition(":")
+        return ChallengeRecord(challenge, digest, float(expires))
