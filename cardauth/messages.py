@@ -121,6 +121,198 @@ ERRORS: Mapping[str, Mapping[Language, str]] = {
         "fr": "Le code de déblocage est bloqué : la carte doit être remplacée.",
         "en": "The unblocking code is blocked: the card must be replaced.",
     },
+    "origin.invalid": {
+        "fr": "Origine web invalide ({message}).",
+        "en": "Invalid web origin ({message}).",
+    },
+    "trust.invalid": {
+        "fr": "Configuration de confiance inutilisable ({message}).",
+        "en": "Unusable trust configuration ({message}).",
+    },
+    "assertion.refused": {
+        "fr": "Connexion par carte refusée ({message}).",
+        "en": "Card login refused ({message}).",
+    },
+    "assertion.too_large": {
+        "fr": "Connexion refusée : la preuve de connexion est trop volumineuse.",
+        "en": "Login refused: the login proof is too large.",
+    },
+    "assertion.malformed": {
+        "fr": "Connexion refusée : la preuve de connexion est mal formée.",
+        "en": "Login refused: the login proof is malformed.",
+    },
+    "assertion.duplicate_key": {
+        "fr": "Connexion refusée : la preuve de connexion contient des champs en double.",
+        "en": "Login refused: the login proof has duplicate fields.",
+    },
+    "assertion.type": {
+        "fr": "Connexion refusée : ce n'est pas une preuve de connexion cardauth.",
+        "en": "Login refused: this is not a cardauth login proof.",
+    },
+    "assertion.crit": {
+        "fr": "Connexion refusée : version ou règles de la preuve de connexion non reconnues.",
+        "en": "Login refused: unknown version or rules of the login proof.",
+    },
+    "assertion.forbidden_header": {
+        "fr": "Connexion refusée : la preuve de connexion contient des paramètres interdits.",
+        "en": "Login refused: the login proof carries forbidden parameters.",
+    },
+    "assertion.algorithm": {
+        "fr": "Connexion refusée : algorithme de signature non autorisé.",
+        "en": "Login refused: signature algorithm not allowed.",
+    },
+    "assertion.algorithm_mismatch": {
+        "fr": "Connexion refusée : l'algorithme ne correspond pas à la clé de la carte.",
+        "en": "Login refused: the algorithm does not fit the card's key.",
+    },
+    "assertion.signature": {
+        "fr": "Connexion refusée : la signature de la carte n'est pas valide.",
+        "en": "Login refused: the card's signature is not valid.",
+    },
+    "assertion.claims": {
+        "fr": "Connexion refusée : contenu de la preuve de connexion invalide.",
+        "en": "Login refused: invalid content in the login proof.",
+    },
+    "assertion.expired": {
+        "fr": "Connexion refusée : la preuve de connexion a expiré. Recommencez la connexion.",
+        "en": "Login refused: the login proof expired. Log in again.",
+    },
+    "assertion.issued_in_future": {
+        "fr": "Connexion refusée : la preuve de connexion est datée dans le futur ; vérifiez "
+        "l'horloge du poste.",
+        "en": "Login refused: the login proof is dated in the future; check the workstation's "
+        "clock.",
+    },
+    "assertion.lifetime": {
+        "fr": "Connexion refusée : durée de validité de la preuve de connexion incorrecte.",
+        "en": "Login refused: wrong validity period for the login proof.",
+    },
+    "origin.mismatch": {
+        "fr": "Connexion refusée : la carte a signé pour un autre site ({origin}).",
+        "en": "Login refused: the card signed for another site ({origin}).",
+    },
+    "challenge.malformed": {
+        "fr": "Connexion refusée : défi de connexion mal formé.",
+        "en": "Login refused: malformed login challenge.",
+    },
+    "challenge.unknown": {
+        "fr": "Connexion refusée : ce défi de connexion est inconnu ou déjà utilisé. "
+        "Recommencez la connexion.",
+        "en": "Login refused: this login challenge is unknown or already used. Log in again.",
+    },
+    "challenge.expired": {
+        "fr": "Connexion refusée : le défi de connexion a expiré. Recommencez la connexion.",
+        "en": "Login refused: the login challenge expired. Log in again.",
+    },
+    "challenge.session": {
+        "fr": "Connexion refusée : ce défi a été demandé par une autre session de navigateur.",
+        "en": "Login refused: this challenge was asked for by another browser session.",
+    },
+    "challenge.store_unavailable": {
+        "fr": "Connexion impossible pour l'instant : le service ne peut pas vérifier le défi. "
+        "Réessayez dans un moment.",
+        "en": "Login impossible for now: the service cannot check the challenge. Try again "
+        "in a moment.",
+    },
+    "certificate.malformed": {
+        "fr": "Connexion refusée : certificat de carte illisible.",
+        "en": "Login refused: unreadable card certificate.",
+    },
+    "certificate.chain_too_long": {
+        "fr": "Connexion refusée : trop de certificats joints.",
+        "en": "Login refused: too many certificates attached.",
+    },
+    "certificate.expired": {
+        "fr": "Connexion refusée : le certificat de la carte a expiré. Demandez une nouvelle "
+        "carte.",
+        "en": "Login refused: the card's certificate expired. Ask for a new card.",
+    },
+    "certificate.not_yet_valid": {
+        "fr": "Connexion refusée : le certificat de la carte n'est pas encore valide.",
+        "en": "Login refused: the card's certificate is not valid yet.",
+    },
+    "certificate.ca_expired": {
+        "fr": "Connexion refusée : une autorité de certification n'est pas valide.",
+        "en": "Login refused: a certification authority is not valid.",
+    },
+    "certificate.self_signed": {
+        "fr": "Connexion refusée : certificat auto-signé.",
+        "en": "Login refused: self-signed certificate.",
+    },
+    "certificate.not_a_ca": {
+        "fr": "Connexion refusée : chaîne de certificats invalide.",
+        "en": "Login refused: invalid certificate chain.",
+    },
+    "certificate.untrusted": {
+        "fr": "Connexion refusée : la carte n'est pas émise par une autorité de confiance.",
+        "en": "Login refused: the card was not issued by a trusted authority.",
+    },
+    "certificate.usage": {
+        "fr": "Connexion refusée : ce certificat ne sert pas à l'authentification.",
+        "en": "Login refused: this certificate is not for authentication.",
+    },
+    "certificate.wrong_card": {
+        "fr": "Connexion refusée : ce n'est pas le bon type de carte.",
+        "en": "Login refused: this is not the right kind of card.",
+    },
+    "certificate.identity": {
+        "fr": "Connexion refusée : l'identité du certificat est incomplète ou invalide.",
+        "en": "Login refused: the certificate's identity is incomplete or invalid.",
+    },
+    "revocation.revoked": {
+        "fr": "Connexion refusée : cette carte a été révoquée (perdue, volée ou remplacée).",
+        "en": "Login refused: this card has been revoked (lost, stolen or replaced).",
+    },
+    "revocation.unknown": {
+        "fr": "Connexion refusée : l'autorité ne connaît pas cette carte.",
+        "en": "Login refused: the authority does not know this card.",
+    },
+    "revocation.unavailable": {
+        "fr": "Connexion impossible pour l'instant : la validité de la carte ne peut pas être "
+        "vérifiée. Réessayez dans un moment.",
+        "en": "Login impossible for now: the card's status cannot be checked. Try again in "
+        "a moment.",
+    },
+    "revocation.stale": {
+        "fr": "Connexion impossible pour l'instant : la liste des cartes révoquées est périmée.",
+        "en": "Login impossible for now: the list of revoked cards is out of date.",
+    },
+    "revocation.crl_invalid": {
+        "fr": "Connexion refusée : liste des cartes révoquées invalide.",
+        "en": "Login refused: invalid list of revoked cards.",
+    },
+    "revocation.ocsp_invalid": {
+        "fr": "Connexion refusée : réponse OCSP illisible.",
+        "en": "Login refused: unreadable OCSP response.",
+    },
+    "revocation.ocsp_signature": {
+        "fr": "Connexion refusée : réponse OCSP mal signée.",
+        "en": "Login refused: badly signed OCSP response.",
+    },
+    "revocation.ocsp_responder": {
+        "fr": "Connexion refusée : répondeur OCSP non reconnu.",
+        "en": "Login refused: OCSP responder not recognised.",
+    },
+    "revocation.ocsp_cert_id": {
+        "fr": "Connexion refusée : la réponse OCSP concerne un autre certificat.",
+        "en": "Login refused: the OCSP response is about another certificate.",
+    },
+    "revocation.ocsp_nonce": {
+        "fr": "Connexion refusée : réponse OCSP rejouée ou sans nonce.",
+        "en": "Login refused: replayed OCSP response or no nonce.",
+    },
+    "revocation.ocsp_time": {
+        "fr": "Connexion refusée : réponse OCSP périmée ou datée dans le futur.",
+        "en": "Login refused: OCSP response out of date or dated in the future.",
+    },
+    "vitale.binding": {
+        "fr": "Consultation refusée : la carte Vitale n'a pas co-signé cette connexion.",
+        "en": "Lookup refused: the Vitale card did not co-sign this login.",
+    },
+    "vitale.missing": {
+        "fr": "La carte Vitale du patient doit être insérée pour cette consultation.",
+        "en": "The patient's Vitale card must be inserted for this lookup.",
+    },
     "sim.error": {
         "fr": "Erreur du simulateur ({message}).",
         "en": "Simulator error ({message}).",

@@ -6,7 +6,7 @@ import importlib
 
 import pytest
 
-from cardauth.errors import CardAuthError, PinBlocked, UnexpectedStatus, WrongPin
+from cardauth.errors import CardAuthError, PinBlocked, Refusal, UnexpectedStatus, WrongPin
 from cardauth.messages import ERRORS, describe
 
 
@@ -45,4 +45,5 @@ def test_every_error_class_has_a_message() -> None:
         importlib.import_module(module)
 
     missing = [cls.code for cls in subclasses(CardAuthError) if cls.code not in ERRORS]
+    missing += [refusal.value for refusal in Refusal if refusal.value not in ERRORS]
     assert missing == []
