@@ -9,16 +9,28 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import getpass
 import json
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import TextIO
 
-from cardauth import __version__
+from cardauth import __version__, challenges
+from cardauth.assertion import build_assertion
+from cardauth.cards.application import CardKind
+from cardauth.cards.cps import CpsCard
+from cardauth.cards.identify import find_card
 from cardauth.cards.inventory import CardReport, CertificateSummary, inventory
+from cardauth.cards.vitale import VitaleCard
+from cardauth.challenges import DEFAULT_LIFETIME as DEFAULT_CHALLENGE_LIFETIME
+from cardauth.challenges import ChallengeRecord, MemoryChallengeStore, session_digest
 from cardauth.errors import CardAuthError
+from cardauth.jose import MAX_TOKEN_LENGTH
 from cardauth.messages import LANGUAGES, Language, choose_language, describe, label
+from cardauth.origins import Origin, parse_origins
 from cardauth.transport.base import ReaderBackend
+from cardauth.verify import Verifier
 
 EXIT_ERROR = 1
 
@@ -180,9 +192,150 @@ def _validity_text(summary: CertificateSummary, out: Output) -> str:
     return text
 
 
-COMMANDS: dict[str, tuple[Callable[[ReaderBackend, Output], int], str]] = {
-    "readers": (command_readers, "list the reader slots and whether they hold a card"),
-    "cards": (command_cards, "show the card in each slot: kind, holder, certificates, PIN"),
+def command_login(args: argparse.Namespace, out: Output) -> int:
+    """Build an assertion with the cards present: the PIN is asked once, verified once,
+    and the card forgets it as soon as it has signed."""
+    origin = Origin.parse(args.origin, allow_development=args.allow_development_origin)
+    challenge = challenges.check_format(args.challenge)
+    backend = make_backend(args.simulate, args.personas)
+    try:
+        cps = find_card(backend, CardKind.CPS)
+        vitale = find_card(backend, CardKind.VITALE) if args.with_vitale else None
+        assert isinstance(cps, CpsCard)
+        assert vitale is None or isinstance(vitale, VitaleCard)
+        pin = _read_pin(args.pin_stdin, out)
+        with cps.channel.transaction():
+            cps.verify_pin(pin)
+            try:
+                token = build_assertion(
+                    cps,
+                    origin=origin,
+                    challenge=challenge,
+                    now=dt.datetime.now(dt.UTC),
+                    vitale=vitale,
+                    prefer_pss=args.pss,
+                )
+            finally:
+                cps.reset_pin_status()
+    finally:
+        backend.close()
+    out.line(token)
+    return 0
+
+
+def _read_pin(from_stdin: bool, out: Output) -> str:
+    if from_stdin:
+        return sys.stdin.readline(64).rstrip("\r\n")
+    return getpass.getpass(out.label("pin_prompt"))
+
+
+def command_verify(args: argparse.Namespace, out: Output) -> int:
+    """Verify an assertion read on standard input against a trust directory."""
+    origins = parse_origins(args.origin, allow_development=args.allow_development_origin)
+    verifier = Verifier.from_directory(args.trust)
+    assertion = sys.stdin.read(MAX_TOKEN_LENGTH + 1).strip()
+    store = MemoryChallengeStore()
+    now = dt.datetime.now(dt.UTC)
+    session = "cardauth-verify"
+    store.put(
+        ChallengeRecord(
+            args.challenge, session_digest(session), (now + DEFAULT_CHALLENGE_LIFETIME).timestamp()
+        )
+    )
+    verified = verifier.verify(
+        assertion,
+        expected_origins=origins,
+        expected_challenge=args.challenge,
+        session=session,
+        challenges_store=store,
+        now=now,
+        require_vitale=args.require_vitale,
+    )
+    out.json(verified.to_dict())
+    return 0
+
+
+def _card_command(
+    handler: Callable[[ReaderBackend, Output], int],
+) -> Callable[[argparse.Namespace, Output], int]:
+    def run(args: argparse.Namespace, out: Output) -> int:
+        backend = make_backend(args.simulate, args.personas)
+        try:
+            return handler(backend, out)
+        finally:
+            backend.close()
+
+    return run
+
+
+def _configure_login(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--origin", required=True, help="the web origin to bind, https://host")
+    parser.add_argument("--challenge", required=True, help="the teleservice's challenge")
+    parser.add_argument(
+        "--with-vitale", action="store_true", help="have the patient's Vitale card co-sign"
+    )
+    parser.add_argument(
+        "--pin-stdin",
+        action="store_true",
+        help="read the PIN from standard input instead of the terminal",
+    )
+    parser.add_argument("--pss", action="store_true", help="sign with PS256 instead of RS256")
+    parser.add_argument(
+        "--allow-development-origin",
+        action="store_true",
+        help="accept http://localhost and http://127.0.0.1",
+    )
+
+
+def _configure_verify(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--origin", required=True, action="append", help="an expected origin (repeatable)"
+    )
+    parser.add_argument("--challenge", required=True, help="the challenge that was issued")
+    parser.add_argument(
+        "--trust",
+        required=True,
+        type=Path,
+        help="trust directory (cardauth-sim export-trust writes one)",
+    )
+    parser.add_argument(
+        "--require-vitale",
+        action="store_true",
+        help="refuse an assertion without the Vitale co-assertion",
+    )
+    parser.add_argument(
+        "--allow-development-origin",
+        action="store_true",
+        help="accept http://localhost and http://127.0.0.1",
+    )
+
+
+def _no_options(parser: argparse.ArgumentParser) -> None:
+    return
+
+
+COMMANDS: dict[
+    str,
+    tuple[
+        Callable[[argparse.Namespace, Output], int], str, Callable[[argparse.ArgumentParser], None]
+    ],
+] = {
+    "readers": (
+        _card_command(command_readers),
+        "list the reader slots and whether they hold a card",
+        _no_options,
+    ),
+    "cards": (
+        _card_command(command_cards),
+        "show the card in each slot: kind, holder, certificates, PIN",
+        _no_options,
+    ),
+    "login": (
+        command_login,
+        "sign an assertion for an origin and a challenge with the cards",
+        _configure_login,
+    ),
+    "verify": (command_verify, "verify an assertion read on standard input", _configure_verify),
 }
 
 
@@ -202,9 +355,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="personas in the simulated slots (default: doctor,patient); see cardauth-sim personas",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for name, (_handler, help_text) in COMMANDS.items():
+    for name, (_handler, help_text, configure) in COMMANDS.items():
         sub = commands.add_parser(name, help=help_text, description=help_text)
         sub.add_argument("--json", action="store_true", help="machine-readable output")
+        configure(sub)
     return parser
 
 
@@ -213,11 +367,7 @@ def main(argv: Sequence[str] | None = None, stream: TextIO | None = None) -> int
     out = Output(choose_language(args.lang), args.json, stream or sys.stdout)
     handler = COMMANDS[args.command][0]
     try:
-        backend = make_backend(args.simulate, args.personas)
-        try:
-            return handler(backend, out)
-        finally:
-            backend.close()
+        return handler(args, out)
     except CardAuthError as error:
         return report_error(error, out)
     except KeyboardInterrupt:

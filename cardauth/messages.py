@@ -383,6 +383,7 @@ LABELS: Mapping[str, Mapping[Language, str]] = {
     "insurer": {"fr": "Organisme", "en": "Insurer"},
     "card_validity": {"fr": "Validité de la carte", "en": "Card validity"},
     "error": {"fr": "Erreur", "en": "Error"},
+    "pin_prompt": {"fr": "Code porteur de la carte CPS : ", "en": "CPS card PIN: "},
 }
 
 
@@ -405,7 +406,7 @@ class _Context(dict[str, object]):
 
 def describe(error: CardAuthError, language: Language) -> str:
     """The message a person reads for ``error``."""
-    template = ERRORS.get(_family(error), {}).get(language)
+    template = (ERRORS.get(error.code) or ERRORS.get(_family(error), {})).get(language)
     if template is None:
         return error.message
     return template.format_map(_Context(error.context, message=error.message))

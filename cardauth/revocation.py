@@ -22,7 +22,7 @@ import secrets
 import threading
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,6 +35,7 @@ from cryptography.x509 import ocsp
 from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsageOID
 
 from cardauth.errors import AssertionRefused, Refusal
+from cardauth.trust import TrustConfigError
 
 OcspTransport = Callable[[str, bytes, float], bytes]
 MAX_OCSP_RESPONSE = 64 * 1024
@@ -72,6 +73,37 @@ class RevocationPolicy:
     ocsp_max_age: dt.timedelta = dt.timedelta(hours=24)  # when nextUpdate is absent
     crl_grace: dt.timedelta = dt.timedelta(0)
     max_skew: dt.timedelta = dt.timedelta(minutes=2)
+
+
+def policy_from_settings(settings: Mapping[str, Any]) -> RevocationPolicy:
+    """The ``[revocation]`` table of trust.toml (docs/verifier.md lists its keys)."""
+    known: dict[str, type | tuple[type, ...]] = {
+        "use_ocsp": bool,
+        "use_crl": bool,
+        "ocsp_responder": str,
+        "ocsp_timeout_seconds": (int, float),
+        "ocsp_max_age_hours": (int, float),
+        "crl_grace_hours": (int, float),
+        "max_skew_seconds": (int, float),
+    }
+    for name, value in settings.items():
+        expected = known.get(name)
+        if (
+            expected is None
+            or isinstance(value, bool) != (expected is bool)
+            or not isinstance(value, expected)
+        ):
+            raise TrustConfigError("unknown or mistyped revocation setting", setting=name)
+    defaults = RevocationPolicy()
+    return RevocationPolicy(
+        use_ocsp=settings.get("use_ocsp", defaults.use_ocsp),
+        use_crl=settings.get("use_crl", defaults.use_crl),
+        ocsp_responder=settings.get("ocsp_responder"),
+        ocsp_timeout=float(settings.get("ocsp_timeout_seconds", defaults.ocsp_timeout)),
+        ocsp_max_age=dt.timedelta(hours=settings.get("ocsp_max_age_hours", 24)),
+        crl_grace=dt.timedelta(hours=settings.get("crl_grace_hours", 0)),
+        max_skew=dt.timedelta(seconds=settings.get("max_skew_seconds", 120)),
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -27,6 +27,7 @@ import datetime as dt
 import hmac
 from collections.abc import Collection
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from cryptography import x509
@@ -60,8 +61,8 @@ from cardauth.protocol import (
     VITALE_TYPE,
     thumbprint,
 )
-from cardauth.revocation import RevocationChecker
-from cardauth.trust import TrustStore
+from cardauth.revocation import RevocationChecker, policy_from_settings
+from cardauth.trust import TrustConfigError, TrustStore, load_crls
 
 DEFAULT_SKEW = dt.timedelta(seconds=30)
 MIN_RSA_BITS = 2048
@@ -117,6 +118,18 @@ class Verifier:
         self.trust = trust
         self.revocation = revocation
         self._paths = Paths(trust)
+
+    @classmethod
+    def from_directory(cls, directory: Path) -> Verifier:
+        """A verifier configured by a trust directory (docs/verifier.md)."""
+        trust = TrustStore.load(directory)
+        revocation_settings = trust.settings.get("revocation", {})
+        if not isinstance(revocation_settings, dict):
+            raise TrustConfigError("[revocation] must be a table", file=str(directory))
+        checker = RevocationChecker(
+            policy=policy_from_settings(revocation_settings), crls=load_crls(directory / "crls")
+        )
+        return cls(trust=trust, revocation=checker)
 
     def verify(
         self,

@@ -9,6 +9,7 @@ insert|remove|swap|status`` move cards from another terminal.
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import signal
 import sys
@@ -21,9 +22,13 @@ from typing import Any
 from cardauth.errors import CardAuthError
 from cardauth.messages import LANGUAGES, Language, choose_language, describe
 from simulator import control
+from simulator.ocsp import OcspResponder
 from simulator.personas import DEFAULT_CPS, DEFAULT_VITALE, bundled
+from simulator.trust_export import export_trust
 from simulator.vpcd import DEFAULT_PORTS
 from simulator.workstation import vpcd_workstation
+
+DEFAULT_OCSP_PORT = 35980
 
 TEXTS: dict[str, dict[Language, str]] = {
     "plugged": {
@@ -43,6 +48,14 @@ TEXTS: dict[str, dict[Language, str]] = {
         "en": "Cards removed, simulator stopped.",
     },
     "error": {"fr": "Erreur", "en": "Error"},
+    "exported": {
+        "fr": "Confiance de la PKI de TEST écrite dans {directory} (pour cardauth verify --trust).",
+        "en": "TEST PKI trust written to {directory} (for cardauth verify --trust).",
+    },
+    "ocsp": {
+        "fr": "Répondeur OCSP de la PKI de TEST sur {url} ; Ctrl-C pour arrêter.",
+        "en": "TEST PKI OCSP responder on {url}; Ctrl-C to stop.",
+    },
 }
 
 
@@ -92,6 +105,13 @@ def build_parser() -> argparse.ArgumentParser:
     remove = commands.add_parser("remove", help="remove the card from a slot")
     remove.add_argument("slot", type=int)
     commands.add_parser("swap", help="exchange the cards of the two slots")
+    export = commands.add_parser(
+        "export-trust", help="write the test PKI's roots, CRLs and settings for cardauth verify"
+    )
+    export.add_argument("directory", type=Path)
+    export.add_argument("--ocsp-url", help="the OCSP responder to name (cardauth-sim ocsp)")
+    responder = commands.add_parser("ocsp", help="run the test PKI's OCSP responder on loopback")
+    responder.add_argument("--port", type=_port, default=DEFAULT_OCSP_PORT)
     return parser
 
 
@@ -104,6 +124,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _personas(args.json)
         if args.command in ("status", "insert", "remove", "swap"):
             return _control(args)
+        if args.command == "export-trust":
+            export_trust(args.directory, now=dt.datetime.now(dt.UTC), ocsp_url=args.ocsp_url)
+            print(_text("exported", language, directory=args.directory))
+            return 0
+        if args.command == "ocsp":
+            return _run_ocsp(args.port, language)
         if args.vpcd:
             return _run_vpcd(args, language)
     except CardAuthError as error:
@@ -140,11 +166,17 @@ def _control(args: argparse.Namespace) -> int:
     return 0 if answer.get("ok") else 1
 
 
-def _run_vpcd(args: argparse.Namespace, language: Language) -> int:
-    workstation = vpcd_workstation(args.vpcd_host, args.vpcd_port)
-    placement = [None if args.no_cps else args.cps, None if args.no_vitale else args.vitale]
-    if args.swap:
-        placement.reverse()
+def _run_ocsp(port: int, language: Language) -> int:
+    responder = OcspResponder().start(port=port)
+    stop = _stop_on_signals()
+    print(_text("ocsp", language, url=responder.url), flush=True)
+    while not stop.wait(0.5):
+        pass
+    responder.stop()
+    return 0
+
+
+def _stop_on_signals() -> threading.Event:
     stop = threading.Event()
 
     def on_signal(_signum: int, _frame: FrameType | None) -> None:
@@ -152,6 +184,15 @@ def _run_vpcd(args: argparse.Namespace, language: Language) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    return stop
+
+
+def _run_vpcd(args: argparse.Namespace, language: Language) -> int:
+    workstation = vpcd_workstation(args.vpcd_host, args.vpcd_port)
+    placement = [None if args.no_cps else args.cps, None if args.no_vitale else args.vitale]
+    if args.swap:
+        placement.reverse()
+    stop = _stop_on_signals()
     server = None
     try:
         for slot, persona in enumerate(placement):
