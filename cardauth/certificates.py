@@ -23,6 +23,7 @@ from enum import Enum
 from typing import Any
 
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from cryptography.x509.verification import (
@@ -70,8 +71,11 @@ def parse_x5c(value: object, *, jws: str) -> list[x509.Certificate]:
         try:
             der = base64.b64decode(entry, validate=True)
             certificate = x509.load_der_x509_certificate(der)
+            # cryptography decodes lazily: touch everything now, refuse it here if bad.
             _ = certificate.subject, certificate.issuer, list(certificate.extensions)
-        except (binascii.Error, ValueError):
+            _ = certificate.public_key(), certificate.signature_hash_algorithm
+            _ = certificate.not_valid_before_utc, certificate.not_valid_after_utc
+        except (binascii.Error, ValueError, UnsupportedAlgorithm):
             raise AssertionRefused(
                 Refusal.CERTIFICATE_MALFORMED, "x5c holds a malformed certificate", jws=jws
             ) from None

@@ -42,8 +42,9 @@ class ChallengeRecord:
 
 
 class ChallengeStore(Protocol):
-    def put(self, record: ChallengeRecord) -> None:
-        """Keep ``record`` until it is taken or expires."""
+    def put(self, record: ChallengeRecord, lifetime: float) -> None:
+        """Keep ``record`` until it is taken or expires (``lifetime`` seconds from now;
+        records issued before now minus the lifetime may be dropped)."""
         ...
 
     def take(self, challenge: str) -> ChallengeRecord | None:
@@ -68,7 +69,7 @@ def issue_challenge(
         raise ValueError("a challenge belongs to a session")
     challenge = b64url_encode(secrets.token_bytes(CHALLENGE_BYTES))
     record = ChallengeRecord(challenge, session_digest(session), (now + lifetime).timestamp())
-    _guarded(lambda: store.put(record))
+    _guarded(lambda: store.put(record, lifetime.total_seconds()))
     return challenge
 
 
@@ -118,9 +119,9 @@ class MemoryChallengeStore:
         self._records: dict[str, ChallengeRecord] = {}
         self._lock = threading.Lock()
 
-    def put(self, record: ChallengeRecord) -> None:
+    def put(self, record: ChallengeRecord, lifetime: float) -> None:
         with self._lock:
-            self._purge(record.expires_at - DEFAULT_LIFETIME.total_seconds())
+            self._purge(record.expires_at - lifetime)
             self._records[record.challenge] = record
 
     def take(self, challenge: str) -> ChallengeRecord | None:
@@ -157,11 +158,10 @@ class SqliteChallengeStore:
             self._local.connection = connection
         return connection
 
-    def put(self, record: ChallengeRecord) -> None:
+    def put(self, record: ChallengeRecord, lifetime: float) -> None:
         connection = self._connection()
         connection.execute(
-            "DELETE FROM challenges WHERE expires_at < ?",
-            (record.expires_at - DEFAULT_LIFETIME.total_seconds(),),
+            "DELETE FROM challenges WHERE expires_at < ?", (record.expires_at - lifetime,)
         )
         connection.execute(
             "INSERT INTO challenges (challenge, session_digest, expires_at) VALUES (?, ?, ?)",
@@ -198,10 +198,10 @@ class RedisChallengeStore:
             redis.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout)
         )
 
-    def put(self, record: ChallengeRecord) -> None:
-        ttl_ms = max(1, int((record.expires_at - dt.datetime.now(dt.UTC).timestamp()) * 1000))
+    def put(self, record: ChallengeRecord, lifetime: float) -> None:
         value = f"{record.session_digest}:{record.expires_at!r}"
-        if not self._client.set(self._prefix + record.challenge, value, px=ttl_ms, nx=True):
+        key = self._prefix + record.challenge
+        if not self._client.set(key, value, px=max(1, int(lifetime * 1000)), nx=True):
             raise RuntimeError("challenge collision")  # 2^-256: a broken random source
 
     def take(self, challenge: str) -> ChallengeRecord | None:

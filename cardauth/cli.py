@@ -237,10 +237,10 @@ def command_verify(args: argparse.Namespace, out: Output) -> int:
     store = MemoryChallengeStore()
     now = dt.datetime.now(dt.UTC)
     session = "cardauth-verify"
+    lifetime = DEFAULT_CHALLENGE_LIFETIME
     store.put(
-        ChallengeRecord(
-            args.challenge, session_digest(session), (now + DEFAULT_CHALLENGE_LIFETIME).timestamp()
-        )
+        ChallengeRecord(args.challenge, session_digest(session), (now + lifetime).timestamp()),
+        lifetime.total_seconds(),
     )
     verified = verifier.verify(
         assertion,

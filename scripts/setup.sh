@@ -12,6 +12,7 @@ SYSTEM_PACKAGES=(
   swig              # to build pyscard
   pcsc-tools        # pcsc_scan
   opensc            # opensc-tool
+  redis-server      # the challenge store shared by several teleservice processes
   python3-venv
 )
 

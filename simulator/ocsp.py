@@ -37,7 +37,7 @@ class Fault(StrEnum):
     NONE = "none"
     UNKNOWN = "unknown"  # every certificate unknown
     WRONG_CERT_ID = "wrong_cert_id"  # the answer is about another serial number
-    BAD_SIGNATURE = "bad_signature"  # signed with a key that is not the responder's
+    BAD_SIGNATURE = "bad_signature"  # the signature altered after signing
     UNTRUSTED_RESPONDER = "untrusted_responder"  # a responder no CA issued
     STALE = "stale"  # nextUpdate in the past
     FUTURE = "future"  # thisUpdate tomorrow
@@ -97,7 +97,12 @@ class OcspResponder:
             return ocsp.OCSPResponseBuilder.build_unsuccessful(
                 ocsp.OCSPResponseStatus.UNAUTHORIZED
             ).public_bytes(Encoding.DER)
-        return self._answer(request, authority).public_bytes(Encoding.DER)
+        response = self._answer(request, authority)
+        data = response.public_bytes(Encoding.DER)
+        if self.fault is Fault.BAD_SIGNATURE:  # one bit of the signature flipped
+            at = data.index(response.signature) + len(response.signature) // 2
+            data = data[:at] + bytes((data[at] ^ 0x01,)) + data[at + 1 :]
+        return data
 
     def _authority_for(self, request: ocsp.OCSPRequest) -> Authority | None:
         for authority in self.pki.issuing_authorities:
@@ -146,8 +151,6 @@ class OcspResponder:
             nonce = secrets.token_bytes(16)
         if nonce is not None and self.fault is not Fault.NO_NONCE:
             builder = builder.add_extension(x509.OCSPNonce(nonce), critical=False)
-        if self.fault is Fault.BAD_SIGNATURE:
-            signer_key = keys.rsa_key("ocsp:impostor")
         return builder.sign(signer_key, hashes.SHA256())
 
     # -- HTTP --------------------------------------------------------------------------

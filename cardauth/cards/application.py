@@ -8,6 +8,7 @@ from enum import StrEnum
 from typing import ClassVar
 
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 
 from cardauth.cards import files
 from cardauth.cards.atr import AtrPattern
@@ -75,7 +76,7 @@ class CardApplication:
             certificate.subject.rfc4514_string()
             certificate.issuer.rfc4514_string()
             _ = certificate.not_valid_before_utc, certificate.not_valid_after_utc
-            _ = list(certificate.extensions)
-        except ValueError as exc:
+            _ = list(certificate.extensions), certificate.public_key()
+        except (ValueError, UnsupportedAlgorithm) as exc:
             raise MalformedCardData("the card's certificate does not parse") from exc
         return certificate

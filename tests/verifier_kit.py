@@ -1,0 +1,280 @@
+"""What the verifier tests share: a fixed clock, the test PKI's trust, and a forge
+that signs any header and payload with the personas' card keys (or with keys and
+certificates made up for an attack)."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import hashlib
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa, utils
+from cryptography.hazmat.primitives.serialization import Encoding
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from cardauth import jose
+from cardauth.challenges import MemoryChallengeStore, issue_challenge
+from cardauth.origins import Origin
+from cardauth.protocol import ASSERTION_TYPE, BINDING_PARAMETER, VITALE_TYPE, thumbprint
+from cardauth.revocation import RevocationChecker, RevocationPolicy
+from cardauth.trust import PkiProfile, TrustStore
+from cardauth.verify import VerifiedLogin, Verifier
+from simulator import keys
+from simulator.personas import load_cps, load_vitale
+from simulator.pki import (
+    BIRTH_RANK_ATTRIBUTE,
+    CARD_TYPE_POLICIES,
+    VITALE_POLICY,
+    SimulatorPki,
+    cps_key,
+    simulator_pki,
+    vitale_key,
+)
+
+NOW = dt.datetime(2026, 6, 1, 12, 0, tzinfo=dt.UTC)
+ORIGIN = Origin.parse("https://teleservice.example")
+SESSION = "browser-session-A"
+PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
+
+
+def profile() -> PkiProfile:
+    return PkiProfile(
+        {oid.dotted_string: card_type.value for card_type, oid in CARD_TYPE_POLICIES.items()},
+        frozenset({VITALE_POLICY.dotted_string}),
+        BIRTH_RANK_ATTRIBUTE.dotted_string,
+    )
+
+
+def trust_store(pki: SimulatorPki | None = None) -> TrustStore:
+    pki = pki or simulator_pki()
+    return TrustStore(
+        cps_roots=(pki.cps_root.certificate,),
+        vitale_roots=(pki.vitale_root.certificate,),
+        profile=profile(),
+        intermediates=(pki.cps_ca.certificate, pki.vitale_ca.certificate),
+    )
+
+
+def crl_checker(now: dt.datetime = NOW) -> RevocationChecker:
+    pki = simulator_pki()
+    crls = [pki.crl(authority, now) for authority in pki.issuing_authorities]
+    return RevocationChecker(policy=RevocationPolicy(use_ocsp=False), crls=crls)
+
+
+def der(certificate: x509.Certificate) -> bytes:
+    return certificate.public_bytes(Encoding.DER)
+
+
+def x5c(*certificates: x509.Certificate) -> list[str]:
+    return [base64.b64encode(der(c)).decode() for c in certificates]
+
+
+def sign(key: PrivateKey, alg: str, data: bytes) -> bytes:
+    """Sign as a card would for ``alg`` (ES256 as r || s)."""
+    if isinstance(key, rsa.RSAPrivateKey):
+        if alg == "PS256":
+            return key.sign(data, padding.PSS(padding.MGF1(hashes.SHA256()), 32), hashes.SHA256())
+        return key.sign(data, padding.PKCS1v15(), hashes.SHA256())
+    r, s = utils.decode_dss_signature(key.sign(data, ec.ECDSA(hashes.SHA256())))
+    return r.to_bytes(32, "big") + s.to_bytes(32, "big")
+
+
+def compact(
+    header: dict[str, Any], payload: dict[str, Any], signer: Callable[[bytes], bytes]
+) -> str:
+    return jose.serialize(header, payload, signer)
+
+
+@dataclass
+class Forge:
+    """Builds assertions the way the cards do, with every part open to tampering."""
+
+    pki: SimulatorPki = field(default_factory=simulator_pki)
+    cps_persona: str = "doctor"
+    vitale_persona: str = "patient"
+    origin: str = ORIGIN.value
+    now: dt.datetime = NOW
+
+    @property
+    def cps_certificate(self) -> x509.Certificate:
+        return self.pki.cps_certificates(load_cps(self.cps_persona)).authentication
+
+    @property
+    def cps_key(self) -> rsa.RSAPrivateKey:
+        return cps_key(load_cps(self.cps_persona), "authentication")
+
+    @property
+    def vitale_certificate(self) -> x509.Certificate:
+        return self.pki.vitale_certificate(load_vitale(self.vitale_persona))
+
+    @property
+    def vitale_key(self) -> ec.EllipticCurvePrivateKey:
+        return vitale_key(load_vitale(self.vitale_persona))
+
+    def header(
+        self, typ: str = ASSERTION_TYPE, alg: str = "RS256", chain: list[str] | None = None
+    ) -> dict[str, Any]:
+        return {
+            "alg": alg,
+            "typ": typ,
+            "x5c": chain if chain is not None else x5c(self.cps_certificate),
+            "crit": [BINDING_PARAMETER],
+            BINDING_PARAMETER: 1,
+        }
+
+    def payload(self, challenge: str, **changes: Any) -> dict[str, Any]:
+        issued = int(self.now.timestamp())
+        payload = {
+            "aud": self.origin,
+            "nonce": challenge,
+            "iat": issued,
+            "exp": issued + 120,
+            "card": "80250000010000100001",
+        }
+        payload.update(changes)
+        return {k: v for k, v in payload.items() if v is not None}
+
+    def vitale(
+        self,
+        challenge: str,
+        *,
+        header: dict[str, Any] | None = None,
+        key: PrivateKey | None = None,
+        **changes: Any,
+    ) -> str:
+        issued = int(self.now.timestamp())
+        payload = {
+            "aud": self.origin,
+            "nonce": challenge,
+            "iat": issued,
+            "exp": issued + 120,
+            "card": "80250000020000200001",
+            "cps": thumbprint(der(self.cps_certificate)),
+        }
+        payload.update(changes)
+        header = header or self.header(VITALE_TYPE, "ES256", x5c(self.vitale_certificate))
+        signer = key or self.vitale_key
+        return compact(
+            header,
+            {k: v for k, v in payload.items() if v is not None},
+            lambda data: sign(signer, header["alg"], data),
+        )
+
+    def assertion(
+        self,
+        challenge: str,
+        *,
+        header: dict[str, Any] | None = None,
+        key: PrivateKey | None = None,
+        alg_for_signature: str | None = None,
+        **changes: Any,
+    ) -> str:
+        header = header or self.header()
+        signer = key or self.cps_key
+        algorithm = alg_for_signature or header.get("alg", "RS256")
+        return compact(
+            header, self.payload(challenge, **changes), lambda data: sign(signer, algorithm, data)
+        )
+
+
+@dataclass
+class Scene:
+    """A teleservice about to verify: its store, a challenge for SESSION, a verifier."""
+
+    verifier: Verifier
+    store: MemoryChallengeStore = field(default_factory=MemoryChallengeStore)
+    now: dt.datetime = NOW
+    challenge: str = ""
+
+    def __post_init__(self) -> None:
+        self.challenge = issue_challenge(self.store, session=SESSION, now=self.now)
+
+    def verify(
+        self,
+        assertion: str,
+        *,
+        expected_challenge: str | None = None,
+        session: str = SESSION,
+        origins: tuple[Origin, ...] = (ORIGIN,),
+        now: dt.datetime | None = None,
+        require_vitale: bool = False,
+    ) -> VerifiedLogin:
+        return self.verifier.verify(
+            assertion,
+            expected_origins=origins,
+            expected_challenge=expected_challenge or self.challenge,
+            session=session,
+            challenges_store=self.store,
+            now=now or self.now,
+            require_vitale=require_vitale,
+        )
+
+
+def rogue_ca(
+    label: str, *, name: str = "TEST AC IGC-SANTE FORT PERSONNES"
+) -> tuple[x509.Certificate, rsa.RSAPrivateKey]:
+    """A self-made CA that borrows a real CA's name but no trusted root signed."""
+    key = keys.rsa_key(f"test:{label}")
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(int.from_bytes(hashlib.sha256(label.encode()).digest()[:8], "big"))
+        .not_valid_before(dt.datetime(2020, 1, 1, tzinfo=dt.UTC))
+        .not_valid_after(dt.datetime(2040, 1, 1, tzinfo=dt.UTC))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(False, False, False, False, False, True, True, False, False),
+            critical=True,
+        )
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    return certificate, key
+
+
+def card_certificate(
+    template: x509.Certificate,
+    issuer_name: x509.Name,
+    issuer_key: rsa.RSAPrivateKey,
+    public_key: rsa.RSAPublicKey | ec.EllipticCurvePublicKey,
+    *,
+    not_before: dt.datetime | None = None,
+    not_after: dt.datetime | None = None,
+    ca: bool = False,
+    client_auth: bool = True,
+) -> x509.Certificate:
+    """A copy of a card certificate's subject and policies, issued by whoever we like."""
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(template.subject)
+        .issuer_name(issuer_name)
+        .public_key(public_key)
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(not_before or template.not_valid_before_utc)
+        .not_valid_after(not_after or template.not_valid_after_utc)
+        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(True, False, True, False, False, ca, ca, False, False), critical=True
+        )
+    )
+    for extension in template.extensions:
+        if isinstance(extension.value, x509.CertificatePolicies):
+            builder = builder.add_extension(extension.value, critical=False)
+    if client_auth:
+        builder = builder.add_extension(
+            x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False
+        )
+    return builder.sign(issuer_key, hashes.SHA256())
+
+
+def header_json(header: dict[str, Any]) -> bytes:
+    return json.dumps(header, separators=(",", ":")).encode()
