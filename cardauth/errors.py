@@ -269,6 +269,8 @@ class Refusal(StrEnum):
     # Vitale co-assertion
     VITALE_BINDING = "vitale.binding"
     VITALE_MISSING = "vitale.missing"
+    # a patient lookup signed by another card than the logged-in professional's
+    OTHER_PROFESSIONAL = "lookup.other_professional"
 
 
 class AssertionRefused(CardAuthError):

@@ -309,6 +309,15 @@ ERRORS: Mapping[str, Mapping[Language, str]] = {
         "fr": "Consultation refusée : la carte Vitale n'a pas co-signé cette connexion.",
         "en": "Lookup refused: the Vitale card did not co-sign this login.",
     },
+    "lookup.other_professional": {
+        "fr": "Consultation refusée : elle doit être signée par la carte CPS de la personne "
+        "connectée.",
+        "en": "Lookup refused: it must be signed by the CPS card of the person logged in.",
+    },
+    "audit.invalid": {
+        "fr": "Journal d'audit impossible à tenir ({message}).",
+        "en": "The audit trail cannot be kept ({message}).",
+    },
     "vitale.missing": {
         "fr": "La carte Vitale du patient doit être insérée pour cette consultation.",
         "en": "The patient's Vitale card must be inserted for this lookup.",

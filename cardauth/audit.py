@@ -1,0 +1,107 @@
+"""The audit trail: who logged in, who was refused, and who looked up which patient.
+
+A NIR never appears in it: only a keyed pseudonym, HMAC-SHA-256 under a secret
+key of the teleservice. A plain hash would not do: the NIR space is small enough
+(about 10^13 values, most of them guessable from sex, birth date and place) to
+hash every NIR and reverse the trail. Without the key, the pseudonym reveals
+nothing; with it, the teleservice can still find the lookups about one patient.
+
+Entries are JSON lines, appended and flushed one at a time, so that a crash loses
+at most the entry being written.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import json
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from cardauth.certificates import Patient, Professional
+from cardauth.errors import CardAuthError
+
+MIN_KEY_BYTES = 32
+
+
+class AuditConfigError(CardAuthError):
+    """The audit trail cannot be kept as configured."""
+
+    code = "audit.invalid"
+
+
+class AuditLog:
+    """Appends audit entries to a file (JSON lines)."""
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        pseudonym_key: bytes,
+        clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
+    ) -> None:
+        if len(pseudonym_key) < MIN_KEY_BYTES:
+            raise AuditConfigError("the pseudonym key must be at least 32 random bytes")
+        self.path = path
+        self._key = pseudonym_key
+        self._clock = clock
+        self._lock = threading.Lock()
+        path.parent.mkdir(parents=True, exist_ok=True)
+
+    def pseudonym(self, nir: str) -> str:
+        """The keyed pseudonym of a NIR: the same for the same patient, nothing without
+        the key."""
+        return hmac.new(
+            self._key, b"cardauth nir\x00" + nir.encode("ascii"), hashlib.sha256
+        ).hexdigest()
+
+    def login(self, professional: Professional, *, origin: str, card_serial: str) -> None:
+        self._append(
+            "login",
+            professional=professional.idnat,
+            card_type=professional.card_type,
+            origin=origin,
+            card_serial=card_serial,
+        )
+
+    def refused(self, code: str, *, origin: str | None, action: str = "login") -> None:
+        self._append(f"{action}_refused", code=code, origin=origin)
+
+    def logout(self, professional_idnat: str) -> None:
+        self._append("logout", professional=professional_idnat)
+
+    def patient_lookup(self, professional: Professional, patient: Patient, *, outcome: str) -> None:
+        self._append(
+            "patient_lookup",
+            professional=professional.idnat,
+            patient=self.pseudonym(patient.nir.value),
+            outcome=outcome,
+        )
+
+    def lookups_by(self, professional_idnat: str) -> list[dict[str, Any]]:
+        """The patient lookups of one professional, oldest first (what they may see)."""
+        entries = []
+        with self._lock:
+            if not self.path.exists():
+                return []
+            lines = self.path.read_text(encoding="utf-8").splitlines()
+        for line in lines:
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                continue  # a line cut by a crash: the others still count
+            if entry.get("event") == "patient_lookup" and entry.get("professional") == (
+                professional_idnat
+            ):
+                entries.append(entry)
+        return entries
+
+    def _append(self, event: str, **fields: Any) -> None:
+        entry = {"at": self._clock().isoformat(timespec="seconds"), "event": event, **fields}
+        line = json.dumps(entry, ensure_ascii=False, separators=(",", ":")) + "\n"
+        with self._lock, self.path.open("a", encoding="utf-8") as out:
+            out.write(line)
+            out.flush()

@@ -1,0 +1,281 @@
+"""Card login for Flask teleservices.
+
+    app.config.update(
+        CARDAUTH_ORIGINS=["https://teleservice.example"],
+        CARDAUTH_TRUST_DIR="/etc/teleservice/trust",
+        CARDAUTH_CHALLENGE_STORE="redis://127.0.0.1:6379/0",  # or sqlite:///path, memory
+        CARDAUTH_AUDIT_LOG="/var/log/teleservice/audit.jsonl",
+        CARDAUTH_PSEUDONYM_KEY=bytes.fromhex(os.environ["PSEUDONYM_KEY"]),
+    )
+    cardauth = CardAuth(app)
+
+    @app.get("/patients")
+    @login_required
+    def patients(): ...
+
+The extension adds, under ``/cardauth``: ``POST /challenge`` (a challenge bound
+to this browser session), ``POST /login`` (``{"assertion": ...}``: verifies,
+then starts a fresh session holding the professional's identity) and ``POST
+/logout``. Both POSTs take JSON only, so that a cross-site form cannot send them
+without a CORS preflight. A patient lookup goes through :meth:`CardAuth.verify_lookup`:
+a new assertion, co-signed by the patient's Vitale card, by the professional who is
+logged in. The audit trail records logins, refusals and lookups, NIRs pseudonymised.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import hmac
+import secrets
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, ParamSpec, TypeVar
+
+from flask import Blueprint, Flask, Response, abort, current_app, jsonify, request, session
+
+from cardauth.audit import AuditLog
+from cardauth.certificates import Patient
+from cardauth.challenges import (
+    ChallengeStore,
+    MemoryChallengeStore,
+    RedisChallengeStore,
+    SqliteChallengeStore,
+    issue_challenge,
+)
+from cardauth.errors import AssertionRefused, CardAuthError, Refusal
+from cardauth.messages import choose_language, describe
+from cardauth.origins import parse_origins
+from cardauth.trust import TrustConfigError, utc_now
+from cardauth.verify import VerifiedLogin, Verifier
+
+P = ParamSpec("P")
+R = TypeVar("R")
+EXTENSION = "cardauth"
+_USER = "cardauth_professional"
+_SID = "cardauth_sid"
+_CHALLENGE = "cardauth_challenge"
+
+
+def store_from_setting(setting: str) -> ChallengeStore:
+    """``memory``, ``sqlite:///path/to/file.db`` or ``redis://host:port/db``."""
+    if setting == "memory":
+        return MemoryChallengeStore()
+    if setting.startswith("sqlite:///"):
+        return SqliteChallengeStore(Path(setting.removeprefix("sqlite://")))
+    if setting.startswith(("redis://", "rediss://", "unix://")):
+        return RedisChallengeStore.from_url(setting)
+    raise TrustConfigError("CARDAUTH_CHALLENGE_STORE is memory, sqlite:///path or redis://...")
+
+
+class CardAuth:
+    """The extension (application-factory style: ``CardAuth(app)`` or ``init_app``)."""
+
+    def __init__(
+        self,
+        app: Flask | None = None,
+        *,
+        verifier: Verifier | None = None,
+        challenges: ChallengeStore | None = None,
+        clock: Callable[[], dt.datetime] = utc_now,
+    ) -> None:
+        self._verifier = verifier
+        self._challenges = challenges
+        self.clock = clock
+        if app is not None:
+            self.init_app(app)
+
+    def init_app(self, app: Flask) -> None:
+        config = app.config
+        self.origins = parse_origins(
+            list(config["CARDAUTH_ORIGINS"]),
+            allow_development=bool(config.get("CARDAUTH_ALLOW_DEVELOPMENT_ORIGINS", False)),
+        )
+        self.verifier = self._verifier or Verifier.from_directory(
+            Path(config["CARDAUTH_TRUST_DIR"])
+        )
+        self.challenges = self._challenges or store_from_setting(
+            config.get("CARDAUTH_CHALLENGE_STORE", "memory")
+        )
+        self.challenge_lifetime = dt.timedelta(
+            seconds=config.get("CARDAUTH_CHALLENGE_LIFETIME_SECONDS", 300)
+        )
+        key = config.get("CARDAUTH_PSEUDONYM_KEY")
+        log = config.get("CARDAUTH_AUDIT_LOG")
+        self.audit = (
+            AuditLog(Path(log), pseudonym_key=_key_bytes(key), clock=self.clock)
+            if (log is not None)
+            else None
+        )
+        app.extensions[EXTENSION] = self
+        app.register_blueprint(self._blueprint())
+        app.register_error_handler(AssertionRefused, _refusal_response)
+
+    # -- the endpoints ---------------------------------------------------------------
+
+    def _blueprint(self) -> Blueprint:
+        blueprint = Blueprint(EXTENSION, __name__, url_prefix="/cardauth")
+        blueprint.add_url_rule("/challenge", "challenge", self._challenge, methods=["POST"])
+        blueprint.add_url_rule("/login", "login", self._login, methods=["POST"])
+        blueprint.add_url_rule("/logout", "logout", self._logout, methods=["POST"])
+        return blueprint
+
+    def new_challenge(self) -> str:
+        """A challenge for this browser session, remembered in the session."""
+        if _SID not in session:
+            session[_SID] = secrets.token_urlsafe(32)
+        challenge = issue_challenge(
+            self.challenges,
+            session=session[_SID],
+            now=self.clock(),
+            lifetime=self.challenge_lifetime,
+        )
+        session[_CHALLENGE] = challenge
+        return challenge
+
+    def _challenge(self) -> Response:
+        _require_json()
+        try:
+            return jsonify({"challenge": self.new_challenge()})
+        except CardAuthError as error:
+            return _refusal(error, 503)
+
+    def _login(self) -> Response:
+        assertion = _require_json().get("assertion")
+        try:
+            login = self._verify(assertion, require_vitale=False)
+        except AssertionRefused as error:
+            if self.audit is not None:
+                self.audit.refused(error.code, origin=request.headers.get("Origin"))
+            return _refusal_response(error)
+        session.clear()  # a new session for the logged-in professional (no fixation)
+        session[_USER] = login.professional.to_dict()
+        session.permanent = True
+        if self.audit is not None:
+            self.audit.login(login.professional, origin=login.origin, card_serial=login.card_serial)
+        return jsonify({"professional": login.professional.to_dict()})
+
+    def _logout(self) -> Response:
+        _require_json()
+        user = session.get(_USER)
+        session.clear()
+        if user is not None and self.audit is not None:
+            self.audit.logout(user["idnat"])
+        return jsonify({"logged_out": True})
+
+    # -- what views use --------------------------------------------------------------
+
+    def verify_lookup(self, assertion: object) -> Patient:
+        """A patient lookup: a fresh assertion by the professional who is logged in,
+        co-signed by the patient's Vitale card. The patient comes from the Vitale
+        certificate; the lookup is audited with the NIR's pseudonym."""
+        professional = current_professional()
+        if professional is None:
+            abort(401)
+        try:
+            login = self._verify(assertion, require_vitale=True)
+            if not hmac.compare_digest(login.professional.idnat, professional["idnat"]):
+                raise AssertionRefused(
+                    Refusal.OTHER_PROFESSIONAL,
+                    "the lookup was signed by another professional's card",
+                )
+        except AssertionRefused as error:
+            if self.audit is not None:
+                self.audit.refused(
+                    error.code, origin=request.headers.get("Origin"), action="patient_lookup"
+                )
+            raise
+        assert login.patient is not None  # require_vitale
+        if self.audit is not None:
+            self.audit.patient_lookup(login.professional, login.patient, outcome="verified")
+        return login.patient
+
+    def _verify(self, assertion: object, *, require_vitale: bool) -> VerifiedLogin:
+        challenge = session.pop(_CHALLENGE, None)  # one try per challenge, whatever happens
+        sid = session.get(_SID)
+        if not isinstance(assertion, str) or challenge is None or sid is None:
+            raise _no_challenge_refusal()
+        return self.verifier.verify(
+            assertion,
+            expected_origins=self.origins,
+            expected_challenge=challenge,
+            session=sid,
+            challenges_store=self.challenges,
+            now=self.clock(),
+            require_vitale=require_vitale,
+        )
+
+
+def _no_challenge_refusal() -> AssertionRefused:
+    return AssertionRefused(
+        Refusal.CHALLENGE_UNKNOWN, "ask for a challenge first (POST /cardauth/challenge)"
+    )
+
+
+def extension() -> CardAuth:
+    found = current_app.extensions.get(EXTENSION)
+    if not isinstance(found, CardAuth):
+        raise RuntimeError("CardAuth is not initialised on this application")
+    return found
+
+
+def current_professional() -> dict[str, Any] | None:
+    """The logged-in professional's identity (from their certificate), or None."""
+    user = session.get(_USER)
+    return user if isinstance(user, dict) else None
+
+
+def login_required(view: Callable[P, R]) -> Callable[P, R | Response]:
+    """Refuse the view (401, nothing else) to a browser whose session has no
+    professional logged in by card."""
+
+    @functools.wraps(view)
+    def guarded(*args: P.args, **kwargs: P.kwargs) -> R | Response:
+        if current_professional() is None:
+            response = jsonify(
+                {"error": {"code": "login.required", "message": "card login required"}}
+            )
+            response.status_code = 401
+            return response
+        return view(*args, **kwargs)
+
+    return guarded
+
+
+def _require_json() -> dict[str, Any]:
+    """JSON bodies only: a cross-site form cannot send one without a preflight."""
+    if not request.is_json:
+        abort(415)
+    body = request.get_json(silent=True)
+    if body is None:
+        body = {}
+    if not isinstance(body, dict):
+        abort(400)
+    return body
+
+
+def _refusal_response(error: AssertionRefused) -> Response:
+    """Refusals become JSON answers: 503 when the service cannot check (try again
+    later), 401 otherwise."""
+    return _refusal(error, _status_for(error))
+
+
+def _status_for(error: AssertionRefused) -> int:
+    if error.code in ("challenge.store_unavailable", "revocation.unavailable", "revocation.stale"):
+        return 503
+    return 401
+
+
+def _refusal(error: CardAuthError, status: int) -> Response:
+    language = choose_language(request.accept_languages.best_match(["fr", "en"]) or "fr")
+    response = jsonify({"error": {"code": error.code, "message": describe(error, language)}})
+    response.status_code = status
+    return response
+
+
+def _key_bytes(key: object) -> bytes:
+    if isinstance(key, bytes):
+        return key
+    if isinstance(key, str):
+        return bytes.fromhex(key)
+    raise TrustConfigError("CARDAUTH_PSEUDONYM_KEY must be bytes or hexadecimal text")

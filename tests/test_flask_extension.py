@@ -1,0 +1,188 @@
+"""The Flask extension: challenge per browser session, card login, protected views,
+logout, patient lookups co-signed by the Vitale card, and the audit trail."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask import Flask, request
+from flask.testing import FlaskClient
+
+from cardauth.audit import AuditConfigError, AuditLog
+from cardauth.flask import CardAuth, current_professional, extension, login_required
+from cardauth.verify import Verifier
+from tests.verifier_kit import NOW, ORIGIN, Forge, crl_checker, trust_store
+
+KEY = bytes(range(32))
+
+
+def make_app(tmp_path: Path) -> Flask:
+    app = Flask(__name__)
+    app.config.update(
+        SECRET_KEY="test",
+        CARDAUTH_ORIGINS=[ORIGIN.value],
+        CARDAUTH_AUDIT_LOG=str(tmp_path / "audit.jsonl"),
+        CARDAUTH_PSEUDONYM_KEY=KEY,
+    )
+    CardAuth(
+        app, verifier=Verifier(trust=trust_store(), revocation=crl_checker()), clock=lambda: NOW
+    )
+
+    @app.get("/patients")
+    @login_required
+    def patients() -> dict[str, Any]:
+        professional = current_professional()
+        assert professional is not None
+        return {"who": professional["idnat"]}
+
+    @app.post("/lookup")
+    @login_required
+    def lookup() -> dict[str, Any]:
+        patient = extension().verify_lookup((app_json() or {}).get("assertion"))
+        return {"patient": patient.to_dict()}
+
+    return app
+
+
+def app_json() -> dict[str, Any] | None:
+    body = request.get_json(silent=True)
+    return body if isinstance(body, dict) else None
+
+
+@pytest.fixture
+def app(tmp_path: Path) -> Flask:
+    return make_app(tmp_path)
+
+
+def challenge(client: FlaskClient) -> str:
+    response = client.post("/cardauth/challenge", json={})
+    assert response.status_code == 200
+    return str(response.get_json()["challenge"])
+
+
+def login(client: FlaskClient, forge: Forge | None = None) -> Any:
+    token = (forge or Forge()).assertion(challenge(client))
+    return client.post("/cardauth/login", json={"assertion": token})
+
+
+def test_protected_view_without_login_gives_nothing(app: Flask) -> None:
+    response = app.test_client().get("/patients")
+    assert response.status_code == 401
+    assert response.get_json()["error"]["code"] == "login.required"
+    assert "899700420013" not in response.get_data(as_text=True)
+
+
+def test_card_login_then_the_view(app: Flask) -> None:
+    client = app.test_client()
+    response = login(client)
+    assert response.status_code == 200
+    assert response.get_json()["professional"]["idnat"] == "899700420013"
+    assert client.get("/patients").get_json() == {"who": "899700420013"}
+
+
+def test_logout_ends_access(app: Flask) -> None:
+    client = app.test_client()
+    login(client)
+    assert client.post("/cardauth/logout", json={}).status_code == 200
+    assert client.get("/patients").status_code == 401
+
+
+def test_an_assertion_made_in_another_browser_cannot_log_this_one_in(app: Flask) -> None:
+    attacker, victim = app.test_client(), app.test_client()
+    token = Forge().assertion(challenge(attacker))  # the attacker's card, the attacker's session
+    challenge(victim)
+    response = victim.post("/cardauth/login", json={"assertion": token})
+    assert response.status_code == 401
+    assert response.get_json()["error"]["code"] == "challenge.unknown"
+    assert victim.get("/patients").status_code == 401
+
+
+def test_replay_is_refused(app: Flask) -> None:
+    client = app.test_client()
+    token = Forge().assertion(challenge(client))
+    assert client.post("/cardauth/login", json={"assertion": token}).status_code == 200
+    again = client.post("/cardauth/login", json={"assertion": token})
+    assert again.status_code == 401
+
+
+def test_login_needs_json(app: Flask) -> None:
+    client = app.test_client()
+    assert client.post("/cardauth/challenge", data="x").status_code == 415
+    assert client.post("/cardauth/login", data={"assertion": "x"}).status_code == 415
+
+
+def test_refusals_speak_french_by_default(app: Flask) -> None:
+    client = app.test_client()
+    response = login(client, Forge(cps_persona="cps-revoked"))
+    assert response.status_code == 401
+    error = response.get_json()["error"]
+    assert error["code"] == "revocation.revoked"
+    assert "révoquée" in error["message"]
+    english = app.test_client()
+    token = Forge(cps_persona="cps-revoked").assertion(challenge(english))
+    response = english.post(
+        "/cardauth/login", json={"assertion": token}, headers={"Accept-Language": "en"}
+    )
+    assert "revoked" in response.get_json()["error"]["message"]
+
+
+def test_patient_lookup_with_the_vitale_card_is_audited_with_a_pseudonym(
+    app: Flask, tmp_path: Path
+) -> None:
+    client = app.test_client()
+    login(client)
+    forge = Forge(vitale_persona="parent")
+    current = challenge(client)
+    token = forge.assertion(current, vitale=forge.vitale(current))
+    response = client.post("/lookup", json={"assertion": token})
+    assert response.status_code == 200
+    assert response.get_json()["patient"]["nir"] == "178016912304552"
+    trail = (tmp_path / "audit.jsonl").read_text()
+    assert "178016912304552" not in trail
+    audit = AuditLog(tmp_path / "audit.jsonl", pseudonym_key=KEY)
+    lookups = audit.lookups_by("899700420013")
+    assert [entry["patient"] for entry in lookups] == [audit.pseudonym("178016912304552")]
+    assert [json.loads(line)["event"] for line in trail.splitlines()] == ["login", "patient_lookup"]
+
+
+def test_lookup_without_the_vitale_card_is_refused(app: Flask) -> None:
+    client = app.test_client()
+    login(client)
+    response = client.post("/lookup", json={"assertion": Forge().assertion(challenge(client))})
+    assert response.status_code == 401
+    assert response.get_json()["error"]["code"] == "vitale.missing"
+
+
+def test_lookup_signed_by_another_professional_is_refused(app: Flask, tmp_path: Path) -> None:
+    client = app.test_client()
+    login(client)
+    other = Forge(cps_persona="pharmacist")
+    current = challenge(client)
+    token = other.assertion(current, vitale=other.vitale(current))
+    response = client.post("/lookup", json={"assertion": token})
+    assert response.status_code == 401
+    assert response.get_json()["error"]["code"] == "lookup.other_professional"
+    events = [json.loads(line) for line in (tmp_path / "audit.jsonl").read_text().splitlines()]
+    assert events[-1] == {
+        "at": events[-1]["at"],
+        "event": "patient_lookup_refused",
+        "code": "lookup.other_professional",
+        "origin": None,
+    }
+
+
+def test_a_short_pseudonym_key_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(AuditConfigError):
+        AuditLog(tmp_path / "a.jsonl", pseudonym_key=b"short")
+
+
+def test_pseudonyms_depend_on_the_key(tmp_path: Path) -> None:
+    first = AuditLog(tmp_path / "a.jsonl", pseudonym_key=KEY)
+    second = AuditLog(tmp_path / "b.jsonl", pseudonym_key=bytes(32))
+    nir = "178016912304552"
+    assert first.pseudonym(nir) == first.pseudonym(nir)
+    assert first.pseudonym(nir) != second.pseudonym(nir)
+    assert nir not in first.pseudonym(nir)
