@@ -20,7 +20,6 @@ import re
 import secrets
 import sqlite3
 import threading
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
@@ -69,7 +68,10 @@ def issue_challenge(
         raise ValueError("a challenge belongs to a session")
     challenge = b64url_encode(secrets.token_bytes(CHALLENGE_BYTES))
     record = ChallengeRecord(challenge, session_digest(session), (now + lifetime).timestamp())
-    _guarded(lambda: store.put(record, lifetime.total_seconds()))
+    try:
+        store.put(record, lifetime.total_seconds())
+    except Exception as exc:  # the store's own errors: a refusal, never a pass
+        raise _unavailable(exc) from exc
     return challenge
 
 
@@ -86,8 +88,17 @@ def consume_challenge(
 ) -> None:
     """Take ``challenge`` out of the store; it must be there, unexpired, and issued to
     ``session``. It is gone afterwards whatever the outcome."""
-    check_format(challenge)
-    record = _guarded(lambda: store.take(challenge))
+    take_checked_challenge(store, check_format(challenge), session=session, now=now)
+
+
+def take_checked_challenge(
+    store: ChallengeStore, challenge: str, *, session: str, now: dt.datetime
+) -> None:
+    """:func:`consume_challenge` for a challenge whose format is already checked."""
+    try:
+        record = store.take(challenge)
+    except Exception as exc:  # the store's own errors: a refusal, never a pass
+        raise _unavailable(exc) from exc
     if record is None:
         raise AssertionRefused(
             Refusal.CHALLENGE_UNKNOWN, "unknown or already used challenge", jws="cps"
@@ -100,16 +111,11 @@ def consume_challenge(
         )
 
 
-def _guarded(action: Callable[[], T]) -> T:
-    """Run a store operation; any failure of the store is a refusal, never a pass."""
-    try:
-        return action()
-    except AssertionRefused:
-        raise
-    except Exception as exc:  # the store's own errors: connection, disk, timeout...
-        raise AssertionRefused(
-            Refusal.CHALLENGE_STORE, "the challenge store is unavailable", reason=type(exc).__name__
-        ) from exc
+def _unavailable(exc: Exception) -> AssertionRefused:
+    """Any failure of the store (connection, disk, timeout...) is a refusal."""
+    return AssertionRefused(
+        Refusal.CHALLENGE_STORE, "the challenge store is unavailable", reason=type(exc).__name__
+    )
 
 
 class MemoryChallengeStore:

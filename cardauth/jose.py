@@ -15,13 +15,14 @@ import binascii
 import json
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from cardauth.errors import AssertionRefused, Refusal
 
 MAX_TOKEN_LENGTH = 32 * 1024
 _BASE64URL = re.compile(r"[A-Za-z0-9_-]*", re.ASCII)
+_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+_SEXTET = {char: value for value, char in enumerate(_ALPHABET)}
 
 
 def b64url_encode(data: bytes) -> str:
@@ -30,15 +31,18 @@ def b64url_encode(data: bytes) -> str:
 
 def b64url_decode(text: str, *, jws: str = "cps") -> bytes:
     """Decode unpadded base64url, refusing any other spelling of the same bytes."""
-    if not _BASE64URL.fullmatch(text) or len(text) % 4 == 1:
+    padding = -len(text) % 4
+    if padding == 3 or not _BASE64URL.fullmatch(text):
         raise AssertionRefused(Refusal.MALFORMED, "not base64url", jws=jws)
+    # The last character's unused low bits must be zero (RFC 4648 § 3.5): 4 bits when
+    # two characters end the text, 2 bits when three do. Else it is another spelling.
+    if padding and _SEXTET[text[-1]] & (0x0F if padding == 2 else 0x03):
+        raise AssertionRefused(Refusal.MALFORMED, "non-canonical base64url", jws=jws)
     try:
-        data = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+        standard = text.replace("-", "+").replace("_", "/")
+        return binascii.a2b_base64(standard + "=" * padding)
     except (binascii.Error, ValueError):
         raise AssertionRefused(Refusal.MALFORMED, "not base64url", jws=jws) from None
-    if b64url_encode(data) != text:  # unused low bits set: another spelling
-        raise AssertionRefused(Refusal.MALFORMED, "non-canonical base64url", jws=jws)
-    return data
 
 
 def canonical_json(value: dict[str, Any]) -> bytes:
@@ -46,21 +50,41 @@ def canonical_json(value: dict[str, Any]) -> bytes:
     return json.dumps(value, separators=(",", ":"), sort_keys=True, ensure_ascii=False).encode()
 
 
+class _DuplicateName(ValueError):
+    pass
+
+
+class _NotJsonConstant(ValueError):
+    pass
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    value = dict(pairs)
+    if len(value) != len(pairs):
+        raise _DuplicateName
+    return value
+
+
+def _no_constants(name: str) -> Any:
+    raise _NotJsonConstant
+
+
+# One decoder for every token (json.loads with hooks would build one per call).
+_DECODER = json.JSONDecoder(object_pairs_hook=_no_duplicates, parse_constant=_no_constants)
+
+
 def strict_json_object(data: bytes, *, jws: str = "cps") -> dict[str, Any]:
     """A JSON object, refusing duplicate names, NaN/Infinity and anything else."""
-
-    def no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-        names = [name for name, _ in pairs]
-        if len(names) != len(set(names)):
-            raise AssertionRefused(Refusal.DUPLICATE_KEY, "duplicate JSON member name", jws=jws)
-        return dict(pairs)
-
-    def no_constants(name: str) -> Any:
-        raise AssertionRefused(Refusal.MALFORMED, "NaN and Infinity are not JSON", jws=jws)
-
     try:
-        text = data.decode("utf-8")
-        value = json.loads(text, object_pairs_hook=no_duplicates, parse_constant=no_constants)
+        value = _DECODER.decode(data.decode("utf-8"))
+    except _DuplicateName:
+        raise AssertionRefused(
+            Refusal.DUPLICATE_KEY, "duplicate JSON member name", jws=jws
+        ) from None
+    except _NotJsonConstant:
+        raise AssertionRefused(
+            Refusal.MALFORMED, "NaN and Infinity are not JSON", jws=jws
+        ) from None
     except (UnicodeDecodeError, ValueError, RecursionError):
         raise AssertionRefused(Refusal.MALFORMED, "not JSON", jws=jws) from None
     if not isinstance(value, dict):
@@ -68,17 +92,19 @@ def strict_json_object(data: bytes, *, jws: str = "cps") -> dict[str, Any]:
     return value
 
 
-@dataclass(frozen=True, slots=True)
-class CompactJws:
-    """A parsed compact JWS. Nothing in it is verified yet."""
+class CompactJws(NamedTuple):
+    """The three parts of a compact JWS, split but not decoded: a verifier decodes
+    each part when it needs it (and need not decode a header it has already
+    checked). Nothing in it is verified yet. (A named tuple: it is made for every
+    token, and costs less than a frozen dataclass.)"""
 
-    header: dict[str, Any]
-    payload: dict[str, Any]
-    signing_input: bytes
-    signature: bytes
+    header_b64: str
+    payload_b64: str
+    signature_b64: str
+    name: str  # which token, for errors: "cps" or "vitale"
 
     @classmethod
-    def parse(
+    def split(
         cls, token: object, *, name: str = "cps", max_length: int = MAX_TOKEN_LENGTH
     ) -> CompactJws:
         if not isinstance(token, str):
@@ -90,13 +116,21 @@ class CompactJws:
         parts = token.split(".")
         if len(parts) != 3:
             raise AssertionRefused(Refusal.MALFORMED, "a compact JWS has three parts", jws=name)
-        header_b64, payload_b64, signature_b64 = parts
-        return cls(
-            header=strict_json_object(b64url_decode(header_b64, jws=name), jws=name),
-            payload=strict_json_object(b64url_decode(payload_b64, jws=name), jws=name),
-            signing_input=f"{header_b64}.{payload_b64}".encode("ascii"),
-            signature=b64url_decode(signature_b64, jws=name),
-        )
+        return cls(parts[0], parts[1], parts[2], name)
+
+    def header(self) -> dict[str, Any]:
+        return strict_json_object(b64url_decode(self.header_b64, jws=self.name), jws=self.name)
+
+    def payload(self) -> dict[str, Any]:
+        return strict_json_object(b64url_decode(self.payload_b64, jws=self.name), jws=self.name)
+
+    def signature(self) -> bytes:
+        return b64url_decode(self.signature_b64, jws=self.name)
+
+    @property
+    def signing_input(self) -> bytes:
+        """What the signature covers (RFC 7515 § 5.2, step 8)."""
+        return f"{self.header_b64}.{self.payload_b64}".encode("ascii")
 
 
 def serialize(

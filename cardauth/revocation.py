@@ -108,6 +108,8 @@ def policy_from_settings(settings: Mapping[str, Any]) -> RevocationPolicy:
 
 @dataclass(frozen=True, slots=True)
 class _Good:
+    certificate: x509.Certificate  # held, so that the ids in the cache key stay theirs
+    issuer: x509.Certificate
     until: dt.datetime  # cache the answer until then
 
 
@@ -122,9 +124,16 @@ class RevocationChecker:
         transport: OcspTransport = http_post,
     ) -> None:
         self.policy = policy
-        self._crls = tuple(crls)
+        self._crls: dict[bytes, list[x509.CertificateRevocationList]] = {}
+        for crl in crls:  # by issuer name, newest first
+            self._crls.setdefault(crl.issuer.public_bytes(), []).append(crl)
+        for candidates in self._crls.values():
+            candidates.sort(key=lambda c: c.last_update_utc, reverse=True)
+        self._signed_by: set[tuple[int, x509.Certificate]] = set()  # (CRL, issuer) checked
         self._transport = transport
-        self._good: dict[tuple[bytes, int], _Good] = {}
+        # Good answers, by the identity of the certificate objects (cheap to look up:
+        # the verifier hands the same objects for a card it has seen), checked again.
+        self._good: dict[tuple[int, int], _Good] = {}
         self._lock = threading.Lock()
 
     def check(
@@ -136,27 +145,37 @@ class RevocationChecker:
         jws: str,
     ) -> None:
         """Return if ``certificate`` is known good now; refuse otherwise."""
-        key = (issuer.fingerprint(hashes.SHA256()), certificate.serial_number)
+        key = (id(certificate), id(issuer))
+        cached = self._good.get(key)  # a dict read needs no lock
+        if (
+            cached is not None
+            and cached.certificate is certificate
+            and cached.issuer is issuer
+            and now <= cached.until
+        ):
+            return
+        until = self._ask_ocsp(certificate, issuer, now, jws) if self.policy.use_ocsp else None
+        if until is None and self.policy.use_crl:  # no OCSP answer: the CRL, if any
+            until = self._crl_says_good(certificate, issuer, now, jws)
+        if until is None:
+            raise AssertionRefused(
+                Refusal.REVOCATION_UNAVAILABLE, "no revocation source could answer", jws=jws
+            )
         with self._lock:
-            cached = self._good.get(key)
-        if cached is not None and now <= cached.until:
-            return
-        if self.policy.use_ocsp:
-            url = self.policy.ocsp_responder or _aia_responder(certificate)
-            if url is not None:
-                try:
-                    until = self._ocsp(certificate, issuer, url, now, jws)
-                except OcspUnreachable:
-                    pass  # fall back to the CRL, if the policy has one
-                else:
-                    with self._lock:
-                        self._good[key] = _Good(until)
-                    return
-        if self.policy.use_crl and self._crl_says_good(certificate, issuer, now, jws):
-            return
-        raise AssertionRefused(
-            Refusal.REVOCATION_UNAVAILABLE, "no revocation source could answer", jws=jws
-        )
+            self._good[key] = _Good(certificate, issuer, until)
+
+    def _ask_ocsp(
+        self, certificate: x509.Certificate, issuer: x509.Certificate, now: dt.datetime, jws: str
+    ) -> dt.datetime | None:
+        """Until when the responder says the certificate is good; None when there is
+        no responder to ask or it cannot be reached."""
+        url = self.policy.ocsp_responder or _aia_responder(certificate)
+        if url is None:
+            return None
+        try:
+            return self._ocsp(certificate, issuer, url, now, jws)
+        except OcspUnreachable:
+            return None
 
     # -- OCSP --------------------------------------------------------------------------
 
@@ -215,17 +234,20 @@ class RevocationChecker:
 
     def _crl_says_good(
         self, certificate: x509.Certificate, issuer: x509.Certificate, now: dt.datetime, jws: str
-    ) -> bool:
-        """True if a fresh CRL of ``issuer`` does not list the certificate; refuses if
-        it does; False if there is no CRL of that issuer."""
-        candidates = [c for c in self._crls if c.issuer == issuer.subject]
+    ) -> dt.datetime | None:
+        """Until when a fresh CRL of ``issuer`` says the certificate is not revoked;
+        refuses if it is listed; None if there is no CRL of that issuer."""
+        candidates = self._crls.get(issuer.subject.public_bytes())
         if not candidates:
-            return False
-        crl = max(candidates, key=lambda c: c.last_update_utc)
-        if not crl.is_signature_valid(issuer.public_key()):  # type: ignore[arg-type]
-            raise AssertionRefused(
-                Refusal.CRL_INVALID, "the CRL's signature is not its issuer's", jws=jws
-            )
+            return None
+        crl = candidates[0]
+        if (id(crl), issuer) not in self._signed_by:
+            if not crl.is_signature_valid(issuer.public_key()):  # type: ignore[arg-type]
+                raise AssertionRefused(
+                    Refusal.CRL_INVALID, "the CRL's signature is not its issuer's", jws=jws
+                )
+            with self._lock:
+                self._signed_by.add((id(crl), issuer))
         if crl.last_update_utc > now + self.policy.max_skew:
             raise AssertionRefused(Refusal.CRL_INVALID, "the CRL is dated in the future", jws=jws)
         if crl.next_update_utc is None or now > crl.next_update_utc + self.policy.crl_grace:
@@ -234,7 +256,7 @@ class RevocationChecker:
             raise AssertionRefused(
                 Refusal.REVOKED, "the certificate is revoked (CRL)", jws=jws, source="crl"
             )
-        return True
+        return crl.next_update_utc + self.policy.crl_grace
 
 
 def _aia_responder(certificate: x509.Certificate) -> str | None:

@@ -25,10 +25,11 @@ from __future__ import annotations
 
 import datetime as dt
 import hmac
-from collections.abc import Collection
+import threading
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
@@ -65,10 +66,12 @@ from cardauth.revocation import RevocationChecker, policy_from_settings
 from cardauth.trust import TrustConfigError, TrustStore, load_crls
 
 DEFAULT_SKEW = dt.timedelta(seconds=30)
+VERDICT_CACHE_SIZE = 4096
 MIN_RSA_BITS = 2048
 HEADER_NAMES = frozenset(("alg", "typ", "x5c", "crit", BINDING_PARAMETER))
 CPS_CLAIMS = frozenset(("aud", "nonce", "iat", "exp", "card", "vitale"))
 VITALE_CLAIMS = frozenset(("aud", "nonce", "iat", "exp", "card", "cps"))
+REQUIRED_CPS_CLAIMS = CPS_CLAIMS - {"vitale"}
 # alg -> the key type it needs (RFC 7518 § 3.1): never "none", never HMAC.
 ALGORITHMS = {
     "RS256": rsa.RSAPublicKey,
@@ -101,13 +104,28 @@ class VerifiedLogin:
 
 
 @dataclass(frozen=True, slots=True)
-class _Token:
+class _HeaderVerdict:
+    leaf: x509.Certificate
+    path: ValidatedPath
+    verify_signature: Callable[[bytes, bytes], None]  # (signature, data); InvalidSignature
+    professional: Professional | None  # for a CPS card
+    patient: Patient | None  # for a Vitale card
+    thumbprint: str  # of the leaf, for the Vitale binding
+
+
+class _Token(NamedTuple):
     """One verified JWS (the assertion or the co-assertion) and what it certifies."""
 
     claims: dict[str, Any]
-    leaf: x509.Certificate
-    path: ValidatedPath
-    card_type: str
+    verdict: _HeaderVerdict
+
+    @property
+    def leaf(self) -> x509.Certificate:
+        return self.verdict.leaf
+
+    @property
+    def path(self) -> ValidatedPath:
+        return self.verdict.path
 
 
 class Verifier:
@@ -118,6 +136,18 @@ class Verifier:
         self.trust = trust
         self.revocation = revocation
         self._paths = Paths(trust)
+        self._verdicts: dict[tuple[CardRole, str], _HeaderVerdict] = {}
+        self._lock = threading.Lock()
+        self._checked_origins: tuple[object, frozenset[Origin]] | None = None
+
+    def _origins(self, expected: Collection[Origin]) -> frozenset[Origin]:
+        """The expected origins, checked once for a collection passed again."""
+        checked = self._checked_origins
+        if checked is not None and checked[0] is expected:
+            return checked[1]
+        origins = _origins(expected)
+        self._checked_origins = (expected, origins)
+        return origins
 
     @classmethod
     def from_directory(cls, directory: Path) -> Verifier:
@@ -143,7 +173,7 @@ class Verifier:
         require_vitale: bool = False,
         max_skew: dt.timedelta = DEFAULT_SKEW,
     ) -> VerifiedLogin:
-        origins = _origins(expected_origins)
+        origins = self._origins(expected_origins)
         expected = challenges.check_format(expected_challenge)
         cps = self._verify_token(assertion, "cps", CardRole.CPS, now, max_skew)
         origin = _check_origin(cps.claims["aud"], origins, "cps")
@@ -155,15 +185,16 @@ class Verifier:
             raise AssertionRefused(
                 Refusal.VITALE_MISSING, "the patient's Vitale card must co-sign", jws="vitale"
             )
-        challenges.consume_challenge(
-            challenges_store, cps.claims["nonce"], session=session, now=now
-        )
+        challenges.take_checked_challenge(challenges_store, expected, session=session, now=now)
         for token, name in ((cps, "cps"), (vitale, "vitale")):
             if token is not None:
                 self.revocation.check(token.leaf, token.path.issuer, now=now, jws=name)
+        professional = cps.verdict.professional
+        patient = vitale.verdict.patient if vitale else None
+        assert professional is not None  # the CPS role always has one
         return VerifiedLogin(
-            professional=professional_from(cps.leaf, cps.card_type, jws="cps"),
-            patient=patient_from(vitale.leaf, self.trust.profile, jws="vitale") if vitale else None,
+            professional=professional,
+            patient=patient,
             origin=origin.value,
             card_serial=cps.claims["card"],
             issued_at=dt.datetime.fromtimestamp(cps.claims["iat"], dt.UTC),
@@ -181,8 +212,7 @@ class Verifier:
                     jws="vitale",
                     claim=claim,
                 )
-        cps_thumbprint = thumbprint(cps.leaf.public_bytes(Encoding.DER))
-        if not hmac.compare_digest(str(vitale.claims["cps"]), cps_thumbprint):
+        if not hmac.compare_digest(str(vitale.claims["cps"]), cps.verdict.thumbprint):
             raise AssertionRefused(
                 Refusal.VITALE_BINDING,
                 "the Vitale co-assertion is bound to another CPS card",
@@ -194,16 +224,62 @@ class Verifier:
     def _verify_token(
         self, text: object, name: str, role: CardRole, now: dt.datetime, max_skew: dt.timedelta
     ) -> _Token:
-        token = CompactJws.parse(text, name=name)
-        algorithm = _check_header(token.header, role, name)
-        claims = _check_claims(token.payload, role, name, now, max_skew)
-        certificates = parse_x5c(token.header["x5c"], jws=name)
+        token = CompactJws.split(text, name=name)
+        verdict = self._cached_verdict(role, token.header_b64, now)
+        header = None
+        if verdict is None:
+            header = token.header()
+            _check_header(header, role, name)
+        claims = _check_claims(token.payload(), role, name, now, max_skew)
+        if verdict is None:
+            assert header is not None
+            verdict = self._header_verdict(header, token.header_b64, role, name, now)
+        try:
+            verdict.verify_signature(token.signature(), token.signing_input)
+        except InvalidSignature:
+            raise AssertionRefused(
+                Refusal.SIGNATURE, "the signature does not verify", jws=name
+            ) from None
+        return _Token(claims, verdict)
+
+    def _cached_verdict(
+        self, role: CardRole, header_b64: str, now: dt.datetime
+    ) -> _HeaderVerdict | None:
+        """A verdict on these exact header bytes, if one is still valid now: the
+        header need not even be decoded again."""
+        cached = self._verdicts.get((role, header_b64))  # a dict read needs no lock
+        if cached is not None and cached.path.not_before <= now <= cached.path.not_after:
+            return cached
+        return None
+
+    def _header_verdict(
+        self, header: dict[str, Any], header_b64: str, role: CardRole, name: str, now: dt.datetime
+    ) -> _HeaderVerdict:
+        """Everything the header alone decides: the algorithm, the certificate, the kind
+        of card, the path to a root, the identity. Cached by the header's exact bytes,
+        within the window where every certificate of the path is valid; the signature,
+        which covers the payload, is checked every time."""
+        algorithm = header["alg"]
+        certificates = parse_x5c(header["x5c"], jws=name)
         leaf = certificates[0]
-        _check_signature(algorithm, leaf, token.signing_input, token.signature, name)
+        _check_key(algorithm, leaf, name)
         card_type = check_leaf(leaf, role, self.trust.profile, now, jws=name)
         check_intermediates(certificates[1:], now, jws=name)
         path = self._paths.for_role(role).validate(leaf, certificates[1:], now, jws=name)
-        return _Token(claims, leaf, path, card_type)
+        cps = role is CardRole.CPS
+        verdict = _HeaderVerdict(
+            leaf=leaf,
+            path=path,
+            verify_signature=_signature_verifier(algorithm, leaf),
+            professional=professional_from(leaf, card_type, jws=name) if cps else None,
+            patient=None if cps else patient_from(leaf, self.trust.profile, jws=name),
+            thumbprint=thumbprint(leaf.public_bytes(Encoding.DER)),
+        )
+        with self._lock:
+            self._verdicts[(role, header_b64)] = verdict
+            if len(self._verdicts) > VERDICT_CACHE_SIZE:
+                self._verdicts.pop(next(iter(self._verdicts)))
+        return verdict
 
 
 def verify_assertion(
@@ -271,8 +347,8 @@ def _check_claims(
     payload: dict[str, Any], role: CardRole, jws: str, now: dt.datetime, max_skew: dt.timedelta
 ) -> dict[str, Any]:
     allowed = CPS_CLAIMS if role is CardRole.CPS else VITALE_CLAIMS
-    required = allowed - {"vitale"}
-    if set(payload) - allowed or required - set(payload):
+    required = REQUIRED_CPS_CLAIMS if role is CardRole.CPS else VITALE_CLAIMS
+    if not (required <= payload.keys() <= allowed):
         raise AssertionRefused(Refusal.CLAIMS, "unexpected or missing claims", jws=jws)
     for claim in ("iat", "exp"):
         if type(payload[claim]) is not int:
@@ -294,6 +370,9 @@ def _check_claims(
 
 
 def _check_origin(claimed: str, expected: frozenset[Origin], jws: str) -> Origin:
+    for origin in expected:  # expected origins are canonical: equal means valid
+        if claimed == origin.value:
+            return origin
     try:
         origin = Origin.parse(claimed)
     except InvalidOrigin as exc:
@@ -311,16 +390,16 @@ def _check_origin(claimed: str, expected: frozenset[Origin], jws: str) -> Origin
 
 
 def _check_challenge(claimed: str, expected: str, jws: str) -> None:
-    challenges.check_format(claimed, jws=jws)
-    if not hmac.compare_digest(claimed, expected):
+    """The claimed challenge must be the expected one (whose format is checked, so
+    equal means well formed too); compared in constant time."""
+    if not hmac.compare_digest(claimed.encode(), expected.encode()):
         raise AssertionRefused(
             Refusal.CHALLENGE_UNKNOWN, "the assertion answers another challenge", jws=jws
         )
 
 
-def _check_signature(
-    algorithm: str, leaf: x509.Certificate, data: bytes, signature: bytes, jws: str
-) -> None:
+def _check_key(algorithm: str, leaf: x509.Certificate, jws: str) -> None:
+    """``alg`` must fit the certificate's key (RFC 7518 § 3.1), which must be strong."""
     key = leaf.public_key()
     if not isinstance(key, ALGORITHMS[algorithm]):
         raise AssertionRefused(
@@ -329,28 +408,33 @@ def _check_signature(
             jws=jws,
             alg=algorithm,
         )
-    try:
-        if isinstance(key, rsa.RSAPublicKey):
-            if key.key_size < MIN_RSA_BITS:
-                raise AssertionRefused(Refusal.ALGORITHM_MISMATCH, "RSA key too small", jws=jws)
-            scheme: padding.AsymmetricPadding = (
-                padding.PKCS1v15()
-                if algorithm == "RS256"
-                else padding.PSS(padding.MGF1(hashes.SHA256()), 32)  # RFC 7518 § 3.5
-            )
-            key.verify(signature, data, scheme, hashes.SHA256())
-        elif isinstance(key, ec.EllipticCurvePublicKey):
-            if not isinstance(key.curve, ec.SECP256R1) or len(signature) != 64:
-                raise AssertionRefused(
-                    Refusal.ALGORITHM_MISMATCH,
-                    "ES256 needs P-256 and a 64-byte signature",
-                    jws=jws,
-                )
-            der = utils.encode_dss_signature(
-                int.from_bytes(signature[:32], "big"), int.from_bytes(signature[32:], "big")
-            )
-            key.verify(der, data, ec.ECDSA(hashes.SHA256()))
-    except InvalidSignature:
-        raise AssertionRefused(
-            Refusal.SIGNATURE, "the signature does not verify", jws=jws
-        ) from None
+    if isinstance(key, rsa.RSAPublicKey) and key.key_size < MIN_RSA_BITS:
+        raise AssertionRefused(Refusal.ALGORITHM_MISMATCH, "RSA key too small", jws=jws)
+    if isinstance(key, ec.EllipticCurvePublicKey) and not isinstance(key.curve, ec.SECP256R1):
+        raise AssertionRefused(Refusal.ALGORITHM_MISMATCH, "ES256 needs a P-256 key", jws=jws)
+
+
+def _signature_verifier(algorithm: str, leaf: x509.Certificate) -> Callable[[bytes, bytes], None]:
+    """A function checking a signature under ``leaf``'s key for ``alg`` (RFC 7518 § 3.3-3.5),
+    made once per certificate; it raises InvalidSignature."""
+    key = leaf.public_key()
+    sha256 = hashes.SHA256()
+    if isinstance(key, rsa.RSAPublicKey):
+        scheme: padding.AsymmetricPadding = (
+            padding.PKCS1v15()
+            if algorithm == "RS256"
+            else padding.PSS(padding.MGF1(hashes.SHA256()), 32)  # salt = hash size
+        )
+        return lambda signature, data: key.verify(signature, data, scheme, sha256)
+    assert isinstance(key, ec.EllipticCurvePublicKey)  # _check_key admitted only these
+    ecdsa = ec.ECDSA(sha256)
+
+    def verify_es256(signature: bytes, data: bytes) -> None:
+        if len(signature) != 64:  # r || s, 32 bytes each (RFC 7518 § 3.4)
+            raise InvalidSignature
+        der = utils.encode_dss_signature(
+            int.from_bytes(signature[:32], "big"), int.from_bytes(signature[32:], "big")
+        )
+        key.verify(der, data, ecdsa)
+
+    return verify_es256
