@@ -72,6 +72,7 @@ HEADER_NAMES = frozenset(("alg", "typ", "x5c", "crit", BINDING_PARAMETER))
 CPS_CLAIMS = frozenset(("aud", "nonce", "iat", "exp", "card", "vitale"))
 VITALE_CLAIMS = frozenset(("aud", "nonce", "iat", "exp", "card", "cps"))
 REQUIRED_CPS_CLAIMS = CPS_CLAIMS - {"vitale"}
+MAX_LIFETIME_SECONDS = MAX_LIFETIME.total_seconds()
 # alg -> the key type it needs (RFC 7518 § 3.1): never "none", never HMAC.
 ALGORITHMS = {
     "RS256": rsa.RSAPublicKey,
@@ -80,10 +81,10 @@ ALGORITHMS = {
 }
 
 
-@dataclass(frozen=True, slots=True)
-class VerifiedLogin:
+class VerifiedLogin(NamedTuple):
     """A verified assertion: who logged in, for which origin, and the patient whose
-    Vitale card co-signed, if any."""
+    Vitale card co-signed, if any. (Immutable; a named tuple because one is made for
+    every login and costs less than a frozen dataclass.)"""
 
     professional: Professional
     patient: Patient | None
@@ -103,8 +104,16 @@ class VerifiedLogin:
         }
 
 
+def _verdict_key(role: CardRole, header_b64: str) -> tuple[CardRole, int, str]:
+    """A cheap key for a header of some 2,000 characters: its length and its end (the
+    end of the last certificate's signature). The verdict keeps the whole header,
+    and a hit counts only if that is equal too."""
+    return role, len(header_b64), header_b64[-48:]
+
+
 @dataclass(frozen=True, slots=True)
 class _HeaderVerdict:
+    header_b64: str
     leaf: x509.Certificate
     path: ValidatedPath
     verify_signature: Callable[[bytes, bytes], None]  # (signature, data); InvalidSignature
@@ -136,7 +145,7 @@ class Verifier:
         self.trust = trust
         self.revocation = revocation
         self._paths = Paths(trust)
-        self._verdicts: dict[tuple[CardRole, str], _HeaderVerdict] = {}
+        self._verdicts: dict[tuple[CardRole, int, str], _HeaderVerdict] = {}
         self._lock = threading.Lock()
         self._checked_origins: tuple[object, frozenset[Origin]] | None = None
 
@@ -186,9 +195,9 @@ class Verifier:
                 Refusal.VITALE_MISSING, "the patient's Vitale card must co-sign", jws="vitale"
             )
         challenges.take_checked_challenge(challenges_store, expected, session=session, now=now)
-        for token, name in ((cps, "cps"), (vitale, "vitale")):
-            if token is not None:
-                self.revocation.check(token.leaf, token.path.issuer, now=now, jws=name)
+        self.revocation.check(cps.leaf, cps.path.issuer, now=now, jws="cps")
+        if vitale is not None:
+            self.revocation.check(vitale.leaf, vitale.path.issuer, now=now, jws="vitale")
         professional = cps.verdict.professional
         patient = vitale.verdict.patient if vitale else None
         assert professional is not None  # the CPS role always has one
@@ -247,8 +256,12 @@ class Verifier:
     ) -> _HeaderVerdict | None:
         """A verdict on these exact header bytes, if one is still valid now: the
         header need not even be decoded again."""
-        cached = self._verdicts.get((role, header_b64))  # a dict read needs no lock
-        if cached is not None and cached.path.not_before <= now <= cached.path.not_after:
+        cached = self._verdicts.get(_verdict_key(role, header_b64))  # reads need no lock
+        if (
+            cached is not None
+            and cached.header_b64 == header_b64
+            and cached.path.not_before <= now <= cached.path.not_after
+        ):
             return cached
         return None
 
@@ -268,6 +281,7 @@ class Verifier:
         path = self._paths.for_role(role).validate(leaf, certificates[1:], now, jws=name)
         cps = role is CardRole.CPS
         verdict = _HeaderVerdict(
+            header_b64=header_b64,
             leaf=leaf,
             path=path,
             verify_signature=_signature_verifier(algorithm, leaf),
@@ -276,7 +290,7 @@ class Verifier:
             thumbprint=thumbprint(leaf.public_bytes(Encoding.DER)),
         )
         with self._lock:
-            self._verdicts[(role, header_b64)] = verdict
+            self._verdicts[_verdict_key(role, header_b64)] = verdict
             if len(self._verdicts) > VERDICT_CACHE_SIZE:
                 self._verdicts.pop(next(iter(self._verdicts)))
         return verdict
@@ -343,6 +357,17 @@ def _check_header(header: dict[str, Any], role: CardRole, jws: str) -> str:
     return algorithm
 
 
+_CLAIM_TYPES = {
+    "aud": str,
+    "nonce": str,
+    "iat": int,
+    "exp": int,
+    "card": str,
+    "vitale": str,
+    "cps": str,
+}
+
+
 def _check_claims(
     payload: dict[str, Any], role: CardRole, jws: str, now: dt.datetime, max_skew: dt.timedelta
 ) -> dict[str, Any]:
@@ -350,19 +375,16 @@ def _check_claims(
     required = REQUIRED_CPS_CLAIMS if role is CardRole.CPS else VITALE_CLAIMS
     if not (required <= payload.keys() <= allowed):
         raise AssertionRefused(Refusal.CLAIMS, "unexpected or missing claims", jws=jws)
-    for claim in ("iat", "exp"):
-        if type(payload[claim]) is not int:
-            raise AssertionRefused(Refusal.CLAIMS, f"{claim} must be an integer", jws=jws)
-    for claim in allowed - {"iat", "exp"}:
-        if claim in payload and not isinstance(payload[claim], str):
-            raise AssertionRefused(Refusal.CLAIMS, f"{claim} must be a string", jws=jws)
+    for claim, value in payload.items():
+        if type(value) is not _CLAIM_TYPES[claim]:  # exact types: no bool for int
+            raise AssertionRefused(Refusal.CLAIMS, f"{claim} has the wrong type", jws=jws)
     issued, expires = payload["iat"], payload["exp"]
-    if not 0 < expires - issued <= MAX_LIFETIME.total_seconds():
+    if not 0 < expires - issued <= MAX_LIFETIME_SECONDS:
         raise AssertionRefused(Refusal.LIFETIME, "assertion lifetime out of bounds", jws=jws)
-    moment = now.timestamp()
-    if issued > moment + max_skew.total_seconds():
+    moment, skew = now.timestamp(), max_skew.total_seconds()
+    if issued > moment + skew:
         raise AssertionRefused(Refusal.ISSUED_IN_FUTURE, "assertion issued in the future", jws=jws)
-    if moment > expires + max_skew.total_seconds():
+    if moment > expires + skew:
         raise AssertionRefused(Refusal.EXPIRED, "assertion expired", jws=jws)
     if not 0 < len(payload["card"]) <= 64:
         raise AssertionRefused(Refusal.CLAIMS, "card serial out of bounds", jws=jws)

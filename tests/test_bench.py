@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.pcscd
 BENCH = Path(__file__).resolve().parent.parent / "bench"
 
 
+@pytest.mark.pcscd
 def test_card_layer_benchmark_runs_and_counts_apdus() -> None:
     result = subprocess.run(
         [sys.executable, str(BENCH / "card_layer.py"), "--rounds", "3", "--apdus", "20", "--json"],
@@ -30,3 +30,16 @@ def test_card_layer_benchmark_runs_and_counts_apdus() -> None:
     }
     assert figures["per_apdu"]["ratio"] > 0
     assert figures["read_holder_and_certificate"]["apdus"] == 8
+
+
+def test_verifier_benchmark_runs() -> None:
+    result = subprocess.run(
+        [sys.executable, str(BENCH / "verifier.py"), "--rounds", "2", "--tokens", "10", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    )
+    figures = json.loads(result.stdout)
+    assert set(figures["microseconds"]) == {"bare", "joserfc", "cardauth_warm", "cardauth_cold"}
+    assert figures["cold_over_bare"] > figures["warm_over_bare"] > 0
