@@ -348,3 +348,47 @@ def test_login_with_a_wrong_pin_says_the_tries_left(pcscd_station: Station) -> N
     assert "[pin.wrong]" in login.stderr
     assert "Il reste 2 essai(s)" in login.stderr
     assert login.stdout == ""
+
+
+def test_the_verifier_needs_no_pyscard(tmp_path: Path) -> None:
+    """A teleservice has no card reader: importing and running the verifier, the Flask
+    extension and the audit trail must not touch pyscard."""
+    export_trust(tmp_path, now=NOW)
+    scene_token = Forge().assertion("E" * 43)
+    script = f"""
+import sys, datetime as dt
+sys.modules["smartcard"] = None  # any import of pyscard now fails
+import cardauth.audit, cardauth.flask
+from cardauth.challenges import MemoryChallengeStore, ChallengeRecord, session_digest
+from cardauth.origins import Origin
+from cardauth.verify import Verifier
+now = dt.datetime.fromisoformat("{NOW.isoformat()}")
+store = MemoryChallengeStore()
+store.put(ChallengeRecord("E" * 43, session_digest("s"), now.timestamp() + 300), 300)
+login = Verifier.from_directory(__import__("pathlib").Path({str(tmp_path)!r})).verify(
+    {scene_token!r}, expected_origins=[Origin.parse("{ORIGIN.value}")],
+    expected_challenge="E" * 43, session="s", challenges_store=store, now=now)
+print(login.professional.idnat)
+"""
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "899700420013"
+
+
+def test_an_exported_trust_directory_with_an_ocsp_responder(tmp_path: Path) -> None:
+    from simulator.ocsp import OcspResponder
+
+    responder = OcspResponder(clock=lambda: NOW).start()
+    try:
+        export_trust(tmp_path, now=NOW, ocsp_url=responder.url)
+        verifier = Verifier.from_directory(tmp_path)
+        scene = Scene(verifier)
+        with pytest.raises(AssertionRefused) as refused:
+            scene.verify(Forge(cps_persona="cps-revoked").assertion(scene.challenge))
+        assert refused.value.code == "revocation.revoked"
+        assert refused.value.context["source"] == "ocsp"
+        assert responder.requests == 1
+    finally:
+        responder.stop()
