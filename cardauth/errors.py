@@ -179,6 +179,18 @@ class PinBlocked(PinError):
     code = "pin.blocked"
 
 
+class PinEntryTimeout(PinError):
+    """Nobody typed the PIN on the reader's keypad in time; no try was spent."""
+
+    code = "pin.timeout"
+
+
+class PinEntryCancelled(PinError):
+    """The holder cancelled PIN entry on the reader's keypad; no try was spent."""
+
+    code = "pin.cancelled"
+
+
 class PinRequired(PinError):
     """The operation needs the PIN to be verified first."""
 

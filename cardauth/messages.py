@@ -101,6 +101,14 @@ ERRORS: Mapping[str, Mapping[Language, str]] = {
         "reçu avec la carte.",
         "en": "The PIN is blocked. Unblock it with the unblocking code (PUK) sent with the card.",
     },
+    "pin.timeout": {
+        "fr": "Aucun code n'a été saisi sur le lecteur à temps. Aucun essai n'a été compté.",
+        "en": "No PIN was typed on the reader in time. No try was counted.",
+    },
+    "pin.cancelled": {
+        "fr": "La saisie du code sur le lecteur a été annulée. Aucun essai n'a été compté.",
+        "en": "PIN entry on the reader was cancelled. No try was counted.",
+    },
     "pin.required": {
         "fr": "Le code porteur doit être saisi avant cette opération.",
         "en": "The PIN must be entered before this operation.",

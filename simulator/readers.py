@@ -27,6 +27,7 @@ from cardauth.errors import (
 )
 from cardauth.transport.base import CardProtocol, SlotState
 from simulator.card import VirtualCard
+from simulator.pinpad import PinPad
 
 DEFAULT_READER = "cardauth Virtual Dual Reader"
 
@@ -40,6 +41,7 @@ class _Slot:
     holder: object | None = None  # the link holding the transaction
     hold_count: int = 0
     released: threading.Condition = field(default_factory=threading.Condition)
+    pinpad: PinPad | None = None  # a keypad for secure PIN entry, if the reader has one
 
     def state(self) -> SlotState:
         present = self.card is not None
@@ -118,10 +120,12 @@ class VirtualLink:
                 raise CardBusy("the card is held by another connection", reader=self.reader)
 
     def control(self, code: int, data: bytes) -> bytes:
-        self._check_card()
-        raise TransportError(
-            "the reader does not support this control code", control_code=f"{code:08X}"
-        )
+        card = self._check_card()
+        if self._slot.pinpad is None:
+            raise TransportError(
+                "the reader does not support this control code", control_code=f"{code:08X}"
+            )
+        return self._slot.pinpad.control(code, data, card)
 
     def close(self) -> None:
         if self._closed:
@@ -170,6 +174,14 @@ class VirtualReaders:
                 self._release(target)
                 self._changed.notify_all()
             return card
+
+    def add_pinpad(self, slot: str | int) -> PinPad:
+        """Give a slot's reader a keypad for secure PIN entry (and return it)."""
+        with self._changed:
+            target = self._slot(slot)
+            if target.pinpad is None:
+                target.pinpad = PinPad()
+            return target.pinpad
 
     def card_in(self, slot: str | int) -> VirtualCard | None:
         with self._changed:

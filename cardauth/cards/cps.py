@@ -25,7 +25,7 @@ from typing import ClassVar
 from cryptography import x509
 
 from cardauth import tlv
-from cardauth.cards import files, pin, security
+from cardauth.cards import files, pin, pinpad, security
 from cardauth.cards.algorithms import SignatureScheme
 from cardauth.cards.application import CardApplication, CardKind
 from cardauth.cards.atr import AtrPattern
@@ -217,6 +217,16 @@ class CpsCard(CardApplication):
         with self.channel.transaction():
             self._select()
             pin.verify_pin(self.channel, PIN_REFERENCE, value, PIN_FORMAT)
+
+    def has_pinpad(self) -> bool:
+        """Whether the reader has a keypad for secure PIN entry (PC/SC part 10)."""
+        return pinpad.has_pinpad(self.channel)
+
+    def verify_pin_on_pinpad(self, *, timeout: int = pinpad.DEFAULT_TIMEOUT_SECONDS) -> None:
+        """Have the holder type the PIN on the reader's keypad, once."""
+        with self.channel.transaction():
+            self._select()
+            pinpad.verify_pin_on_pinpad(self.channel, PIN_REFERENCE, PIN_FORMAT, timeout=timeout)
 
     def reset_pin_status(self) -> None:
         """Forget the verified PIN on the card. A verified PIN stays verified until the

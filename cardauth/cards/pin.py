@@ -72,7 +72,7 @@ def verify_pin(channel: CardChannel, reference: int, pin: str, pin_format: PinFo
     """Present the PIN once. WrongPin (with tries left) or PinBlocked on refusal."""
     encoded = pin_format.encode(pin)
     response = channel.transmit(CommandApdu(0x00, Ins.VERIFY, 0x00, reference, encoded))
-    _check_pin_answer(response, "VERIFY")
+    check_pin_answer(response.sw, "VERIFY")
 
 
 def reset_pin_status(channel: CardChannel, reference: int) -> None:
@@ -89,7 +89,7 @@ def change_pin(
     """CHANGE REFERENCE DATA: old PIN then new PIN."""
     data = pin_format.encode(old) + pin_format.encode(new, what="new PIN")
     response = channel.transmit(CommandApdu(0x00, Ins.CHANGE_REFERENCE_DATA, 0x00, reference, data))
-    _check_pin_answer(response, "CHANGE REFERENCE DATA")
+    check_pin_answer(response.sw, "CHANGE REFERENCE DATA")
 
 
 def unblock_pin(
@@ -119,17 +119,18 @@ def unblock_pin(
     raise _unexpected(response, "RESET RETRY COUNTER")
 
 
-def _check_pin_answer(response: ResponseApdu, command: str) -> None:
-    if response.sw == StatusWord.OK:
+def check_pin_answer(sw: int, command: str) -> None:
+    """Return on 9000; WrongPin (tries left) or PinBlocked on refusal."""
+    if sw == StatusWord.OK:
         return
-    if response.sw == StatusWord.AUTHENTICATION_METHOD_BLOCKED:
+    if sw == StatusWord.AUTHENTICATION_METHOD_BLOCKED:
         raise PinBlocked("the PIN is blocked", tries_left=0)
-    tries = tries_left_of(response.sw)
+    tries = tries_left_of(sw)
     if tries == 0:
         raise PinBlocked("wrong PIN: the PIN is now blocked", tries_left=0)
     if tries is not None:
         raise WrongPin("wrong PIN", tries_left=tries)
-    raise _unexpected(response, command)
+    raise UnexpectedStatus(f"{command} answered {describe_sw(sw)}", sw=sw, command=command)
 
 
 def _unexpected(response: ResponseApdu, command: str) -> UnexpectedStatus:
