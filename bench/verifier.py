@@ -74,7 +74,7 @@ def main() -> int:
         ChallengeRecord(c, session_digest(SESSION), (NOW.timestamp() + 300)) for c in challenges
     ]
     pki = simulator_pki()
-    crls = [pki.crl(authority, NOW) for authority in pki.issuing_authorities]
+    crls = [pki.crl(authority, NOW) for authority in pki.authorities]
     trust = trust_store(pki)
     policy = RevocationPolicy(use_ocsp=False)
     key = forge.cps_key.public_key()

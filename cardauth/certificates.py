@@ -23,7 +23,6 @@ from enum import Enum
 from typing import Any
 
 from cryptography import x509
-from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from cryptography.x509.verification import (
@@ -34,9 +33,11 @@ from cryptography.x509.verification import (
     VerificationError,
 )
 
+from cardauth.der import decode_certificate
 from cardauth.errors import AssertionRefused, InvalidIdentifier, Refusal
 from cardauth.identifiers import IdNat, Nir
 from cardauth.professions import PROFESSIONS
+from cardauth.protocol import thumbprint
 from cardauth.trust import PkiProfile, TrustStore
 
 MAX_CHAIN_LENGTH = 4  # leaf and up to three intermediates in x5c
@@ -69,13 +70,8 @@ def parse_x5c(value: object, *, jws: str) -> list[x509.Certificate]:
                 Refusal.CERTIFICATE_MALFORMED, "x5c entry too large or not text", jws=jws
             )
         try:
-            der = base64.b64decode(entry, validate=True)
-            certificate = x509.load_der_x509_certificate(der)
-            # cryptography decodes lazily: touch everything now, refuse it here if bad.
-            _ = certificate.subject, certificate.issuer, list(certificate.extensions)
-            _ = certificate.public_key(), certificate.signature_hash_algorithm
-            _ = certificate.not_valid_before_utc, certificate.not_valid_after_utc
-        except (binascii.Error, ValueError, UnsupportedAlgorithm):
+            certificate = decode_certificate(base64.b64decode(entry, validate=True))
+        except (binascii.Error, ValueError):
             raise AssertionRefused(
                 Refusal.CERTIFICATE_MALFORMED, "x5c holds a malformed certificate", jws=jws
             ) from None
@@ -130,8 +126,12 @@ def check_leaf(
     usage = _extension(certificate, x509.KeyUsage)
     if usage is None or not usage.digital_signature:
         raise AssertionRefused(Refusal.USAGE, "certificate not for digital signatures", jws=jws)
-    if role is CardRole.CPS and usage.content_commitment and not usage.key_encipherment:
-        raise AssertionRefused(Refusal.USAGE, "the signature certificate cannot log in", jws=jws)
+    if role is CardRole.CPS and (usage.content_commitment or not usage.key_encipherment):
+        # the authentication certificate: digitalSignature + keyEncipherment, and never
+        # nonRepudiation, which belongs to the signature certificate
+        raise AssertionRefused(
+            Refusal.USAGE, "only the authentication certificate logs in", jws=jws
+        )
     purposes = _extension(certificate, x509.ExtendedKeyUsage)
     if purposes is None or ExtendedKeyUsageOID.CLIENT_AUTH not in purposes:
         raise AssertionRefused(Refusal.USAGE, "certificate not for client authentication", jws=jws)
@@ -164,14 +164,14 @@ def check_intermediates(
                 Refusal.NOT_A_CA,
                 "an intermediate certificate is not a CA",
                 jws=jws,
-                subject=certificate.subject.rfc4514_string(),
+                certificate=thumbprint(certificate.public_bytes(Encoding.DER)),
             )
         if not certificate.not_valid_before_utc <= now <= certificate.not_valid_after_utc:
             raise AssertionRefused(
                 Refusal.CA_EXPIRED,
                 "an intermediate CA is not valid now",
                 jws=jws,
-                subject=certificate.subject.rfc4514_string(),
+                certificate=thumbprint(certificate.public_bytes(Encoding.DER)),
             )
 
 

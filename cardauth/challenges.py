@@ -13,9 +13,11 @@ processes or hosts).
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import hmac
+import os
 import re
 import secrets
 import sqlite3
@@ -111,6 +113,14 @@ def take_checked_challenge(
         )
 
 
+def discard_challenge(store: ChallengeStore, challenge: str) -> None:
+    """Take ``challenge`` out of the store unchecked, after a refused login: a failed
+    attempt uses up its challenge too. A store failure here changes nothing (the
+    challenge expires anyway), so it is not raised over the refusal being reported."""
+    with contextlib.suppress(Exception):  # the store's own errors: the login is refused
+        store.take(challenge)
+
+
 def _unavailable(exc: Exception) -> AssertionRefused:
     """Any failure of the store (connection, disk, timeout...) is a refusal."""
     return AssertionRefused(
@@ -149,6 +159,7 @@ class SqliteChallengeStore:
     def __init__(self, path: Path | str) -> None:
         self._path = str(path)
         self._local = threading.local()
+        self._inherited: list[sqlite3.Connection] = []
         with self._connection() as connection:
             connection.execute(
                 "CREATE TABLE IF NOT EXISTS challenges ("
@@ -157,11 +168,17 @@ class SqliteChallengeStore:
             )
 
     def _connection(self) -> sqlite3.Connection:
+        """This thread's connection, in this process: a connection must not cross a
+        fork (sqlite.org/howtocorrupt.html § 2.6), as when a pre-forking server
+        imports the application first. One inherited from the parent is left open,
+        untouched (closing it could disturb the parent's locks)."""
         connection: sqlite3.Connection | None = getattr(self._local, "connection", None)
-        if connection is None:
+        if connection is None or self._local.pid != os.getpid():
+            if connection is not None:
+                self._inherited.append(connection)
             connection = sqlite3.connect(self._path, timeout=5.0, isolation_level=None)
             connection.execute("PRAGMA journal_mode=WAL")
-            self._local.connection = connection
+            self._local.connection, self._local.pid = connection, os.getpid()
         return connection
 
     def put(self, record: ChallengeRecord, lifetime: float) -> None:

@@ -6,6 +6,7 @@
         CARDAUTH_CHALLENGE_STORE="redis://127.0.0.1:6379/0",  # or sqlite:///path, memory
         CARDAUTH_AUDIT_LOG="/var/log/teleservice/audit.jsonl",
         CARDAUTH_PSEUDONYM_KEY=bytes.fromhex(os.environ["PSEUDONYM_KEY"]),
+        CARDAUTH_SESSION_MAX_HOURS=10,  # the default: a working day
     )
     cardauth = CardAuth(app)
 
@@ -55,6 +56,10 @@ EXTENSION = "cardauth"
 _USER = "cardauth_professional"
 _SID = "cardauth_sid"
 _CHALLENGE = "cardauth_challenge"
+_LOGGED_IN_AT = "cardauth_logged_in_at"  # POSIX seconds
+MAX_BODY = 64 * 1024  # an assertion with its co-assertion is some 10 KiB
+DEFAULT_SESSION_HOURS = 10.0  # a working day; then the card again
+CLOCK_STEP_BACK = 300.0  # seconds a server clock may be set back without a logout
 
 
 def store_from_setting(setting: str) -> ChallengeStore:
@@ -100,6 +105,10 @@ class CardAuth:
         self.challenge_lifetime = dt.timedelta(
             seconds=config.get("CARDAUTH_CHALLENGE_LIFETIME_SECONDS", 300)
         )
+        hours = config.get("CARDAUTH_SESSION_MAX_HOURS", DEFAULT_SESSION_HOURS)
+        if isinstance(hours, bool) or not isinstance(hours, (int, float)) or not 0 < hours <= 168:
+            raise TrustConfigError("CARDAUTH_SESSION_MAX_HOURS is a number of hours, 168 at most")
+        self.session_max_age = dt.timedelta(hours=hours)
         key = config.get("CARDAUTH_PSEUDONYM_KEY")
         log = config.get("CARDAUTH_AUDIT_LOG")
         self.audit = (
@@ -150,7 +159,8 @@ class CardAuth:
             return _refusal_response(error)
         session.clear()  # a new session for the logged-in professional (no fixation)
         session[_USER] = login.professional.to_dict()
-        session.permanent = True
+        session[_LOGGED_IN_AT] = self.clock().timestamp()
+        session.permanent = False  # the cookie ends with the browser; the age, below
         if self.audit is not None:
             self.audit.login(login.professional, origin=login.origin, card_serial=login.card_serial)
         return jsonify({"professional": login.professional.to_dict()})
@@ -191,7 +201,9 @@ class CardAuth:
         return login.patient
 
     def _verify(self, assertion: object, *, require_vitale: bool) -> VerifiedLogin:
-        challenge = session.pop(_CHALLENGE, None)  # one try per challenge, whatever happens
+        # One try per challenge, whatever happens: out of this cookie here, and out of
+        # the store by the verifier (an older copy of the cookie cannot try again).
+        challenge = session.pop(_CHALLENGE, None)
         sid = session.get(_SID)
         if not isinstance(assertion, str) or challenge is None or sid is None:
             raise _no_challenge_refusal()
@@ -220,14 +232,23 @@ def extension() -> CardAuth:
 
 
 def current_professional() -> dict[str, Any] | None:
-    """The logged-in professional's identity (from their certificate), or None."""
+    """The logged-in professional's identity (from their certificate), or None when
+    nobody logged in by card in this session, or longer ago than
+    ``CARDAUTH_SESSION_MAX_HOURS``."""
     user = session.get(_USER)
-    return user if isinstance(user, dict) else None
+    logged_in_at = session.get(_LOGGED_IN_AT)
+    if not isinstance(user, dict) or type(logged_in_at) is not float:
+        return None
+    cardauth = extension()
+    age = cardauth.clock().timestamp() - logged_in_at
+    if not -CLOCK_STEP_BACK <= age <= cardauth.session_max_age.total_seconds():
+        return None
+    return user
 
 
 def login_required(view: Callable[P, R]) -> Callable[P, R | Response]:
-    """Refuse the view (401, nothing else) to a browser whose session has no
-    professional logged in by card."""
+    """Refuse the view to a browser whose session has no professional logged in by
+    card (or one logged in too long ago): 401 with the code ``login.required``."""
 
     @functools.wraps(view)
     def guarded(*args: P.args, **kwargs: P.kwargs) -> R | Response:
@@ -243,12 +264,18 @@ def login_required(view: Callable[P, R]) -> Callable[P, R | Response]:
 
 
 def _require_json() -> dict[str, Any]:
-    """JSON bodies only: a cross-site form cannot send one without a preflight."""
+    """JSON bodies only (a cross-site form cannot send one without a preflight), of
+    at most MAX_BODY bytes (413 beyond), an object (400 otherwise: not JSON, nested
+    too deep for the parser, not an object)."""
     if not request.is_json:
         abort(415)
-    body = request.get_json(silent=True)
-    if body is None:
-        body = {}
+    request.max_content_length = MAX_BODY
+    if not request.get_data(cache=True):
+        return {}  # an empty body is an empty object
+    try:
+        body = request.get_json()  # 400 if it does not parse
+    except RecursionError:
+        abort(400)
     if not isinstance(body, dict):
         abort(400)
     return body

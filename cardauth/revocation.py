@@ -18,16 +18,23 @@ login is refused (``revocation.unavailable`` or ``revocation.stale``).
 from __future__ import annotations
 
 import datetime as dt
+import http.client
+import itertools
+import math
 import secrets
 import threading
+import time
 import urllib.error
 import urllib.request
+from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from typing import Any
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.serialization import Encoding
@@ -39,6 +46,9 @@ from cardauth.trust import TrustConfigError
 
 OcspTransport = Callable[[str, bytes, float], bytes]
 MAX_OCSP_RESPONSE = 64 * 1024
+GOOD_CACHE_SIZE = 4096
+OCSP_BACKOFF_SECONDS = 10.0
+_OCSP_CALLS = ThreadPoolExecutor(max_workers=4, thread_name_prefix="ocsp")
 
 
 class OcspUnreachable(Exception):
@@ -55,7 +65,7 @@ def http_post(url: str, body: bytes, timeout: float) -> bytes:
     try:
         with urllib.request.urlopen(request, timeout=timeout) as answer:  # noqa: S310
             data: bytes = answer.read(MAX_OCSP_RESPONSE + 1)
-    except (urllib.error.URLError, OSError, ValueError) as exc:
+    except (urllib.error.URLError, OSError, ValueError, http.client.HTTPException) as exc:
         raise OcspUnreachable(str(exc)) from exc
     if len(data) > MAX_OCSP_RESPONSE:
         raise OcspUnreachable("OCSP response too large")
@@ -86,6 +96,13 @@ def policy_from_settings(settings: Mapping[str, Any]) -> RevocationPolicy:
         "crl_grace_hours": (int, float),
         "max_skew_seconds": (int, float),
     }
+    # Sensible ranges: a NaN or a negative timeout would turn OCSP off quietly.
+    limits: dict[str, tuple[float, float]] = {
+        "ocsp_timeout_seconds": (0.1, 60.0),
+        "ocsp_max_age_hours": (0.0, 24.0 * 31),
+        "crl_grace_hours": (0.0, 24.0 * 31),
+        "max_skew_seconds": (0.0, 3600.0),
+    }
     for name, value in settings.items():
         expected = known.get(name)
         if (
@@ -94,6 +111,12 @@ def policy_from_settings(settings: Mapping[str, Any]) -> RevocationPolicy:
             or not isinstance(value, expected)
         ):
             raise TrustConfigError("unknown or mistyped revocation setting", setting=name)
+    for name, (low, high) in limits.items():
+        number = float(settings.get(name, low))
+        if not (math.isfinite(number) and low <= number <= high):
+            raise TrustConfigError(
+                "revocation setting out of range", setting=name, range=f"{low} to {high}"
+            )
     defaults = RevocationPolicy()
     return RevocationPolicy(
         use_ocsp=settings.get("use_ocsp", defaults.use_ocsp),
@@ -104,13 +127,6 @@ def policy_from_settings(settings: Mapping[str, Any]) -> RevocationPolicy:
         crl_grace=dt.timedelta(hours=settings.get("crl_grace_hours", 0)),
         max_skew=dt.timedelta(seconds=settings.get("max_skew_seconds", 120)),
     )
-
-
-@dataclass(frozen=True, slots=True)
-class _Good:
-    certificate: x509.Certificate  # held, so that the ids in the cache key stay theirs
-    issuer: x509.Certificate
-    until: dt.datetime  # cache the answer until then
 
 
 class RevocationChecker:
@@ -126,34 +142,59 @@ class RevocationChecker:
         self.policy = policy
         self._crls: dict[bytes, list[x509.CertificateRevocationList]] = {}
         for crl in crls:  # by issuer name, newest first
+            _require_complete(crl)
             self._crls.setdefault(crl.issuer.public_bytes(), []).append(crl)
         for candidates in self._crls.values():
             candidates.sort(key=lambda c: c.last_update_utc, reverse=True)
         self._signed_by: set[tuple[int, x509.Certificate]] = set()  # (CRL, issuer) checked
         self._transport = transport
-        # Good answers, by the identity of the certificate objects (cheap to look up:
-        # the verifier hands the same objects for a card it has seen), checked again.
-        self._good: dict[tuple[int, int], _Good] = {}
+        # Good answers, valid until the source's next update, the oldest dropped beyond
+        # GOOD_CACHE_SIZE: by certificate (equal DER), for every caller; and by the
+        # identity of the path, a cheaper look-up for the verifier, which hands the
+        # same path object for a card it has seen (held, so the id stays its own).
+        self._good: OrderedDict[tuple[x509.Certificate, x509.Certificate], dt.datetime] = (
+            OrderedDict()
+        )
+        self._recent: OrderedDict[int, _Recent] = OrderedDict()
+        # Responders that did not answer, left alone until then (monotonic seconds):
+        # one dead responder costs one timeout, not one per certificate and login.
+        self._quiet_until: dict[str, float] = {}
         self._lock = threading.Lock()
 
-    def check(
-        self,
-        certificate: x509.Certificate,
-        issuer: x509.Certificate,
-        *,
-        now: dt.datetime,
-        jws: str,
+    def check_path(
+        self, chain: tuple[x509.Certificate, ...], *, now: dt.datetime, jws: str
     ) -> None:
-        """Return if ``certificate`` is known good now; refuse otherwise."""
-        key = (id(certificate), id(issuer))
-        cached = self._good.get(key)  # a dict read needs no lock
-        if (
-            cached is not None
-            and cached.certificate is certificate
-            and cached.issuer is issuer
-            and now <= cached.until
-        ):
+        """Return if every certificate of ``chain`` (leaf first, root last) but the
+        root is known good now, each against the next; refuse otherwise. (A trust
+        anchor is withdrawn from the trust directory, not revoked.)"""
+        recent = self._recent.get(id(chain))  # dict reads need no lock
+        if recent is not None and recent.chain is chain and now <= recent.until:
             return
+        if len(chain) < 2:  # a card certificate is never its own root: nothing to vouch
+            raise AssertionRefused(
+                Refusal.REVOCATION_UNAVAILABLE, "a path has a card and a root", jws=jws
+            )
+        until = min(
+            self._good_until(certificate, issuer, now, jws)
+            for certificate, issuer in itertools.pairwise(chain)
+        )
+        with self._lock:
+            _remember(self._recent, id(chain), _Recent(chain, until))
+
+    def _good_until(
+        self, certificate: x509.Certificate, issuer: x509.Certificate, now: dt.datetime, jws: str
+    ) -> dt.datetime:
+        until = self._good.get((certificate, issuer))
+        if until is None or now > until:
+            until = self._ask_sources(certificate, issuer, now, jws)
+            with self._lock:
+                _remember(self._good, (certificate, issuer), until)
+        return until
+
+    def _ask_sources(
+        self, certificate: x509.Certificate, issuer: x509.Certificate, now: dt.datetime, jws: str
+    ) -> dt.datetime:
+        """Until when OCSP, or else the CRL, says the certificate is good."""
         until = self._ask_ocsp(certificate, issuer, now, jws) if self.policy.use_ocsp else None
         if until is None and self.policy.use_crl:  # no OCSP answer: the CRL, if any
             until = self._crl_says_good(certificate, issuer, now, jws)
@@ -161,8 +202,7 @@ class RevocationChecker:
             raise AssertionRefused(
                 Refusal.REVOCATION_UNAVAILABLE, "no revocation source could answer", jws=jws
             )
-        with self._lock:
-            self._good[key] = _Good(certificate, issuer, until)
+        return until
 
     def _ask_ocsp(
         self, certificate: x509.Certificate, issuer: x509.Certificate, now: dt.datetime, jws: str
@@ -170,11 +210,13 @@ class RevocationChecker:
         """Until when the responder says the certificate is good; None when there is
         no responder to ask or it cannot be reached."""
         url = self.policy.ocsp_responder or _aia_responder(certificate)
-        if url is None:
+        if url is None or time.monotonic() < self._quiet_until.get(url, 0.0):
             return None
         try:
             return self._ocsp(certificate, issuer, url, now, jws)
         except OcspUnreachable:
+            with self._lock:
+                self._quiet_until[url] = time.monotonic() + OCSP_BACKOFF_SECONDS
             return None
 
     # -- OCSP --------------------------------------------------------------------------
@@ -194,30 +236,45 @@ class RevocationChecker:
             .add_extension(x509.OCSPNonce(nonce), critical=False)
             .build()
         )
-        data = self._transport(url, request.public_bytes(Encoding.DER), self.policy.ocsp_timeout)
+        data = self._ask(url, request.public_bytes(Encoding.DER))
         try:
             response = ocsp.load_der_ocsp_response(data)
-        except ValueError:
+            if response.response_status is not ocsp.OCSPResponseStatus.SUCCESSFUL:
+                # tryLater, internalError...: unsigned (RFC 6960 § 2.3), so no verdict
+                # either way; the CRLs decide, if the policy has them.
+                raise OcspUnreachable(f"responder answered {response.response_status.name}")
+            _check_ocsp_signer(response, issuer, now, jws)
+            single = _matching_single(response, request, jws)
+            _check_nonce(response, nonce, jws)
+            until = self._check_ocsp_times(single, now, jws)
+            status = single.certificate_status
+        except (AssertionRefused, OcspUnreachable):
+            raise
+        except Exception:  # any part of a hostile response that does not decode
             raise AssertionRefused(
                 Refusal.OCSP_INVALID, "the OCSP response does not parse", jws=jws
             ) from None
-        if response.response_status is not ocsp.OCSPResponseStatus.SUCCESSFUL:
-            raise OcspUnreachable(f"responder answered {response.response_status.name}")
-        _check_ocsp_signer(response, issuer, now, jws)
-        single = _matching_single(response, request, jws)
-        _check_nonce(response, nonce, jws)
-        until = self._check_ocsp_times(single, now, jws)
-        if single.certificate_status is ocsp.OCSPCertStatus.REVOKED:
+        if status is ocsp.OCSPCertStatus.REVOKED:
             raise AssertionRefused(
                 Refusal.REVOKED, "the certificate is revoked (OCSP)", jws=jws, source="ocsp"
             )
-        if single.certificate_status is not ocsp.OCSPCertStatus.GOOD:
+        if status is not ocsp.OCSPCertStatus.GOOD:
             raise AssertionRefused(
                 Refusal.REVOCATION_UNKNOWN,
                 "the OCSP responder does not know the certificate",
                 jws=jws,
             )
         return until
+
+    def _ask(self, url: str, body: bytes) -> bytes:
+        """The transport under one overall deadline: a responder that answers a byte
+        at a time cannot hold a login past ``ocsp_timeout``."""
+        timeout = self.policy.ocsp_timeout
+        future = _OCSP_CALLS.submit(self._transport, url, body, timeout)
+        try:
+            return future.result(timeout=timeout)
+        except FutureTimeout:
+            raise OcspUnreachable("the OCSP responder did not answer in time") from None
 
     def _check_ocsp_times(self, single: Any, now: dt.datetime, jws: str) -> dt.datetime:
         skew = self.policy.max_skew
@@ -257,6 +314,41 @@ class RevocationChecker:
                 Refusal.REVOKED, "the certificate is revoked (CRL)", jws=jws, source="crl"
             )
         return crl.next_update_utc + self.policy.crl_grace
+
+
+@dataclass(frozen=True, slots=True)
+class _Recent:
+    chain: tuple[x509.Certificate, ...]
+    until: dt.datetime
+
+
+def _remember(cache: OrderedDict[Any, Any], key: object, value: object) -> None:
+    cache[key] = value
+    cache.move_to_end(key)
+    if len(cache) > GOOD_CACHE_SIZE:
+        cache.popitem(last=False)
+
+
+def _require_complete(crl: x509.CertificateRevocationList) -> None:
+    """Only complete CRLs say that a certificate they do not list is not revoked: a
+    delta CRL, a CRL scoped by an issuing distribution point (CA certificates only,
+    some reasons, a partition) or one with a critical extension we do not know cannot
+    (RFC 5280 § 5.2.4, § 5.2.5, § 6.3.3). Such files are refused at configuration."""
+    for extension in crl.extensions:
+        if isinstance(extension.value, (x509.DeltaCRLIndicator, x509.IssuingDistributionPoint)):
+            raise TrustConfigError(
+                "only complete CRLs are supported (no delta, no scope)",
+                issuer=crl.issuer.rfc4514_string(),
+            )
+        if extension.critical:
+            raise TrustConfigError(
+                "CRL with a critical extension we do not know", oid=extension.oid.dotted_string
+            )
+    if any(extension.critical for entry in crl for extension in entry.extensions):
+        raise TrustConfigError(
+            "CRL entry with a critical extension (an indirect CRL?)",
+            issuer=crl.issuer.rfc4514_string(),
+        )
 
 
 def _aia_responder(certificate: x509.Certificate) -> str | None:
@@ -318,17 +410,20 @@ def _responder_certificate(
         if response.responder_name is not None and candidate.subject == response.responder_name:
             return candidate
         if response.responder_key_hash is not None:
-            key_hash = x509.SubjectKeyIdentifier.from_public_key(candidate.public_key()).digest
-            if key_hash == response.responder_key_hash:
+            try:
+                key = candidate.public_key()
+            except (ValueError, UnsupportedAlgorithm):
+                continue  # a certificate we cannot use cannot be the responder
+            if x509.SubjectKeyIdentifier.from_public_key(key).digest == response.responder_key_hash:
                 return candidate
     raise AssertionRefused(Refusal.OCSP_RESPONDER, "the OCSP responder is unknown", jws=jws)
 
 
 def _signature_valid(key: Any, response: ocsp.OCSPResponse) -> bool:
-    algorithm = response.signature_hash_algorithm
-    if algorithm is None:
-        return False
     try:
+        algorithm = response.signature_hash_algorithm
+        if algorithm is None:
+            return False
         if isinstance(key, rsa.RSAPublicKey):
             key.verify(
                 response.signature, response.tbs_response_bytes, padding.PKCS1v15(), algorithm
@@ -337,7 +432,7 @@ def _signature_valid(key: Any, response: ocsp.OCSPResponse) -> bool:
             key.verify(response.signature, response.tbs_response_bytes, ec.ECDSA(algorithm))
         else:
             return False
-    except InvalidSignature:
+    except (InvalidSignature, UnsupportedAlgorithm):
         return False
     return True
 

@@ -25,6 +25,7 @@ from typing import Any
 
 from cryptography import x509
 
+from cardauth.der import decode_certificates, decode_crls
 from cardauth.errors import CardAuthError
 
 CARD_TYPES = frozenset(("CPS", "CPE", "CPF", "CPA"))
@@ -105,7 +106,7 @@ class TrustStore:
 def _require_ca(certificate: x509.Certificate) -> None:
     try:
         constraints = certificate.extensions.get_extension_for_class(x509.BasicConstraints)
-    except (x509.ExtensionNotFound, ValueError):
+    except Exception:  # not found, or an extension that does not decode
         raise TrustConfigError(
             "a root must be a CA certificate", subject=certificate.subject.rfc4514_string()
         ) from None
@@ -147,12 +148,8 @@ def load_certificates(directory: Path, *, required: bool = True) -> tuple[x509.C
         return ()
     certificates: list[x509.Certificate] = []
     for path in sorted(p for p in directory.iterdir() if p.is_file()):
-        data = path.read_bytes()
         try:
-            if b"-----BEGIN" in data:
-                certificates += x509.load_pem_x509_certificates(data)
-            else:
-                certificates.append(x509.load_der_x509_certificate(data))
+            certificates += decode_certificates(path.read_bytes())
         except ValueError as exc:
             raise TrustConfigError("not a certificate file", file=str(path)) from exc
     if required and not certificates:
@@ -166,12 +163,8 @@ def load_crls(directory: Path) -> tuple[x509.CertificateRevocationList, ...]:
         return ()
     crls: list[x509.CertificateRevocationList] = []
     for path in sorted(p for p in directory.iterdir() if p.is_file()):
-        data = path.read_bytes()
         try:
-            if b"-----BEGIN" in data:
-                crls.append(x509.load_pem_x509_crl(data))
-            else:
-                crls.append(x509.load_der_x509_crl(data))
+            crls += decode_crls(path.read_bytes())
         except ValueError as exc:
             raise TrustConfigError("not a CRL file", file=str(path)) from exc
     return tuple(crls)

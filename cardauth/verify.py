@@ -14,8 +14,10 @@ each refusal with its own code (:class:`cardauth.errors.Refusal`):
 5. the Vitale co-assertion, when there is one (or required): the same checks, plus
    the same origin and challenge and the CPS certificate's thumbprint;
 6. the challenge is taken out of the store, atomically: known, unexpired, issued
-   to this browser session, and never again;
-7. revocation of every card certificate, last: no network work for a forged token.
+   to this browser session, and never again (a refusal at an earlier step takes
+   it out too: one try per challenge);
+7. revocation of every certificate of each path but the root, last: no network
+   work for a forged token.
 
 Identity comes from the certificates only. No pyscard here: teleservices import
 this module alone.
@@ -147,15 +149,19 @@ class Verifier:
         self._paths = Paths(trust)
         self._verdicts: dict[tuple[CardRole, int, str], _HeaderVerdict] = {}
         self._lock = threading.Lock()
-        self._checked_origins: tuple[object, frozenset[Origin]] | None = None
+        self._checked_origins: (
+            tuple[tuple[Origin, ...] | frozenset[Origin], frozenset[Origin]] | None
+        ) = None
 
     def _origins(self, expected: Collection[Origin]) -> frozenset[Origin]:
-        """The expected origins, checked once for a collection passed again."""
+        """The expected origins, checked once for an equal tuple or frozenset passed
+        again (only an immutable collection: a list could have changed since)."""
         checked = self._checked_origins
-        if checked is not None and checked[0] is expected:
+        if checked is not None and type(expected) is type(checked[0]) and expected == checked[0]:
             return checked[1]
         origins = _origins(expected)
-        self._checked_origins = (expected, origins)
+        if isinstance(expected, (tuple, frozenset)):
+            self._checked_origins = (expected, origins)
         return origins
 
     @classmethod
@@ -184,20 +190,26 @@ class Verifier:
     ) -> VerifiedLogin:
         origins = self._origins(expected_origins)
         expected = challenges.check_format(expected_challenge)
-        cps = self._verify_token(assertion, "cps", CardRole.CPS, now, max_skew)
-        origin = _check_origin(cps.claims["aud"], origins, "cps")
-        _check_challenge(cps.claims["nonce"], expected, "cps")
-        vitale = None
-        if "vitale" in cps.claims:
-            vitale = self._verify_vitale(cps, now, max_skew)
-        elif require_vitale:
-            raise AssertionRefused(
-                Refusal.VITALE_MISSING, "the patient's Vitale card must co-sign", jws="vitale"
-            )
-        challenges.take_checked_challenge(challenges_store, expected, session=session, now=now)
-        self.revocation.check(cps.leaf, cps.path.issuer, now=now, jws="cps")
+        taken = False
+        try:
+            cps = self._verify_token(assertion, "cps", CardRole.CPS, now, max_skew)
+            origin = _check_origin(cps.claims["aud"], origins, "cps")
+            _check_challenge(cps.claims["nonce"], expected, "cps")
+            vitale = None
+            if "vitale" in cps.claims:
+                vitale = self._verify_vitale(cps, now, max_skew)
+            elif require_vitale:
+                raise AssertionRefused(
+                    Refusal.VITALE_MISSING, "the patient's Vitale card must co-sign", jws="vitale"
+                )
+            taken = True
+            challenges.take_checked_challenge(challenges_store, expected, session=session, now=now)
+        finally:
+            if not taken:  # one try per challenge: a refused attempt burns it too
+                challenges.discard_challenge(challenges_store, expected)
+        self.revocation.check_path(cps.path.chain, now=now, jws="cps")
         if vitale is not None:
-            self.revocation.check(vitale.leaf, vitale.path.issuer, now=now, jws="vitale")
+            self.revocation.check_path(vitale.path.chain, now=now, jws="vitale")
         professional = cps.verdict.professional
         patient = vitale.verdict.patient if vitale else None
         assert professional is not None  # the CPS role always has one
@@ -240,6 +252,7 @@ class Verifier:
             header = token.header()
             _check_header(header, role, name)
         claims = _check_claims(token.payload(), role, name, now, max_skew)
+        fresh = verdict is None
         if verdict is None:
             assert header is not None
             verdict = self._header_verdict(header, token.header_b64, role, name, now)
@@ -249,7 +262,15 @@ class Verifier:
             raise AssertionRefused(
                 Refusal.SIGNATURE, "the signature does not verify", jws=name
             ) from None
+        if fresh:  # only headers of tokens that verified: no cache churn by forgeries
+            self._remember(role, verdict)
         return _Token(claims, verdict)
+
+    def _remember(self, role: CardRole, verdict: _HeaderVerdict) -> None:
+        with self._lock:
+            self._verdicts[_verdict_key(role, verdict.header_b64)] = verdict
+            if len(self._verdicts) > VERDICT_CACHE_SIZE:
+                self._verdicts.pop(next(iter(self._verdicts)))
 
     def _cached_verdict(
         self, role: CardRole, header_b64: str, now: dt.datetime
@@ -270,8 +291,9 @@ class Verifier:
     ) -> _HeaderVerdict:
         """Everything the header alone decides: the algorithm, the certificate, the kind
         of card, the path to a root, the identity. Cached by the header's exact bytes,
-        within the window where every certificate of the path is valid; the signature,
-        which covers the payload, is checked every time."""
+        within the window where every certificate of the path is valid (once a
+        signature under it has verified); the signature, which covers the payload, is
+        checked every time."""
         algorithm = header["alg"]
         certificates = parse_x5c(header["x5c"], jws=name)
         leaf = certificates[0]
@@ -280,7 +302,7 @@ class Verifier:
         check_intermediates(certificates[1:], now, jws=name)
         path = self._paths.for_role(role).validate(leaf, certificates[1:], now, jws=name)
         cps = role is CardRole.CPS
-        verdict = _HeaderVerdict(
+        return _HeaderVerdict(
             header_b64=header_b64,
             leaf=leaf,
             path=path,
@@ -289,11 +311,6 @@ class Verifier:
             patient=None if cps else patient_from(leaf, self.trust.profile, jws=name),
             thumbprint=thumbprint(leaf.public_bytes(Encoding.DER)),
         )
-        with self._lock:
-            self._verdicts[_verdict_key(role, header_b64)] = verdict
-            if len(self._verdicts) > VERDICT_CACHE_SIZE:
-                self._verdicts.pop(next(iter(self._verdicts)))
-        return verdict
 
 
 def verify_assertion(
@@ -378,6 +395,12 @@ def _check_claims(
     for claim, value in payload.items():
         if type(value) is not _CLAIM_TYPES[claim]:  # exact types: no bool for int
             raise AssertionRefused(Refusal.CLAIMS, f"{claim} has the wrong type", jws=jws)
+        if type(value) is str and not value.isascii():  # nor a lone surrogate
+            if claim == "aud":
+                raise AssertionRefused(
+                    Refusal.ORIGIN_INVALID, "aud is not an origin in its ASCII form", jws=jws
+                )
+            raise AssertionRefused(Refusal.CLAIMS, f"{claim} is not ASCII", jws=jws)
     issued, expires = payload["iat"], payload["exp"]
     if not 0 < expires - issued <= MAX_LIFETIME_SECONDS:
         raise AssertionRefused(Refusal.LIFETIME, "assertion lifetime out of bounds", jws=jws)

@@ -47,7 +47,8 @@ class Fault(StrEnum):
 
 
 class OcspResponder:
-    """Answers OCSP requests for the simulator's card certificates."""
+    """Answers OCSP requests for the simulator's card certificates, and the roots'
+    answers for the intermediate CAs."""
 
     def __init__(
         self,
@@ -66,7 +67,10 @@ class OcspResponder:
     def _index_certificates(
         self, personas: Iterable[Persona]
     ) -> dict[tuple[str, int], dt.date | None]:
-        index = {}
+        index: dict[tuple[str, int], dt.date | None] = {
+            (self.pki.cps_root.slug, self.pki.cps_ca.certificate.serial_number): None,
+            (self.pki.vitale_root.slug, self.pki.vitale_ca.certificate.serial_number): None,
+        }
         for persona in personas:
             if isinstance(persona, CpsPersona):
                 issuer = self.pki.cps_ca
@@ -105,7 +109,7 @@ class OcspResponder:
         return data
 
     def _authority_for(self, request: ocsp.OCSPRequest) -> Authority | None:
-        for authority in self.pki.issuing_authorities:
+        for authority in self.pki.authorities:
             if request.issuer_key_hash == _key_hash(authority, request.hash_algorithm):
                 return authority
         return None

@@ -210,7 +210,8 @@ class SimulatorPki:
 
     @property
     def issuing_authorities(self) -> tuple[Authority, ...]:
-        """The CAs that issue card certificates (and publish CRLs and OCSP for them)."""
+        """The CAs that issue card certificates (every authority publishes a CRL and
+        answers OCSP for what it issued: the roots for the intermediates)."""
         return (self.cps_ca, self.vitale_ca)
 
     def responder(self, authority: Authority) -> Responder:

@@ -42,7 +42,7 @@ def export_trust(
         _write_certificates(directory / folder, authorities)
     crls = directory / "crls"
     crls.mkdir(parents=True, exist_ok=True)
-    for authority in pki.issuing_authorities:
+    for authority in pki.authorities:  # the roots' CRLs cover the intermediates
         crl = pki.crl(authority, now, personas)
         (crls / f"{authority.slug}.crl").write_bytes(crl.public_bytes(Encoding.DER))
     (directory / "trust.toml").write_text(_settings(ocsp_url), encoding="utf-8")

@@ -19,6 +19,9 @@ import json
 from collections.abc import Callable, Iterator
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import padding
 
 from cardauth import jose
 from cardauth.errors import AssertionRefused
@@ -74,7 +77,7 @@ def _scene(checker: RevocationChecker | None = None) -> Scene:
 
 def _ocsp_scene(url: str, *, use_crl: bool = False) -> Scene:
     pki = simulator_pki()
-    crls = [pki.crl(a, NOW) for a in pki.issuing_authorities] if use_crl else []
+    crls = [pki.crl(a, NOW) for a in pki.authorities] if use_crl else []
     policy = RevocationPolicy(ocsp_responder=url, use_crl=use_crl)
     return _scene(RevocationChecker(policy=policy, crls=crls))
 
@@ -340,6 +343,41 @@ def _string_iat(scene: Scene, forge: Forge) -> Callable[[], object]:
     return lambda: scene.verify(forge.assertion(scene.challenge, iat=str(int(NOW.timestamp()))))
 
 
+def _raw_payload_token(forge: Forge, payload_text: str) -> str:
+    """A token whose payload is exactly ``payload_text`` (JSON can escape what
+    Python cannot encode, such as a lone surrogate)."""
+    signing_input = (
+        b64url_encode(jose.canonical_json(forge.header()))
+        + "."
+        + b64url_encode(payload_text.encode())
+    )
+    signature = forge.cps_key.sign(signing_input.encode(), padding.PKCS1v15(), hashes.SHA256())
+    return signing_input + "." + b64url_encode(signature)
+
+
+@attack("nonce holding a lone surrogate", "assertion.claims")
+def _surrogate_nonce(scene: Scene, forge: Forge) -> Callable[[], object]:
+    text = json.dumps(forge.payload(scene.challenge, nonce="@")).replace('"@"', '"\\ud800"')
+    return lambda: scene.verify(_raw_payload_token(forge, text))
+
+
+@attack("card serial with non-ASCII letters", "assertion.claims")
+def _unicode_card(scene: Scene, forge: Forge) -> Callable[[], object]:
+    return lambda: scene.verify(forge.assertion(scene.challenge, card="80250000é"))
+
+
+@attack("Vitale co-assertion for a non-ASCII origin", "origin.invalid")
+def _vitale_unicode_origin(scene: Scene, forge: Forge) -> Callable[[], object]:
+    co = forge.vitale(scene.challenge, aud="https://téléservice.example")
+    return lambda: scene.verify(forge.assertion(scene.challenge, vitale=co))
+
+
+@attack("Vitale co-assertion bound by a non-ASCII thumbprint", "assertion.claims")
+def _vitale_unicode_binding(scene: Scene, forge: Forge) -> Callable[[], object]:
+    co = forge.vitale(scene.challenge, cps="é" * 43)
+    return lambda: scene.verify(forge.assertion(scene.challenge, vitale=co))
+
+
 # -- certificates ------------------------------------------------------------------
 
 
@@ -507,6 +545,39 @@ def _no_source(scene: Scene, forge: Forge) -> Callable[[], object]:
     )
     lonely = _scene(checker)
     return lambda: lonely.verify(forge.assertion(lonely.challenge))
+
+
+@attack("intermediate CA revoked by its root (CRL)", "revocation.revoked")
+def _revoked_ca(scene: Scene, forge: Forge) -> Callable[[], object]:
+    pki = simulator_pki()
+    entry = (
+        x509.RevokedCertificateBuilder()
+        .serial_number(pki.cps_ca.certificate.serial_number)
+        .revocation_date(NOW - dt.timedelta(days=1))
+        .build()
+    )
+    root_crl = (
+        x509.CertificateRevocationListBuilder()
+        .issuer_name(pki.cps_root.name)
+        .last_update(NOW)
+        .next_update(NOW + dt.timedelta(days=7))
+        .add_revoked_certificate(entry)
+        .sign(pki.cps_root.key, hashes.SHA256())
+    )
+    crls = [pki.crl(pki.cps_ca, NOW), root_crl]
+    checker = RevocationChecker(policy=RevocationPolicy(use_ocsp=False), crls=crls)
+    under_revoked_ca = _scene(checker)
+    return lambda: under_revoked_ca.verify(forge.assertion(under_revoked_ca.challenge))
+
+
+@attack("no CRL from the root for the intermediate CA", "revocation.unavailable")
+def _no_root_crl(scene: Scene, forge: Forge) -> Callable[[], object]:
+    pki = simulator_pki()
+    checker = RevocationChecker(
+        policy=RevocationPolicy(use_ocsp=False), crls=[pki.crl(pki.cps_ca, NOW)]
+    )
+    half_known = _scene(checker)
+    return lambda: half_known.verify(forge.assertion(half_known.challenge))
 
 
 def _ocsp_attack(fault: Fault, persona: str = "doctor") -> Callable[..., Callable[[], object]]:

@@ -184,6 +184,42 @@ def test_processes_racing_on_one_challenge_accept_it_once(
         assert outcomes == ["accepted"] + ["challenge.unknown"] * 5
 
 
+def _race_inherited(
+    store: SqliteChallengeStore, challenge: str, start_at: float, results: Queue[str]
+) -> None:
+    while time.time() < start_at:
+        time.sleep(0.001)
+    try:
+        consume_challenge(store, challenge, session="s", now=NOW)
+        results.put("accepted")
+    except AssertionRefused as refused:
+        results.put(refused.code)
+
+
+def test_a_sqlite_store_made_before_fork_serves_the_children(tmp_path: Path) -> None:
+    """A pre-forking server builds the application (and its store) once, then
+    forks its workers: each worker opens its own connection (an SQLite connection
+    must not cross a fork) and the challenge is still taken once."""
+    store = SqliteChallengeStore(tmp_path / "forked.db")
+    context = multiprocessing.get_context("fork")
+    for _ in range(3):
+        challenge = issue_challenge(store, session="s", now=NOW)  # the parent's connection
+        results = context.Queue()
+        start_at = time.time() + 0.5
+        racers = [
+            context.Process(target=_race_inherited, args=(store, challenge, start_at, results))
+            for _ in range(6)
+        ]
+        for racer in racers:
+            racer.start()
+        outcomes = sorted(results.get(timeout=30) for _ in racers)
+        for racer in racers:
+            racer.join(timeout=30)
+        assert outcomes == ["accepted"] + ["challenge.unknown"] * 5
+    last = issue_challenge(store, session="s", now=NOW)  # the parent's connection still works
+    consume_challenge(store, last, session="s", now=NOW)
+
+
 def test_a_store_that_is_down_refuses(tmp_path: Path) -> None:
     server = RedisServer(tmp_path).start()
     store = RedisChallengeStore.from_url(server.url)

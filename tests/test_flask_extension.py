@@ -3,7 +3,9 @@ logout, patient lookups co-signed by the Vitale card, and the audit trail."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,17 +21,18 @@ from tests.verifier_kit import NOW, ORIGIN, Forge, crl_checker, trust_store
 KEY = bytes(range(32))
 
 
-def make_app(tmp_path: Path) -> Flask:
+def make_app(
+    tmp_path: Path, clock: Callable[[], dt.datetime] = lambda: NOW, **config: object
+) -> Flask:
     app = Flask(__name__)
     app.config.update(
         SECRET_KEY="test",
         CARDAUTH_ORIGINS=[ORIGIN.value],
         CARDAUTH_AUDIT_LOG=str(tmp_path / "audit.jsonl"),
         CARDAUTH_PSEUDONYM_KEY=KEY,
+        **config,
     )
-    CardAuth(
-        app, verifier=Verifier(trust=trust_store(), revocation=crl_checker()), clock=lambda: NOW
-    )
+    CardAuth(app, verifier=Verifier(trust=trust_store(), revocation=crl_checker()), clock=clock)
 
     @app.get("/patients")
     @login_required
@@ -112,6 +115,59 @@ def test_login_needs_json(app: Flask) -> None:
     client = app.test_client()
     assert client.post("/cardauth/challenge", data="x").status_code == 415
     assert client.post("/cardauth/login", data={"assertion": "x"}).status_code == 415
+
+
+def test_an_older_cookie_cannot_try_its_challenge_again(app: Flask) -> None:
+    """The challenge leaves the cookie at the first try; a copy of the cookie from
+    before that try finds it gone from the store too."""
+    client = app.test_client()
+    value = challenge(client)
+    cookie = client.get_cookie("session")
+    assert cookie is not None
+    forged = Forge().assertion(value, key=Forge(cps_persona="pharmacist").cps_key)
+    first = client.post("/cardauth/login", json={"assertion": forged})
+    assert first.get_json()["error"]["code"] == "assertion.signature"
+    client.set_cookie("session", cookie.value)  # the copy made before the try
+    honest = client.post("/cardauth/login", json={"assertion": Forge().assertion(value)})
+    assert honest.status_code == 401
+    assert honest.get_json()["error"]["code"] == "challenge.unknown"
+
+
+def test_hostile_bodies_get_http_errors(app: Flask) -> None:
+    client = app.test_client()
+    nested = "[" * 100_000 + "]" * 100_000
+    headers = {"Content-Type": "application/json"}
+    assert client.post("/cardauth/challenge", data="[" * 50_000, headers=headers).status_code == 400
+    too_big = json.dumps({"assertion": "a" * 70_000})
+    assert client.post("/cardauth/login", data=too_big, headers=headers).status_code == 413
+    assert client.post("/cardauth/login", data=nested[:60_000], headers=headers).status_code == 400
+    assert client.post("/cardauth/login", json=["a"]).status_code == 400
+    assert client.post("/cardauth/challenge", data="{", headers=headers).status_code == 400
+    assert client.post("/cardauth/challenge", data="", headers=headers).status_code == 200
+
+
+def test_a_login_lasts_a_working_day(tmp_path: Path) -> None:
+    now = [NOW]
+    app = make_app(tmp_path, clock=lambda: now[0])
+    client = app.test_client()
+    assert login(client).status_code == 200
+    now[0] = NOW + dt.timedelta(hours=9, minutes=59)
+    assert client.get("/patients").status_code == 200
+    now[0] = NOW + dt.timedelta(hours=10, minutes=1)
+    response = client.get("/patients")
+    assert response.status_code == 401
+    assert response.get_json()["error"]["code"] == "login.required"
+    now[0] = NOW - dt.timedelta(minutes=10)  # a clock set back far does not extend it either
+    assert client.get("/patients").status_code == 401
+
+
+def test_the_session_length_is_configurable(tmp_path: Path) -> None:
+    now = [NOW]
+    app = make_app(tmp_path, clock=lambda: now[0], CARDAUTH_SESSION_MAX_HOURS=1)
+    client = app.test_client()
+    assert login(client).status_code == 200
+    now[0] = NOW + dt.timedelta(minutes=61)
+    assert client.get("/patients").status_code == 401
 
 
 def test_refusals_speak_french_by_default(app: Flask) -> None:

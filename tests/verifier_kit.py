@@ -63,7 +63,7 @@ def trust_store(pki: SimulatorPki | None = None) -> TrustStore:
 
 def crl_checker(now: dt.datetime = NOW) -> RevocationChecker:
     pki = simulator_pki()
-    crls = [pki.crl(authority, now) for authority in pki.issuing_authorities]
+    crls = [pki.crl(authority, now) for authority in pki.authorities]
     return RevocationChecker(policy=RevocationPolicy(use_ocsp=False), crls=crls)
 
 

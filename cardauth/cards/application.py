@@ -8,10 +8,10 @@ from enum import StrEnum
 from typing import ClassVar
 
 from cryptography import x509
-from cryptography.exceptions import UnsupportedAlgorithm
 
 from cardauth.cards import files
 from cardauth.cards.atr import AtrPattern
+from cardauth.der import decode_certificate
 from cardauth.errors import MalformedCardData
 from cardauth.transport.channel import CardChannel
 
@@ -68,15 +68,7 @@ class CardApplication:
 
     @staticmethod
     def _parse_certificate(der: bytes) -> x509.Certificate:
-        """Parse the whole certificate now: cryptography decodes names and extensions
-        only when they are first read, which would turn a damaged certificate into a
-        ValueError far from here."""
         try:
-            certificate = x509.load_der_x509_certificate(der)
-            certificate.subject.rfc4514_string()
-            certificate.issuer.rfc4514_string()
-            _ = certificate.not_valid_before_utc, certificate.not_valid_after_utc
-            _ = list(certificate.extensions), certificate.public_key()
-        except (ValueError, UnsupportedAlgorithm) as exc:
+            return decode_certificate(der)
+        except ValueError as exc:
             raise MalformedCardData("the card's certificate does not parse") from exc
-        return certificate
