@@ -35,6 +35,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 
 from cardauth import jose
 from cardauth.cards.algorithms import SignatureScheme
+from cardauth.cards.application import CardFacts
 from cardauth.cards.cps import CpsCard
 from cardauth.cards.vitale import VitaleCard
 from cardauth.errors import CardError
@@ -87,19 +88,20 @@ def build_vitale_coassertion(
     now: dt.datetime,
     chain: Sequence[x509.Certificate] = (),
     lifetime: dt.timedelta = DEFAULT_LIFETIME,
+    facts: CardFacts | None = None,
 ) -> str:
     """The Vitale card's co-assertion: same origin and challenge, bound to the CPS
-    certificate. The Vitale card signs without PIN."""
+    certificate. The Vitale card signs without PIN. ``facts``, when the caller has
+    them already (read while the card stayed in), spare reading them again."""
     with vitale.channel.transaction():
-        certificate_der = vitale.certificate_der()
-        serial = vitale.serial()
-        scheme = scheme_for(x509.load_der_x509_certificate(certificate_der))
-        header = _header(VITALE_TYPE, scheme, certificate_der, chain)
+        facts = facts or vitale.facts()
+        scheme = scheme_for(x509.load_der_x509_certificate(facts.certificate_der))
+        header = _header(VITALE_TYPE, scheme, facts.certificate_der, chain)
         payload = {
             "aud": origin.value,
             "nonce": challenge,
             **_times(now, lifetime),
-            "card": serial,
+            "card": facts.serial,
             "cps": thumbprint(cps_certificate_der),
         }
         return jose.serialize(
@@ -120,18 +122,21 @@ def build_assertion(
     vitale_chain: Sequence[x509.Certificate] = (),
     prefer_pss: bool = False,
     lifetime: dt.timedelta = DEFAULT_LIFETIME,
+    facts: CardFacts | None = None,
+    vitale_facts: CardFacts | None = None,
 ) -> str:
     """The signed assertion. The PIN must have been verified on ``cps``; ``chain``
-    and ``vitale_chain`` are intermediate certificates to carry in ``x5c``."""
-    with cps.channel.transaction():
-        certificate_der = cps.certificate_der()
-        serial = cps.serial()
+    and ``vitale_chain`` are intermediate certificates to carry in ``x5c``;
+    ``facts`` and ``vitale_facts`` are the cards' serials and certificates when the
+    caller has them already (else they are read, serial first)."""
+    facts = facts or cps.facts()
+    certificate_der = facts.certificate_der
     scheme = scheme_for(x509.load_der_x509_certificate(certificate_der), prefer_pss=prefer_pss)
     payload: dict[str, Any] = {
         "aud": origin.value,
         "nonce": challenge,
         **_times(now, lifetime),
-        "card": serial,
+        "card": facts.serial,
     }
     if vitale is not None:
         payload["vitale"] = build_vitale_coassertion(
@@ -142,6 +147,7 @@ def build_assertion(
             now=now,
             chain=vitale_chain,
             lifetime=lifetime,
+            facts=vitale_facts,
         )
     header = _header(ASSERTION_TYPE, scheme, certificate_der, chain)
     with cps.channel.transaction():

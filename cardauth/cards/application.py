@@ -4,6 +4,7 @@ certificate reading."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import ClassVar
 
@@ -19,6 +20,15 @@ from cardauth.transport.channel import CardChannel
 class CardKind(StrEnum):
     CPS = "cps"
     VITALE = "vitale"
+
+
+@dataclass(frozen=True, slots=True)
+class CardFacts:
+    """What does not change while a card stays in the reader and what an assertion
+    needs of it: the chip serial and the authentication certificate (DER)."""
+
+    serial: str
+    certificate_der: bytes
 
 
 class CardApplication:
@@ -60,6 +70,16 @@ class CardApplication:
         with self.channel.transaction():
             self._selected_in = None  # selecting EF.SN.ICC leaves the application
             return files.read_chip_serial(self.channel)
+
+    def facts(self) -> CardFacts:
+        """The serial and the authentication certificate, in one transaction."""
+        with self.channel.transaction():
+            serial = self.serial()
+            return CardFacts(serial, self.certificate_der())
+
+    def certificate_der(self) -> bytes:
+        """The authentication certificate (DER), as the card holds it."""
+        raise NotImplementedError
 
     def _certificate_der(self, sfi: int) -> bytes:
         with self.channel.transaction():

@@ -7,11 +7,18 @@ either card in either slot.
 
 from __future__ import annotations
 
-from cardauth.cards.application import CardApplication, CardKind
+from cardauth.cards import files
+from cardauth.cards.application import CardApplication, CardFacts, CardKind
 from cardauth.cards.atr import Atr
 from cardauth.cards.cps import CpsCard
 from cardauth.cards.vitale import VitaleCard
-from cardauth.errors import CardAuthError, CardNotPresent, MalformedCardData, UnknownCard
+from cardauth.errors import (
+    CardAuthError,
+    CardNotPresent,
+    MalformedCardData,
+    UnexpectedStatus,
+    UnknownCard,
+)
 from cardauth.transport.base import CardProtocol, ReaderBackend
 from cardauth.transport.channel import CardChannel
 
@@ -43,16 +50,37 @@ def extended_length_usable(atr: bytes, protocol: CardProtocol) -> bool:
         return False
 
 
+def connect_channel(backend: ReaderBackend, reader: str) -> CardChannel:
+    """A channel to the card in ``reader``, with extended length if usable."""
+    link = backend.connect(reader)
+    return CardChannel(link, extended_length=extended_length_usable(link.atr, link.protocol))
+
+
 def open_card(backend: ReaderBackend, reader: str) -> CardApplication:
     """Connect to the card in ``reader`` and identify it (the connection is closed
     again if that fails)."""
-    link = backend.connect(reader)
-    channel = CardChannel(link, extended_length=extended_length_usable(link.atr, link.protocol))
+    channel = connect_channel(backend, reader)
     try:
         return identify(channel)
     except BaseException:
         channel.close()
         raise
+
+
+def identify_with_facts(channel: CardChannel) -> tuple[CardApplication, CardFacts]:
+    """Identify the card and read its serial and certificate, in the caller's
+    transaction and in the order that costs the card the fewest commands: the chip
+    serial (under the MF) first, then the application probe, which leaves the
+    application selected for the certificate (and whatever the caller reads next)."""
+    with channel.transaction():
+        try:
+            serial: str | None = files.read_chip_serial(channel)
+        except (MalformedCardData, UnexpectedStatus):
+            serial = None  # an unknown card, most likely: identify says so
+        card = identify(channel)
+        if serial is None:
+            serial = card.serial()  # the card says why it has none
+        return card, CardFacts(serial, card.certificate_der())
 
 
 def find_card(backend: ReaderBackend, kind: CardKind) -> CardApplication:

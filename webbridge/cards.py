@@ -1,0 +1,433 @@
+"""The cards in the readers, as the bridge keeps them.
+
+A monitor thread follows insertions and removals. A card is read once when it
+comes in (serial, certificate, and the CPS holder data, in one transaction) and
+what was read is kept while it stays in: a later login costs the card only its
+signature. The verified-PIN state is kept too, for ``pin_idle_seconds`` after
+its last use; removing the card forgets everything at once, and an idle PIN is
+reset on the card (VERIFY with P1 = FF), so the key cannot be used afterwards.
+
+Operations on one card run one at a time (a lock per slot, and the card layer's
+PC/SC transactions across processes). A VERIFY is sent only with a PIN that the
+professional typed, once, or on the reader's keypad; never on the bridge's own.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from enum import Enum
+from typing import TypeVar
+
+from cryptography import x509
+from cryptography.x509.oid import NameOID
+
+from cardauth.assertion import build_assertion
+from cardauth.cards.application import CardApplication, CardFacts, CardKind
+from cardauth.cards.cps import CpsCard
+from cardauth.cards.identify import connect_channel, identify_with_facts
+from cardauth.cards.pin import PinStatus
+from cardauth.cards.vitale import VitaleCard
+from cardauth.errors import (
+    CardAuthError,
+    CardNotPresent,
+    PinRequired,
+    TransportError,
+    UnknownCard,
+)
+from cardauth.origins import Origin
+from cardauth.transport.base import ReaderBackend
+from cardauth.transport.monitor import CardEvent, CardMonitor, EventType
+
+EVENT_QUEUE_SIZE = 64
+CardT = TypeVar("CardT", bound=CardApplication)
+
+
+class Keypad(Enum):
+    """The PIN of a login is typed on the reader's keypad (not a value the bridge sees)."""
+
+    ENTRY = "keypad"
+
+
+@dataclass(frozen=True, slots=True)
+class CardView:
+    """What the bridge shows of a card: on its own page, and to approved origins."""
+
+    reader: str
+    kind: str  # "cps", "vitale", "unknown" (neither), "unreadable" (did not answer)
+    holder: str | None = None  # given name and surname
+    card_type: str | None = None  # CPS, CPE, CPF
+    profession: str | None = None
+    pinpad: bool = False  # the reader has a keypad for the PIN
+    error: str | None = None  # the code of what went wrong reading it
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "slot": self.reader,
+            "kind": self.kind,
+            "holder": self.holder,
+            "card_type": self.card_type,
+            "profession": self.profession,
+            "pinpad": self.pinpad,
+            "error": self.error,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class SlotEvent:
+    """A card event for pages: ``inserted`` or ``removed``, per slot, with the kind."""
+
+    slot: str
+    state: str
+    kind: str
+
+    def to_dict(self) -> dict[str, str]:
+        return {"slot": self.slot, "state": self.state, "kind": self.kind}
+
+
+class _Slot:
+    """One reader slot: the card in it, what was read of it, its PIN state."""
+
+    def __init__(self, reader: str) -> None:
+        self.reader = reader
+        self.lock = threading.RLock()
+        self.card: CardApplication | None = None
+        self.facts: CardFacts | None = None
+        self.view: CardView | None = None
+        self.pin_until: float | None = None  # monotonic deadline of the verified PIN
+
+    def forget(self) -> None:
+        """The card went away (or must be read again): nothing of it is kept."""
+        if self.card is not None:
+            self.card.channel.close()
+        self.card = self.facts = self.view = None
+        self.pin_until = None
+
+
+class CardService:
+    """The bridge's cards: start it, ask it for views and assertions, stop it."""
+
+    def __init__(
+        self,
+        backend: ReaderBackend,
+        *,
+        pin_idle_seconds: float,
+        pin_entry_timeout: int = 60,
+        clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._backend = backend
+        self._pin_idle = pin_idle_seconds
+        self._pin_entry_timeout = pin_entry_timeout
+        self._clock = clock
+        self._monotonic = monotonic
+        self._slots: dict[str, _Slot] = {}
+        self._slots_lock = threading.Lock()
+        self._listeners: set[queue.Queue[SlotEvent | None]] = set()
+        self._listeners_lock = threading.Lock()
+        self._monitor = CardMonitor(backend, wait_timeout=1.0)
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+
+    # -- life cycle ----------------------------------------------------------------
+
+    def start(self) -> CardService:
+        self._monitor.start()
+        for target, name in ((self._dispatch, "card-events"), (self._expire_pins, "pin-idle")):
+            thread = threading.Thread(target=target, name=name, daemon=True)
+            thread.start()
+            self._threads.append(thread)
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._monitor.stop()
+        for thread in self._threads:
+            thread.join(timeout=5)
+        with self._listeners_lock:
+            for listener in self._listeners:
+                listener.put_nowait(None)
+        with self._slots_lock:
+            slots = list(self._slots.values())
+        for slot in slots:
+            with slot.lock:
+                self._reset_pin(slot)
+                slot.forget()
+
+    # -- what pages and approved origins see ----------------------------------------
+
+    def readers(self) -> list[str]:
+        return sorted(self._backend.slot_states())
+
+    def views(self) -> list[CardView]:
+        """The cards present now, read if they were not yet."""
+        views = []
+        for reader, state in sorted(self._backend.slot_states().items()):
+            if state.card_present:
+                slot = self._slot(reader)
+                with slot.lock:
+                    views.append(self._load(slot))
+        return views
+
+    def cps_view(self) -> CardView:
+        return self._find(CardKind.CPS)[1]
+
+    def pin_status(self) -> PinStatus:
+        """The CPS card's PIN, without spending a try (for the page: tries left)."""
+        slot, _view = self._find(CardKind.CPS)
+        with slot.lock, self._card_errors(slot):
+            return _held(slot, CpsCard).pin_status()
+
+    def pin_is_fresh(self) -> bool:
+        """Whether a login would go without the PIN now (verified, not idle too long)."""
+        try:
+            slot, _view = self._find(CardKind.CPS)
+        except CardAuthError:
+            return False
+        return self._fresh(slot)
+
+    # -- events --------------------------------------------------------------------
+
+    @contextmanager
+    def subscribe(self) -> Iterator[queue.Queue[SlotEvent | None]]:
+        """A queue of card events (None when the service stops)."""
+        listener: queue.Queue[SlotEvent | None] = queue.Queue(EVENT_QUEUE_SIZE)
+        with self._listeners_lock:
+            self._listeners.add(listener)
+        try:
+            yield listener
+        finally:
+            with self._listeners_lock:
+                self._listeners.discard(listener)
+
+    # -- logins --------------------------------------------------------------------
+
+    def authenticate(
+        self,
+        *,
+        origin: Origin,
+        challenge: str,
+        with_vitale: bool,
+        pin: str | Keypad | None = None,
+    ) -> str:
+        """An assertion for ``origin`` and ``challenge``, signed by the CPS card (and
+        co-signed by the Vitale card). ``pin``: the PIN typed on the bridge's page,
+        Keypad.ENTRY to have it typed on the reader, or None to use the verified PIN
+        state, if it is fresh (PinRequired otherwise)."""
+        slot, _view = self._find(CardKind.CPS)
+        vitale_slot = self._find(CardKind.VITALE)[0] if with_vitale else None
+        with slot.lock, self._card_errors(slot):
+            cps = _held(slot, CpsCard)
+            with cps.channel.transaction():
+                self._present_pin(slot, cps, pin)
+                token = self._sign(slot, cps, origin, challenge, vitale_slot)
+            slot.pin_until = self._monotonic() + self._pin_idle
+            if self._pin_idle <= 0:
+                self._reset_pin(slot)
+            return token
+
+    def _present_pin(self, slot: _Slot, cps: CpsCard, pin: str | Keypad | None) -> None:
+        """One VERIFY at most, and only with what the professional typed."""
+        if pin is None:
+            if not self._fresh(slot):
+                raise PinRequired("the PIN must be typed for this login")
+            return
+        slot.pin_until = None  # whatever the outcome, the old state is gone
+        if pin is Keypad.ENTRY:
+            cps.verify_pin_on_pinpad(timeout=self._pin_entry_timeout)
+        else:
+            cps.verify_pin(pin)
+
+    def _sign(
+        self,
+        slot: _Slot,
+        cps: CpsCard,
+        origin: Origin,
+        challenge: str,
+        vitale_slot: _Slot | None,
+    ) -> str:
+        try:
+            if vitale_slot is None:
+                return build_assertion(
+                    cps, origin=origin, challenge=challenge, now=self._clock(), facts=slot.facts
+                )
+            with vitale_slot.lock, self._card_errors(vitale_slot):
+                vitale = _held(vitale_slot, VitaleCard)
+                return build_assertion(
+                    cps,
+                    origin=origin,
+                    challenge=challenge,
+                    now=self._clock(),
+                    facts=slot.facts,
+                    vitale=vitale,
+                    vitale_facts=vitale_slot.facts,
+                )
+        except PinRequired:
+            slot.pin_until = None  # the card forgot it (reset, or another program)
+            raise
+
+    # -- slots ---------------------------------------------------------------------
+
+    def _slot(self, reader: str) -> _Slot:
+        with self._slots_lock:
+            slot = self._slots.get(reader)
+            if slot is None:
+                slot = self._slots[reader] = _Slot(reader)
+            return slot
+
+    def _find(self, kind: CardKind) -> tuple[_Slot, CardView]:
+        """The slot holding a card of ``kind``, whichever slot it is in."""
+        for reader, state in sorted(self._backend.slot_states().items()):
+            if not state.card_present:
+                continue
+            slot = self._slot(reader)
+            with slot.lock:
+                view = self._load(slot)
+                if view.kind == kind.value and slot.card is not None:
+                    return slot, view
+        raise CardNotPresent(f"no {kind.name} card in any reader", kind=kind.value)
+
+    def _load(self, slot: _Slot) -> CardView:
+        """Read the card in ``slot`` if it was not yet (under the slot's lock)."""
+        if slot.view is not None:
+            return slot.view
+        try:
+            channel = connect_channel(self._backend, slot.reader)
+        except CardAuthError as error:
+            return CardView(slot.reader, "unreadable", error=error.code)
+        try:
+            with channel.transaction():
+                card, facts = identify_with_facts(channel)
+                view = _view_of(slot.reader, card, facts)
+        except UnknownCard:
+            channel.close()
+            slot.view = CardView(slot.reader, "unknown")
+            return slot.view
+        except CardAuthError as error:
+            channel.close()
+            return CardView(slot.reader, "unreadable", error=error.code)
+        slot.card, slot.facts, slot.view = card, facts, view
+        return view
+
+    @contextmanager
+    def _card_errors(self, slot: _Slot) -> Iterator[None]:
+        """A card that went away or stopped answering is read again next time."""
+        try:
+            yield
+        except TransportError:
+            slot.forget()
+            raise
+
+    def _fresh(self, slot: _Slot) -> bool:
+        return slot.pin_until is not None and self._monotonic() < slot.pin_until
+
+    def _reset_pin(self, slot: _Slot) -> None:
+        """Have the card forget the verified PIN (best effort: a card that is gone
+        has forgotten it already)."""
+        slot.pin_until = None
+        card = slot.card
+        if isinstance(card, CpsCard):
+            try:
+                card.reset_pin_status()
+            except CardAuthError:
+                slot.forget()
+
+    # -- threads -------------------------------------------------------------------
+
+    def _dispatch(self) -> None:
+        while not self._stop.is_set():
+            event = self._monitor.get(timeout=0.5)
+            if event is not None:
+                self._handle(event)
+
+    def _handle(self, event: CardEvent) -> None:
+        if event.type is EventType.MONITOR_FAILED:
+            with self._slots_lock:
+                slots = list(self._slots.values())
+            for slot in slots:
+                self._removed(slot)
+            return
+        if event.reader is None:
+            return
+        slot = self._slot(event.reader)
+        if event.type in (EventType.CARD_REMOVED, EventType.READER_DETACHED):
+            self._removed(slot)
+        elif event.type is EventType.CARD_INSERTED:
+            with slot.lock:
+                slot.forget()  # a new card: nothing of the previous one is kept
+                view = self._load(slot)
+            self._publish(SlotEvent(slot.reader, "inserted", view.kind))
+
+    def _removed(self, slot: _Slot) -> None:
+        with slot.lock:
+            had = slot.view
+            slot.forget()
+        if had is not None:
+            self._publish(SlotEvent(slot.reader, "removed", had.kind))
+
+    def _publish(self, event: SlotEvent) -> None:
+        with self._listeners_lock:
+            for listener in list(self._listeners):
+                try:
+                    listener.put_nowait(event)
+                except queue.Full:  # a stream that stopped reading: it gets closed
+                    self._listeners.discard(listener)
+                    listener.queue.clear()
+                    listener.put_nowait(None)
+
+    def _expire_pins(self) -> None:
+        while not self._stop.wait(0.25):
+            with self._slots_lock:
+                slots = list(self._slots.values())
+            for slot in slots:
+                deadline = slot.pin_until
+                if deadline is not None and self._monotonic() >= deadline:
+                    with slot.lock:
+                        if slot.pin_until is not None and self._monotonic() >= slot.pin_until:
+                            self._reset_pin(slot)
+
+
+def _held(slot: _Slot, kind: type[CardT]) -> CardT:
+    """The card of ``kind`` in ``slot``, under its lock; it may have gone since the
+    slot was found (the monitor forgets a removed card at once)."""
+    card = slot.card
+    if not isinstance(card, kind) or slot.facts is None:
+        raise CardNotPresent("the card was removed", reader=slot.reader)
+    return card
+
+
+def _view_of(reader: str, card: CardApplication, facts: CardFacts) -> CardView:
+    """The card's view; a CPS card's holder data is read here, in the caller's
+    transaction (the application is still selected)."""
+    pinpad = _has_pinpad(card)
+    if isinstance(card, CpsCard):
+        holder = card.holder()
+        return CardView(
+            reader,
+            CardKind.CPS.value,
+            holder=f"{holder.given_name} {holder.surname}",
+            card_type=holder.card_type.value,
+            profession=holder.profession,
+            pinpad=pinpad,
+        )
+    certificate = x509.load_der_x509_certificate(facts.certificate_der)
+    return CardView(reader, CardKind.VITALE.value, holder=_name_of(certificate), pinpad=pinpad)
+
+
+def _has_pinpad(card: CardApplication) -> bool:
+    return isinstance(card, CpsCard) and card.has_pinpad()
+
+
+def _name_of(certificate: x509.Certificate) -> str | None:
+    subject = certificate.subject
+    parts = [
+        str(attribute.value)
+        for oid in (NameOID.GIVEN_NAME, NameOID.SURNAME)
+        for attribute in subject.get_attributes_for_oid(oid)
+    ]
+    return " ".join(parts) or None

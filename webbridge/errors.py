@@ -1,0 +1,86 @@
+"""The bridge's refusals, each with a stable code and an HTTP status."""
+
+from __future__ import annotations
+
+from cardauth.errors import CardAuthError
+
+
+class BridgeError(CardAuthError):
+    """Base of the bridge's own refusals; ``status`` is the HTTP answer."""
+
+    code = "bridge.error"
+    status = 400
+
+
+class BridgeConfigError(BridgeError):
+    """The bridge's configuration file or command line is wrong."""
+
+    code = "bridge.config"
+
+
+class HostForbidden(BridgeError):
+    """The Host header is not the bridge's own loopback name and port (DNS rebinding)."""
+
+    code = "bridge.host"
+    status = 403
+
+
+class OriginRequired(BridgeError):
+    """An API call without an Origin header, or with ``null``."""
+
+    code = "bridge.origin_required"
+    status = 403
+
+
+class OriginForbidden(BridgeError):
+    """The calling origin is neither configured nor approved by the professional."""
+
+    code = "bridge.origin_forbidden"
+    status = 403
+
+
+class ContentTypeRequired(BridgeError):
+    """A state-changing call without ``Content-Type: application/json``."""
+
+    code = "bridge.content_type"
+    status = 415
+
+
+class BodyTooLarge(BridgeError):
+    code = "bridge.too_large"
+    status = 413
+
+
+class BadRequest(BridgeError):
+    """The body is not the JSON object the call takes."""
+
+    code = "bridge.bad_request"
+    status = 400
+
+
+class RateLimited(BridgeError):
+    """Too many authentication requests from this origin for now."""
+
+    code = "bridge.rate_limited"
+    status = 429
+
+
+class InteractionUnknown(BridgeError):
+    """No pending consent or PIN request by that identifier (or it expired)."""
+
+    code = "bridge.interaction_unknown"
+    status = 404
+
+
+class InteractionDeclined(BridgeError):
+    """The professional refused the site on the bridge's page, or closed it."""
+
+    code = "bridge.declined"
+    status = 403
+
+
+class Busy(BridgeError):
+    """Too many requests waiting at once (pending interactions, event streams)."""
+
+    code = "bridge.busy"
+    status = 503

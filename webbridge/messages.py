@@ -1,0 +1,143 @@
+"""What the bridge says to people, in French (the default) and English: its own
+refusals, and the words of its pages. Card and PIN errors keep the wording of
+:mod:`cardauth.messages`."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from cardauth import messages
+from cardauth.errors import CardAuthError
+from cardauth.messages import Language
+
+ERRORS: Mapping[str, Mapping[Language, str]] = {
+    "bridge.error": {
+        "fr": "Requête refusée par le pont local ({message}).",
+        "en": "Request refused by the local bridge ({message}).",
+    },
+    "bridge.config": {
+        "fr": "Configuration du pont invalide : {message}.",
+        "en": "Invalid bridge configuration: {message}.",
+    },
+    "bridge.host": {
+        "fr": "Adresse du pont inattendue : la requête est refusée.",
+        "en": "Unexpected bridge address: the request is refused.",
+    },
+    "bridge.origin_required": {
+        "fr": "La requête ne dit pas de quel site elle vient : elle est refusée.",
+        "en": "The request does not say which site it comes from: it is refused.",
+    },
+    "bridge.origin_forbidden": {
+        "fr": "Ce site n'est pas autorisé à utiliser votre carte.",
+        "en": "This site is not allowed to use your card.",
+    },
+    "bridge.content_type": {
+        "fr": "La requête doit être envoyée en JSON.",
+        "en": "The request must be sent as JSON.",
+    },
+    "bridge.too_large": {
+        "fr": "La requête est trop volumineuse.",
+        "en": "The request is too large.",
+    },
+    "bridge.bad_request": {
+        "fr": "Requête invalide : {message}.",
+        "en": "Invalid request: {message}.",
+    },
+    "bridge.rate_limited": {
+        "fr": "Trop de demandes de connexion de ce site : réessayez dans une minute.",
+        "en": "Too many login requests from this site: try again in a minute.",
+    },
+    "bridge.interaction_unknown": {
+        "fr": "Cette demande de connexion n'existe plus : recommencez depuis le site.",
+        "en": "This login request no longer exists: start again from the site.",
+    },
+    "bridge.declined": {
+        "fr": "Vous avez refusé l'accès de ce site à votre carte.",
+        "en": "You refused this site access to your card.",
+    },
+    "bridge.busy": {
+        "fr": "Le pont est occupé : réessayez dans un instant.",
+        "en": "The bridge is busy: try again in a moment.",
+    },
+}
+
+LABELS: Mapping[str, Mapping[Language, str]] = {
+    "title": {"fr": "Connexion par carte CPS", "en": "CPS card login"},
+    "asks": {
+        "fr": "Le site {origin} demande à vous identifier avec votre carte.",
+        "en": "The site {origin} asks to identify you with your card.",
+    },
+    "vitale": {
+        "fr": "La carte Vitale du patient ({holder}) signera aussi.",
+        "en": "The patient's Vitale card ({holder}) will sign too.",
+    },
+    "card": {"fr": "Carte", "en": "Card"},
+    "no_card": {
+        "fr": "Aucune carte CPS dans le lecteur : insérez-la puis actualisez cette page.",
+        "en": "No CPS card in the reader: insert it, then reload this page.",
+    },
+    "no_vitale": {
+        "fr": "La carte Vitale du patient n'est pas dans le lecteur : insérez-la puis "
+        "actualisez cette page.",
+        "en": "The patient's Vitale card is not in the reader: insert it, then reload this page.",
+    },
+    "tries": {"fr": "Essais restants : {tries}", "en": "Tries left: {tries}"},
+    "pin": {"fr": "Code porteur (4 chiffres)", "en": "PIN (4 digits)"},
+    "keypad": {
+        "fr": "Saisissez votre code sur le clavier du lecteur après avoir cliqué sur "
+        "« Autoriser ».",
+        "en": "Type your PIN on the reader's keypad after clicking “Allow”.",
+    },
+    "remember": {
+        "fr": "Faire confiance à ce site pendant {days} jours",
+        "en": "Trust this site for {days} days",
+    },
+    "allow": {"fr": "Autoriser", "en": "Allow"},
+    "decline": {"fr": "Refuser", "en": "Refuse"},
+    "done": {
+        "fr": "Connexion effectuée. Vous pouvez fermer cette fenêtre.",
+        "en": "Logged in. You may close this window.",
+    },
+    "declined": {
+        "fr": "Accès refusé. Vous pouvez fermer cette fenêtre.",
+        "en": "Access refused. You may close this window.",
+    },
+    "blocked_help": {
+        "fr": "Votre carte est bloquée. Débloquez-la avec le code de déblocage (PUK) "
+        "reçu avec la carte, dans l'outil de gestion de votre carte CPS, ou "
+        "contactez l'Agence du numérique en santé.",
+        "en": "Your card is blocked. Unblock it with the unblocking code (PUK) that came "
+        "with the card, in your CPS card management tool, or contact the French "
+        "digital health agency.",
+    },
+    "never_framed": {
+        "fr": "Cette page appartient au pont local de votre poste ; le code ne quitte "
+        "jamais votre poste.",
+        "en": "This page belongs to your workstation's local bridge; the PIN never "
+        "leaves your workstation.",
+    },
+    "consents": {"fr": "Sites autorisés", "en": "Trusted sites"},
+    "consents_none": {"fr": "Aucun site autorisé.", "en": "No trusted site."},
+    "until": {"fr": "jusqu'au {date}", "en": "until {date}"},
+    "revoke": {"fr": "Retirer", "en": "Withdraw"},
+    "configured": {
+        "fr": "autorisé par la configuration",
+        "en": "allowed by the configuration",
+    },
+}
+
+
+def describe(error: CardAuthError, language: Language) -> str:
+    template = ERRORS.get(error.code, {}).get(language)
+    if template is None:
+        return messages.describe(error, language)
+    return template.format_map(_Context(error.context, message=error.message))
+
+
+def label(key: str, language: Language, **values: object) -> str:
+    return LABELS[key][language].format(**values)
+
+
+class _Context(dict[str, object]):
+    def __missing__(self, key: str) -> str:
+        return "?"
