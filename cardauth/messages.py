@@ -421,19 +421,26 @@ class _Context(dict[str, object]):
         return "?"
 
 
-def describe(error: CardAuthError, language: Language) -> str:
-    """The message a person reads for ``error``."""
-    template = (ERRORS.get(error.code) or ERRORS.get(_family(error), {})).get(language)
+def describe(
+    error: CardAuthError,
+    language: Language,
+    *,
+    more: Mapping[str, Mapping[Language, str]] | None = None,
+) -> str:
+    """The message a person reads for ``error``; ``more`` adds the messages of one
+    part of the product (the bridge's refusals) to the shared ones."""
+    known = ERRORS if more is None else {**ERRORS, **more}
+    template = (known.get(error.code) or known.get(_family(error, known), {})).get(language)
     if template is None:
         return error.message
     return template.format_map(_Context(error.context, message=error.message))
 
 
-def _family(error: CardAuthError) -> str:
+def _family(error: CardAuthError, known: Mapping[str, object]) -> str:
     """The code of the error, or of its nearest ancestor that has a message."""
     for cls in type(error).__mro__:
         code = getattr(cls, "code", None)
-        if isinstance(code, str) and code in ERRORS:
+        if isinstance(code, str) and code in known:
             return code
     return ""
 

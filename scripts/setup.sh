@@ -13,6 +13,7 @@ SYSTEM_PACKAGES=(
   pcsc-tools        # pcsc_scan
   opensc            # opensc-tool
   redis-server      # the challenge store shared by several teleservice processes
+  chromium          # headless browser for the bridge's browser test (driven by Playwright)
   python3-venv
 )
 

@@ -94,6 +94,7 @@ class VirtualCard:
     def __init__(self, spec: CardSpec) -> None:
         self.spec = spec
         self.commands: Counter[int] = Counter()  # INS byte -> count, for tests and benches
+        self.pins_presented = 0  # VERIFY commands carrying a PIN (not status queries, resets)
         self._lock = threading.Lock()
         self._session = _Session(spec.mf)
         self._handlers: dict[int, Callable[[CommandApdu], ResponseApdu]] = {
@@ -144,6 +145,8 @@ class VirtualCard:
         except MalformedApdu:
             return ResponseApdu(b"", StatusWord.WRONG_LENGTH)
         self.commands[command.ins] += 1
+        if command.ins == Ins.VERIFY and command.p1 == 0x00 and command.data:
+            self.pins_presented += 1
         extended_form = len(raw) > 5 and raw[4] == 0  # ISO 7816-4 § 5.1: 00 then 2-byte fields
         if extended_form and (self.spec.t0 or not self.spec.extended_length):
             return ResponseApdu(b"", StatusWord.WRONG_LENGTH)

@@ -43,3 +43,17 @@ def test_verifier_benchmark_runs() -> None:
     figures = json.loads(result.stdout)
     assert set(figures["microseconds"]) == {"bare", "joserfc", "cardauth_warm", "cardauth_cold"}
     assert figures["cold_over_bare"] > figures["warm_over_bare"] > 0
+
+
+def test_bridge_benchmark_runs_and_counts_apdus() -> None:
+    result = subprocess.run(
+        [sys.executable, str(BENCH / "bridge.py"), "--logins", "20", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    figures = json.loads(result.stdout)
+    assert figures["apdus_warm"] == 4
+    assert (figures["apdus_at_insertion"], figures["apdus_first_login"]) == (11, 5)
+    assert 0 < figures["outside_card_ms"] < figures["total_ms"]

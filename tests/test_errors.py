@@ -8,6 +8,7 @@ import pytest
 
 from cardauth.errors import CardAuthError, PinBlocked, Refusal, UnexpectedStatus, WrongPin
 from cardauth.messages import ERRORS, describe
+from webbridge.messages import ERRORS as BRIDGE_ERRORS
 
 
 def test_code_and_message_cannot_be_overwritten_by_context() -> None:
@@ -30,7 +31,7 @@ def test_messages_in_french_and_english_use_the_context() -> None:
 
 
 def test_every_error_code_has_both_languages() -> None:
-    for code, texts in ERRORS.items():
+    for code, texts in {**ERRORS, **BRIDGE_ERRORS}.items():
         assert set(texts) == {"fr", "en"}, code
 
 
@@ -41,9 +42,10 @@ def test_every_error_class_has_a_message() -> None:
             found += [sub, *subclasses(sub)]
         return found
 
-    for module in ("simulator.control", "simulator.pcscd"):  # their error classes too
-        importlib.import_module(module)
+    for module in ("simulator.control", "simulator.pcscd", "webbridge.errors"):
+        importlib.import_module(module)  # their error classes too
 
-    missing = [cls.code for cls in subclasses(CardAuthError) if cls.code not in ERRORS]
-    missing += [refusal.value for refusal in Refusal if refusal.value not in ERRORS]
+    known = {**ERRORS, **BRIDGE_ERRORS}
+    missing = [cls.code for cls in subclasses(CardAuthError) if cls.code not in known]
+    missing += [refusal.value for refusal in Refusal if refusal.value not in known]
     assert missing == []

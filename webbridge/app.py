@@ -11,6 +11,7 @@ page collects the assertion from ``GET /v1/interactions/{request_id}``.
 from __future__ import annotations
 
 import datetime as dt
+import hmac
 import json
 import queue
 import secrets
@@ -33,6 +34,8 @@ from flask import (
 )
 from flask_limiter import Limiter, RateLimitExceeded
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+from werkzeug.exceptions import MethodNotAllowed as RouteMethodNotAllowed
+from werkzeug.exceptions import NotFound as RouteNotFound
 from werkzeug.wrappers import Response as WerkzeugResponse
 
 from cardauth import __version__, challenges
@@ -60,7 +63,10 @@ from webbridge.errors import (
     BodyTooLarge,
     BridgeError,
     Busy,
+    Cancelled,
     InteractionDeclined,
+    MethodNotAllowed,
+    NotFound,
     OriginForbidden,
     RateLimited,
 )
@@ -72,6 +78,7 @@ API_VERSION = 1
 MAX_WAIT_SECONDS = 25.0
 EVENT_STREAM_SECONDS = 600.0
 KEEPALIVE_SECONDS = 15.0
+RECONNECT_MILLISECONDS = 2000
 MAX_EVENT_STREAMS = 8
 PAGE_POLICY = (
     "default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self'; "
@@ -163,6 +170,12 @@ def create_app(
             return response
         if isinstance(error, RequestEntityTooLarge):
             return _error_response(BodyTooLarge("the body is too large"))
+        if isinstance(error, RouteNotFound):
+            return _error_response(NotFound(request.path[:200]))
+        if isinstance(error, RouteMethodNotAllowed):
+            response = _error_response(MethodNotAllowed(request.method))
+            response.headers["Allow"] = ", ".join(error.valid_methods or ())
+            return response
         return _error_response(BadRequest(error.name), status=error.code or 400)
 
     return app
@@ -234,15 +247,29 @@ def _api(bridge: Bridge, per_origin: Callable[[Any], Any]) -> Blueprint:
             bridge.interactions.collect(found)
         return _json(found.outcome())
 
+    @api.delete("/interactions/<request_id>")
+    def cancel_interaction(request_id: str) -> Response:
+        """The asking page gives up (its window was closed, say): the login stops
+        waiting, and the bridge's page says so if it is still open."""
+        found = bridge.interactions.for_request(request_id, g.cors_origin)
+        if found.state is State.PENDING:
+            found.finish(State.FAILED, error=Cancelled("the page gave the login up"))
+        bridge.interactions.collect(found)
+        return _json(found.outcome())
+
     @api.get("/events")
     def events() -> Response:
         if not bridge.streams.acquire(blocking=False):
             raise Busy("too many event streams")
-        return Response(
+        response = Response(
             stream_with_context(_event_stream(bridge)),
             mimetype="text/event-stream",
             headers={"X-Accel-Buffering": "no"},
         )
+        # Released when the server closes the response, whether the stream ran
+        # (the page went away, or 10 minutes passed) or never started (HEAD).
+        response.call_on_close(bridge.streams.release)
+        return response
 
     return api
 
@@ -251,7 +278,9 @@ def _asks_for_own_interaction(bridge: Bridge, origin: Origin) -> bool:
     """A site that is not approved may still collect the outcome of a login it
     asked for (approved once, on the bridge's page, without being remembered)."""
     view_args = request.view_args or {}
-    if request.endpoint != "api.interaction" or "request_id" not in view_args:
+    if request.endpoint not in ("api.interaction", "api.cancel_interaction"):
+        return False
+    if "request_id" not in view_args:
         return False
     try:
         bridge.interactions.for_request(view_args["request_id"], origin)
@@ -261,29 +290,35 @@ def _asks_for_own_interaction(bridge: Bridge, origin: Origin) -> bool:
 
 
 def _event_stream(bridge: Bridge) -> Iterator[str]:
-    """Card events as Server-Sent Events: first what is in the readers now, then
-    insertions and removals; a comment every 15 s keeps the connection alive; the
-    stream ends after 10 minutes (EventSource reconnects by itself)."""
-    try:
-        with bridge.cards.subscribe() as listener:
-            for view in bridge.cards.views():
-                yield _sse({"slot": view.reader, "state": "present", "kind": view.kind})
-            deadline = time.monotonic() + EVENT_STREAM_SECONDS
-            while time.monotonic() < deadline:
-                try:
-                    event = listener.get(timeout=KEEPALIVE_SECONDS)
-                except queue.Empty:  # nothing happened for a while
-                    yield ": keep-alive\n\n"
-                    continue
-                if event is None:
-                    return
-                yield _sse(event.to_dict())
-    finally:
-        bridge.streams.release()
+    """Card events as Server-Sent Events: first a ``present`` event per card in
+    the readers, then ``ready``, then insertions and removals as they come; a
+    comment every 15 s keeps the connection alive; the stream ends after 10
+    minutes (EventSource reconnects by itself, after ``retry`` milliseconds, and
+    gets the present cards again: their ``card`` identifiers tell a swap)."""
+    with bridge.cards.subscribe() as listener:
+        yield f"retry: {RECONNECT_MILLISECONDS}\n\n"
+        number = 0
+        for event in bridge.cards.present():
+            number += 1
+            yield _sse("card", event.to_dict(), number)
+        number += 1
+        yield _sse("ready", {}, number)
+        deadline = time.monotonic() + EVENT_STREAM_SECONDS
+        while time.monotonic() < deadline:
+            try:
+                item = listener.get(timeout=KEEPALIVE_SECONDS)
+            except queue.Empty:  # nothing happened for a while
+                yield ": keep-alive\n\n"
+                continue
+            if item is None:
+                return
+            number += 1
+            yield _sse("card", item.to_dict(), number)
 
 
-def _sse(data: dict[str, str]) -> str:
-    return f"event: card\ndata: {json.dumps(data, separators=(',', ':'))}\n\n"
+def _sse(name: str, data: dict[str, str], number: int) -> str:
+    body = json.dumps(data, separators=(",", ":"))
+    return f"id: {number}\nevent: {name}\ndata: {body}\n\n"
 
 
 # -- the bridge's own pages -----------------------------------------------------------
@@ -297,6 +332,9 @@ def _pages(bridge: Bridge, per_origin: Callable[[Any], Any]) -> Blueprint:
     def page_policy(response: Response) -> Response:
         response.headers["Content-Security-Policy"] = PAGE_POLICY
         response.headers["X-Frame-Options"] = "DENY"
+        # Not no-referrer: under it a browser sends "Origin: null" on the page's own
+        # form, which the bridge could not tell from a foreign one.
+        response.headers["Referrer-Policy"] = "same-origin"
         # The site's page that opened this window keeps no handle on it (it could
         # not send it elsewhere while the professional types the PIN).
         response.headers["Cross-Origin-Opener-Policy"] = "same-origin"
@@ -309,15 +347,20 @@ def _pages(bridge: Bridge, per_origin: Callable[[Any], Any]) -> Blueprint:
         window: the Origin header is the browser's)."""
         origin = guard.origin_of(request)
         form = request.form
-        vitale = form.get("vitale", "false")
-        if vitale not in ("true", "false"):
-            raise BadRequest("vitale is true or false")
-        interaction = bridge.interactions.create(
-            origin=origin,
-            challenge=challenges.check_format(form.get("challenge")),
-            with_vitale=vitale == "true",
-            request_id=form.get("request_id", ""),
-        )
+        request_id = form.get("request_id", "")
+        try:
+            vitale = form.get("vitale", "false")
+            if vitale not in ("true", "false"):
+                raise BadRequest("vitale is true or false")
+            interaction = bridge.interactions.create(
+                origin=origin,
+                challenge=challenges.check_format(form.get("challenge")),
+                with_vitale=vitale == "true",
+                request_id=request_id,
+            )
+        except CardAuthError as error:  # the asking page learns it too, by its request id
+            bridge.interactions.record_failure(origin=origin, request_id=request_id, error=error)
+            raise
         return redirect(url_for("pages.interaction_page", interaction_id=interaction.id), 303)
 
     @pages.get("/interaction/<interaction_id>")
@@ -328,12 +371,12 @@ def _pages(bridge: Bridge, per_origin: Callable[[Any], Any]) -> Blueprint:
     def answer_interaction(interaction_id: str) -> str:
         guard.check_own_form(request)
         interaction = bridge.interactions.get(interaction_id)
-        if request.form.get("token") != interaction.token:
+        if not _same_token(request.form.get("token"), interaction.token):
             raise OriginForbidden("this form is not the bridge's")
         if interaction.state is not State.PENDING:
             return _render_outcome(interaction)
         if request.form.get("action") != "allow":
-            interaction.finish(State.DECLINED, error=InteractionDeclined.code)
+            interaction.finish(State.DECLINED, error=InteractionDeclined("refused on the page"))
             return _render_outcome(interaction)
         return _allow(bridge, interaction)
 
@@ -344,7 +387,7 @@ def _pages(bridge: Bridge, per_origin: Callable[[Any], Any]) -> Blueprint:
     @pages.post("/consents/revoke")
     def revoke() -> str:
         guard.check_own_form(request)
-        if request.form.get("token") != bridge.form_token:
+        if not _same_token(request.form.get("token"), bridge.form_token):
             raise OriginForbidden("this form is not the bridge's")
         try:
             bridge.consents.revoke(
@@ -375,12 +418,12 @@ def _allow(bridge: Bridge, interaction: Interaction) -> str:
             pin=pin,
         )
     except PinBlocked as error:
-        interaction.finish(State.FAILED, error=error.code)
+        interaction.finish(State.FAILED, error=error)
         return _render_interaction(bridge, interaction, error=error)
     except (WrongPin, PinError, CardNotPresent, UnknownCard, CardRemoved) as error:
         return _render_interaction(bridge, interaction, error=error)  # may try again
     except CardAuthError as error:
-        interaction.finish(State.FAILED, error=error.code)
+        interaction.finish(State.FAILED, error=error)
         return _render_interaction(bridge, interaction, error=error)
     interaction.finish(State.OK, assertion=assertion)
     return _render_outcome(interaction)
@@ -392,10 +435,12 @@ def _render_interaction(
     language = _language()
     card = vitale = None
     tries: int | None = None
+    blocked = isinstance(error, PinBlocked)
     try:
         card = bridge.cards.cps_view()
-        if error is None and not card.pinpad:
-            tries = bridge.cards.pin_status().tries_left
+        if error is None:
+            status = bridge.cards.pin_status()
+            tries, blocked = status.tries_left, status.blocked
     except CardAuthError as problem:
         error = error or problem
     if interaction.with_vitale:
@@ -414,19 +459,26 @@ def _render_interaction(
         consent_days=_days(bridge.config.consent_days),
         error=error,
         error_text=messages.describe(error, language) if error else None,
-        blocked=isinstance(error, PinBlocked),
+        blocked=blocked,
         finished=interaction.state is not State.PENDING,
     )
 
 
 def _render_outcome(interaction: Interaction) -> str:
     language = _language()
-    key = "done" if interaction.state is State.OK else "declined"
+    if interaction.state is State.OK:
+        text = messages.label("done", language)
+    elif interaction.state is State.DECLINED:
+        text = messages.label("declined", language)
+    else:
+        error = interaction.error or BridgeError("the login failed")
+        text = messages.describe(error, language)
     return render_template(
         "outcome.html",
         lang=language,
         t=lambda k, **values: messages.label(k, language, **values),
-        text=messages.label(key, language),
+        text=text,
+        close=interaction.state in (State.OK, State.DECLINED),
     )
 
 
@@ -458,6 +510,8 @@ def _json_body(allowed: set[str]) -> dict[str, Any]:
         body = request.get_json(silent=False)
     except RecursionError:
         raise BadRequest("nested too deep") from None
+    except RequestEntityTooLarge:
+        raise BodyTooLarge("the body is too large") from None
     except HTTPException:
         raise BadRequest("the body is not JSON") from None
     if not isinstance(body, dict):
@@ -468,6 +522,11 @@ def _json_body(allowed: set[str]) -> dict[str, Any]:
     if unknown:
         raise BadRequest("unknown members", members=sorted(unknown)[:8])
     return body
+
+
+def _same_token(given: str | None, expected: str) -> bool:
+    """Compare a form's token in constant time (no timing hint of its prefix)."""
+    return given is not None and hmac.compare_digest(given.encode(), expected.encode())
 
 
 def _wait_seconds(text: str | None) -> float:
@@ -506,6 +565,7 @@ def _error_response(error: CardAuthError, *, status: int | None = None) -> Respo
             lang=language,
             t=lambda key, **values: messages.label(key, language, **values),
             text=body["error"]["message"],
+            close=False,  # an error stays on screen until the professional closes it
         ),
         status=status or http_status(error),
         mimetype="text/html",

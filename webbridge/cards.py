@@ -1,7 +1,8 @@
 """The cards in the readers, as the bridge keeps them.
 
 A monitor thread follows insertions and removals. A card is read once when it
-comes in (serial, certificate, and the CPS holder data, in one transaction) and
+comes in (serial, certificate, the CPS holder data and its PIN's tries left, in
+one transaction) and
 what was read is kept while it stays in: a later login costs the card only its
 signature. The verified-PIN state is kept too, for ``pin_idle_seconds`` after
 its last use; removing the card forgets everything at once, and an idle PIN is
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import datetime as dt
 import queue
+import secrets
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -36,9 +38,11 @@ from cardauth.cards.vitale import VitaleCard
 from cardauth.errors import (
     CardAuthError,
     CardNotPresent,
+    PinBlocked,
     PinRequired,
     TransportError,
     UnknownCard,
+    WrongPin,
 )
 from cardauth.origins import Origin
 from cardauth.transport.base import ReaderBackend
@@ -80,14 +84,17 @@ class CardView:
 
 @dataclass(frozen=True, slots=True)
 class SlotEvent:
-    """A card event for pages: ``inserted`` or ``removed``, per slot, with the kind."""
+    """A card event for pages: ``present``, ``inserted`` or ``removed``, per slot,
+    with the kind of card and ``card``, an identifier of this insertion of it
+    (random, nothing of the card's: a page tells a card swapped meanwhile by it)."""
 
     slot: str
     state: str
     kind: str
+    card: str
 
     def to_dict(self) -> dict[str, str]:
-        return {"slot": self.slot, "state": self.state, "kind": self.kind}
+        return {"slot": self.slot, "state": self.state, "kind": self.kind, "card": self.card}
 
 
 class _Slot:
@@ -100,13 +107,16 @@ class _Slot:
         self.facts: CardFacts | None = None
         self.view: CardView | None = None
         self.pin_until: float | None = None  # monotonic deadline of the verified PIN
+        self.pin: PinStatus | None = None  # as the card last said, kept up to date
+        self.insertion = ""  # names this insertion of the card, for pages' events
 
     def forget(self) -> None:
         """The card went away (or must be read again): nothing of it is kept."""
         if self.card is not None:
             self.card.channel.close()
         self.card = self.facts = self.view = None
-        self.pin_until = None
+        self.pin_until = self.pin = None
+        self.insertion = ""
 
 
 class CardService:
@@ -174,14 +184,31 @@ class CardService:
                     views.append(self._load(slot))
         return views
 
+    def known_readers(self) -> set[str]:
+        """The readers whose card the bridge has read (and not seen go since)."""
+        with self._slots_lock:
+            return {reader for reader, slot in self._slots.items() if slot.view is not None}
+
+    def present(self) -> list[SlotEvent]:
+        """A ``present`` event for each card in the readers now."""
+        events = []
+        for view in self.views():
+            slot = self._slot(view.reader)
+            events.append(SlotEvent(view.reader, "present", view.kind, slot.insertion))
+        return events
+
     def cps_view(self) -> CardView:
         return self._find(CardKind.CPS)[1]
 
     def pin_status(self) -> PinStatus:
-        """The CPS card's PIN, without spending a try (for the page: tries left)."""
+        """The CPS card's PIN (for the page: tries left): as read with the card, then
+        as the card answered each PIN since; asked again (without spending a try)
+        only when that is not known."""
         slot, _view = self._find(CardKind.CPS)
         with slot.lock, self._card_errors(slot):
-            return _held(slot, CpsCard).pin_status()
+            if slot.pin is None:
+                slot.pin = _held(slot, CpsCard).pin_status()
+            return slot.pin
 
     def pin_is_fresh(self) -> bool:
         """Whether a login would go without the PIN now (verified, not idle too long)."""
@@ -238,10 +265,18 @@ class CardService:
                 raise PinRequired("the PIN must be typed for this login")
             return
         slot.pin_until = None  # whatever the outcome, the old state is gone
-        if pin is Keypad.ENTRY:
-            cps.verify_pin_on_pinpad(timeout=self._pin_entry_timeout)
-        else:
-            cps.verify_pin(pin)
+        try:
+            if pin is Keypad.ENTRY:
+                cps.verify_pin_on_pinpad(timeout=self._pin_entry_timeout)
+            else:
+                cps.verify_pin(pin)
+        except WrongPin as wrong:
+            slot.pin = PinStatus(verified=False, tries_left=wrong.tries_left, blocked=False)
+            raise
+        except PinBlocked:
+            slot.pin = PinStatus(verified=False, tries_left=0, blocked=True)
+            raise
+        slot.pin = PinStatus(verified=True, tries_left=None, blocked=False)
 
     def _sign(
         self,
@@ -268,7 +303,7 @@ class CardService:
                     vitale_facts=vitale_slot.facts,
                 )
         except PinRequired:
-            slot.pin_until = None  # the card forgot it (reset, or another program)
+            slot.pin_until = slot.pin = None  # the card forgot it (reset, another program)
             raise
 
     # -- slots ---------------------------------------------------------------------
@@ -304,14 +339,17 @@ class CardService:
             with channel.transaction():
                 card, facts = identify_with_facts(channel)
                 view = _view_of(slot.reader, card, facts)
+                pin = card.pin_status() if isinstance(card, CpsCard) else None
         except UnknownCard:
             channel.close()
             slot.view = CardView(slot.reader, "unknown")
+            slot.insertion = secrets.token_urlsafe(9)
             return slot.view
         except CardAuthError as error:
             channel.close()
             return CardView(slot.reader, "unreadable", error=error.code)
-        slot.card, slot.facts, slot.view = card, facts, view
+        slot.card, slot.facts, slot.view, slot.pin = card, facts, view, pin
+        slot.insertion = secrets.token_urlsafe(9)
         return view
 
     @contextmanager
@@ -329,7 +367,7 @@ class CardService:
     def _reset_pin(self, slot: _Slot) -> None:
         """Have the card forget the verified PIN (best effort: a card that is gone
         has forgotten it already)."""
-        slot.pin_until = None
+        slot.pin_until = slot.pin = None
         card = slot.card
         if isinstance(card, CpsCard):
             try:
@@ -361,14 +399,15 @@ class CardService:
             with slot.lock:
                 slot.forget()  # a new card: nothing of the previous one is kept
                 view = self._load(slot)
-            self._publish(SlotEvent(slot.reader, "inserted", view.kind))
+                insertion = slot.insertion
+            self._publish(SlotEvent(slot.reader, "inserted", view.kind, insertion))
 
     def _removed(self, slot: _Slot) -> None:
         with slot.lock:
-            had = slot.view
+            had, insertion = slot.view, slot.insertion
             slot.forget()
         if had is not None:
-            self._publish(SlotEvent(slot.reader, "removed", had.kind))
+            self._publish(SlotEvent(slot.reader, "removed", had.kind, insertion))
 
     def _publish(self, event: SlotEvent) -> None:
         with self._listeners_lock:

@@ -18,6 +18,18 @@ class BridgeConfigError(BridgeError):
     code = "bridge.config"
 
 
+class NotLoopback(BridgeConfigError):
+    """Asked to listen on an address other than a loopback one."""
+
+    code = "bridge.not_loopback"
+
+
+class CannotListen(BridgeConfigError):
+    """The port is taken (another bridge?) or not allowed."""
+
+    code = "bridge.cannot_listen"
+
+
 class HostForbidden(BridgeError):
     """The Host header is not the bridge's own loopback name and port (DNS rebinding)."""
 
@@ -58,6 +70,20 @@ class BadRequest(BridgeError):
     status = 400
 
 
+class NotFound(BridgeError):
+    """No such path (the API is versioned: ``/v1/...``)."""
+
+    code = "bridge.not_found"
+    status = 404
+
+
+class MethodNotAllowed(BridgeError):
+    """The path does not take this method (the ``Allow`` header says which do)."""
+
+    code = "bridge.method_not_allowed"
+    status = 405
+
+
 class RateLimited(BridgeError):
     """Too many authentication requests from this origin for now."""
 
@@ -77,6 +103,13 @@ class InteractionDeclined(BridgeError):
 
     code = "bridge.declined"
     status = 403
+
+
+class Cancelled(BridgeError):
+    """The asking page gave up the login, or asked for another one since."""
+
+    code = "bridge.cancelled"
+    status = 409
 
 
 class Busy(BridgeError):

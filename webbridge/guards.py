@@ -97,7 +97,7 @@ def preflight_headers(origin: Origin, request: Request) -> dict[str, str]:
     """The answer to a CORS preflight from an approved origin, PNA included."""
     headers = {
         **cors_headers(origin),
-        "Access-Control-Allow-Methods": "GET, POST",
+        "Access-Control-Allow-Methods": "GET, POST, DELETE",
         "Access-Control-Allow-Headers": "Content-Type",
         "Access-Control-Max-Age": str(PREFLIGHT_MAX_AGE),
     }

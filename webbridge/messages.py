@@ -19,6 +19,18 @@ ERRORS: Mapping[str, Mapping[Language, str]] = {
         "fr": "Configuration du pont invalide : {message}.",
         "en": "Invalid bridge configuration: {message}.",
     },
+    "bridge.not_loopback": {
+        "fr": "Le pont n'écoute que sur une adresse locale de ce poste (127.0.0.1) : "
+        "{host} est refusé.",
+        "en": "The bridge listens on a loopback address of this workstation only "
+        "(127.0.0.1): {host} is refused.",
+    },
+    "bridge.cannot_listen": {
+        "fr": "Impossible d'écouter sur le port {port} : il est déjà utilisé (un autre pont "
+        "est-il lancé ?) ou interdit.",
+        "en": "Cannot listen on port {port}: it is already in use (is another bridge "
+        "running?) or not allowed.",
+    },
     "bridge.host": {
         "fr": "Adresse du pont inattendue : la requête est refusée.",
         "en": "Unexpected bridge address: the request is refused.",
@@ -43,6 +55,14 @@ ERRORS: Mapping[str, Mapping[Language, str]] = {
         "fr": "Requête invalide : {message}.",
         "en": "Invalid request: {message}.",
     },
+    "bridge.not_found": {
+        "fr": "Cette adresse n'existe pas sur le pont cardauth.",
+        "en": "This address does not exist on the cardauth bridge.",
+    },
+    "bridge.method_not_allowed": {
+        "fr": "Cette adresse n'accepte pas cette méthode.",
+        "en": "This address does not take this method.",
+    },
     "bridge.rate_limited": {
         "fr": "Trop de demandes de connexion de ce site : réessayez dans une minute.",
         "en": "Too many login requests from this site: try again in a minute.",
@@ -54,6 +74,10 @@ ERRORS: Mapping[str, Mapping[Language, str]] = {
     "bridge.declined": {
         "fr": "Vous avez refusé l'accès de ce site à votre carte.",
         "en": "You refused this site access to your card.",
+    },
+    "bridge.cancelled": {
+        "fr": "Le site a abandonné cette demande de connexion : vous pouvez fermer cette fenêtre.",
+        "en": "The site gave up this login request: you may close this window.",
     },
     "bridge.busy": {
         "fr": "Le pont est occupé : réessayez dans un instant.",
@@ -128,16 +152,8 @@ LABELS: Mapping[str, Mapping[Language, str]] = {
 
 
 def describe(error: CardAuthError, language: Language) -> str:
-    template = ERRORS.get(error.code, {}).get(language)
-    if template is None:
-        return messages.describe(error, language)
-    return template.format_map(_Context(error.context, message=error.message))
+    return messages.describe(error, language, more=ERRORS)
 
 
 def label(key: str, language: Language, **values: object) -> str:
     return LABELS[key][language].format(**values)
-
-
-class _Context(dict[str, object]):
-    def __missing__(self, key: str) -> str:
-        return "?"

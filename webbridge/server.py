@@ -36,7 +36,7 @@ from webbridge.app import create_app
 from webbridge.cards import CardService
 from webbridge.config import LOOPBACK, BridgeConfig, load_config
 from webbridge.consent import ConsentStore
-from webbridge.errors import BridgeConfigError
+from webbridge.errors import BridgeConfigError, CannotListen, NotLoopback
 from webbridge.guards import MAX_BODY
 
 THREADS = 16  # event streams and long polls each hold one while they last
@@ -147,15 +147,22 @@ def serve(args: argparse.Namespace, config: BridgeConfig, language: Language) ->
     ).start()
     consents = ConsentStore(config.state_dir)
     app = create_app(config=config, cards=cards, consents=consents, host=host)
-    server = create_server(
-        app,
-        host=host,
-        port=config.port,
-        threads=THREADS,
-        channel_timeout=CHANNEL_TIMEOUT,
-        max_request_body_size=MAX_BODY,
-        ident="cardauth-bridge",
-    )
+    try:
+        server = create_server(
+            app,
+            host=host,
+            port=config.port,
+            threads=THREADS,
+            channel_timeout=CHANNEL_TIMEOUT,
+            max_request_body_size=MAX_BODY,
+            ident="cardauth-bridge",
+        )
+    except OSError as exc:
+        cards.stop()
+        backend.close()
+        raise CannotListen(
+            f"cannot listen on {host}:{config.port} ({exc.strerror})", port=config.port
+        ) from None
     stopping = threading.Event()
 
     def stop(signum: int, frame: FrameType | None) -> None:
@@ -182,11 +189,9 @@ def _require_loopback(host: str) -> None:
     try:
         address = ipaddress.ip_address(host)
     except ValueError:
-        raise BridgeConfigError(
-            "the bridge listens on a loopback address only", host=host
-        ) from None
+        raise NotLoopback("the bridge listens on a loopback address only", host=host) from None
     if not isinstance(address, ipaddress.IPv4Address) or not address.is_loopback:
-        raise BridgeConfigError("the bridge listens on a loopback address only", host=host)
+        raise NotLoopback("the bridge listens on a loopback address only", host=host)
 
 
 def _backend(simulate: bool, personas: str) -> ReaderBackend:

@@ -1,0 +1,295 @@
+"""The bridge's doors: every web page the professional visits can reach it, so
+each request must show the bridge's own Host, an approved Origin, JSON for what
+changes state, a small body; CORS names the one approved origin; the bridge's
+page is never framed and its forms come from its own origin only."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from cardauth.jose import CompactJws
+from cardauth.origins import Origin
+from tests.bridge_flows import answer, open_page, outcome
+from tests.bridge_kit import (
+    BRIDGE,
+    TELESERVICE,
+    BridgeScene,
+    bridge_scene,
+    get,
+    post_json,
+)
+
+FOREIGN = "https://evil.example"
+
+
+@pytest.fixture
+def scene(tmp_path: Path) -> Iterator[BridgeScene]:
+    yield from bridge_scene(tmp_path)
+
+
+def _code(response: object) -> str:
+    body = response.get_json()  # type: ignore[attr-defined]
+    assert isinstance(body, dict)
+    return str(body["error"]["code"])
+
+
+# -- Host: DNS rebinding -------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "host", ["evil.example:24790", "evil.example", "127.0.0.1:8080", "127.0.0.1.nip.io:24790"]
+)
+def test_a_rebinding_host_is_refused(scene: BridgeScene, host: str) -> None:
+    for path in ("/v1/status", "/v1/cards", "/consents"):
+        response = scene.client().get(path, base_url=f"http://{host}")
+        assert response.status_code == 403
+        assert "Access-Control-Allow-Origin" not in response.headers
+    refused = scene.client().post(
+        "/v1/authenticate", json={"challenge": scene.challenge()}, base_url=f"http://{host}"
+    )
+    assert refused.status_code == 403
+    assert _code(refused) == "bridge.host"
+
+
+def test_localhost_is_the_bridge_too(scene: BridgeScene) -> None:
+    response = scene.client().get("/v1/status", base_url="http://localhost:24790")
+    assert response.status_code == 200
+
+
+# -- Origin ----------------------------------------------------------------------------
+
+
+def test_a_foreign_origin_gets_nothing(scene: BridgeScene) -> None:
+    foreign = scene.client(FOREIGN)
+    for response in (
+        get(foreign, "/v1/status"),
+        get(foreign, "/v1/cards"),
+        post_json(foreign, "/v1/authenticate", {"challenge": scene.challenge()}),
+        get(foreign, "/v1/events"),
+    ):
+        assert response.status_code == 403
+        assert _code(response) == "bridge.origin_forbidden"
+        assert "Access-Control-Allow-Origin" not in response.headers
+        assert "FONTAINE" not in response.get_data(as_text=True)
+
+
+@pytest.mark.parametrize("origin", [None, "null"])
+def test_an_api_call_without_origin_is_refused(scene: BridgeScene, origin: str | None) -> None:
+    response = get(scene.client(origin), "/v1/cards")
+    assert response.status_code == 403
+    assert _code(response) == "bridge.origin_required"
+
+
+def test_cors_names_the_one_approved_origin(scene: BridgeScene) -> None:
+    response = get(scene.client(), "/v1/status")
+    assert response.status_code == 200
+    assert response.headers["Access-Control-Allow-Origin"] == TELESERVICE.value
+    assert "Origin" in response.headers["Vary"]
+    assert "*" not in response.headers.get("Access-Control-Allow-Origin", "")
+    assert "Access-Control-Allow-Credentials" not in response.headers
+
+
+def test_the_assertion_carries_the_browsers_origin_never_the_body(scene: BridgeScene) -> None:
+    client = scene.client()
+    challenge = scene.challenge()
+    spoofed = post_json(client, "/v1/authenticate", {"challenge": challenge, "origin": FOREIGN})
+    assert spoofed.status_code == 400
+    assert _code(spoofed) == "bridge.bad_request"
+    page = open_page(scene, TELESERVICE.value, challenge)
+    answer(scene, page, pin="1234")
+    token = outcome(client, page)["assertion"]
+    assert CompactJws.split(token).payload()["aud"] == TELESERVICE.value
+    assert scene.verify(token, challenge).origin == TELESERVICE.value
+
+
+# -- preflights, Private Network Access --------------------------------------------------
+
+
+def _preflight(scene: BridgeScene, origin: str) -> object:
+    return scene.client(origin).options(
+        "/v1/authenticate",
+        base_url=BRIDGE,
+        headers={
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "content-type",
+            "Access-Control-Request-Private-Network": "true",
+        },
+    )
+
+
+def test_a_private_network_preflight_is_answered_for_an_approved_origin(
+    scene: BridgeScene,
+) -> None:
+    response = _preflight(scene, TELESERVICE.value)
+    assert response.status_code == 204  # type: ignore[attr-defined]
+    headers = response.headers  # type: ignore[attr-defined]
+    assert headers["Access-Control-Allow-Origin"] == TELESERVICE.value
+    assert headers["Access-Control-Allow-Private-Network"] == "true"
+    assert "POST" in headers["Access-Control-Allow-Methods"]
+    assert "Origin" in headers["Vary"]
+
+
+def test_a_private_network_preflight_from_an_unapproved_origin_is_refused(
+    scene: BridgeScene,
+) -> None:
+    response = _preflight(scene, FOREIGN)
+    assert response.status_code == 403  # type: ignore[attr-defined]
+    headers = response.headers  # type: ignore[attr-defined]
+    assert "Access-Control-Allow-Private-Network" not in headers
+    assert "Access-Control-Allow-Origin" not in headers
+
+
+# -- bodies ------------------------------------------------------------------------------
+
+
+def test_state_changing_calls_take_json_only(scene: BridgeScene) -> None:
+    """A form or text/plain POST is what a page may send cross-site without a
+    preflight: refused before anything is read."""
+    client = scene.client()
+    for content_type in ("text/plain", "application/x-www-form-urlencoded", "multipart/form-data"):
+        response = client.post(
+            "/v1/authenticate",
+            data='{"challenge": "x"}',
+            headers={"Content-Type": content_type},
+            base_url=BRIDGE,
+        )
+        assert response.status_code == 415
+        assert _code(response) == "bridge.content_type"
+
+
+def test_an_oversized_body_is_refused(scene: BridgeScene) -> None:
+    response = post_json(scene.client(), "/v1/authenticate", {"challenge": "A" * 20_000})
+    assert response.status_code == 413
+    assert _code(response) == "bridge.too_large"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "[1]",
+        "{",
+        '{"challenge": 12}',
+        '{"challenge": "short"}',
+        '{"challenge": "' + "A" * 43 + '", "vitale": "yes"}',
+        '{"challenge": "' + "A" * 43 + '", "extra": 1}',
+        "[" * 10_000,
+    ],
+)
+def test_a_bad_body_is_a_400(scene: BridgeScene, body: str) -> None:
+    response = scene.client().post(
+        "/v1/authenticate", data=body, content_type="application/json", base_url=BRIDGE
+    )
+    assert response.status_code == 400
+    assert _code(response) in ("bridge.bad_request", "challenge.malformed")
+
+
+# -- rate limit ------------------------------------------------------------------------
+
+
+def test_authentications_are_rate_limited_per_origin(tmp_path: Path) -> None:
+    other = Origin.parse("https://other.example")
+    for scene in bridge_scene(tmp_path, authentications_per_minute=3):
+        scene.consents.grant(other, now=dt.datetime.now(dt.UTC), days=1)
+        client = scene.client()
+        answers = [
+            post_json(client, "/v1/authenticate", {"challenge": scene.challenge()})
+            for _ in range(4)
+        ]
+        assert [a.status_code for a in answers] == [200, 200, 200, 429]
+        assert _code(answers[-1]) == "bridge.rate_limited"
+        assert answers[-1].headers["Retry-After"] == "60"
+        assert answers[-1].headers["Access-Control-Allow-Origin"] == TELESERVICE.value
+        elsewhere = post_json(
+            scene.client(other.value), "/v1/authenticate", {"challenge": scene.challenge()}
+        )
+        assert elsewhere.status_code == 200
+
+
+# -- the bridge's own page -------------------------------------------------------------
+
+
+def test_the_page_is_never_framed_and_runs_no_foreign_script(scene: BridgeScene) -> None:
+    page = open_page(scene, TELESERVICE.value, scene.challenge())
+    response = get(scene.client(None), page.url)
+    policy = response.headers["Content-Security-Policy"]
+    assert "frame-ancestors 'none'" in policy
+    assert "script-src 'self'" in policy
+    assert response.headers["X-Frame-Options"] == "DENY"
+    assert response.headers["Cross-Origin-Opener-Policy"] == "same-origin"
+    assert "Access-Control-Allow-Origin" not in response.headers
+
+
+def test_the_pages_form_is_accepted_from_the_bridges_origin_only(scene: BridgeScene) -> None:
+    page = open_page(scene, TELESERVICE.value, scene.challenge())
+    for origin in (FOREIGN, TELESERVICE.value, None):
+        forged = scene.client(origin).post(
+            page.url, data={"token": page.token, "action": "allow", "pin": "1234"}, base_url=BRIDGE
+        )
+        assert forged.status_code == 403
+    assert scene.card(0).pins_presented == 0
+    wrong_token = scene.client(BRIDGE).post(
+        page.url, data={"token": "x" * 32, "action": "allow", "pin": "1234"}, base_url=BRIDGE
+    )
+    assert wrong_token.status_code == 403
+    assert scene.card(0).pins_presented == 0
+
+
+def test_the_outcome_goes_to_the_asking_origin_only(scene: BridgeScene) -> None:
+    page = open_page(scene, "https://new.example", scene.challenge())
+    answer(scene, page, pin="1234")  # allowed once, not remembered
+    stolen = get(scene.client(FOREIGN), f"/v1/interactions/{page.request_id}")
+    assert stolen.status_code == 403
+    configured = get(scene.client(), f"/v1/interactions/{page.request_id}")
+    assert configured.status_code == 404  # an approved origin, but not the one that asked
+    mine = outcome(scene.client("https://new.example"), page)
+    assert mine["status"] == "ok"
+    again = get(scene.client("https://new.example"), f"/v1/interactions/{page.request_id}")
+    assert again.status_code == 403  # collected: gone, and the site was approved only once
+
+
+# -- consent ---------------------------------------------------------------------------
+
+
+def test_a_new_site_asks_once_then_is_remembered(scene: BridgeScene) -> None:
+    new = "https://new.example"
+    assert get(scene.client(new), "/v1/status").status_code == 403
+    page = open_page(scene, new, scene.challenge())
+    assert "https://new.example" in page.html
+    assert 'id="remember"' in page.html
+    answer(scene, page, pin="1234", remember="on")
+    assert outcome(scene.client(new), page)["status"] == "ok"
+    assert get(scene.client(new), "/v1/status").status_code == 200
+    approved = scene.consents.list(now=dt.datetime.now(dt.UTC))
+    assert [c.origin.value for c in approved] == [new]
+    assert approved[0].expires_at - approved[0].granted_at == dt.timedelta(days=30)
+
+
+def test_an_expired_approval_is_asked_again(scene: BridgeScene) -> None:
+    new = Origin.parse("https://new.example")
+    scene.consents.grant(new, now=dt.datetime.now(dt.UTC) - dt.timedelta(days=31), days=30)
+    assert get(scene.client(new.value), "/v1/status").status_code == 403
+    page = open_page(scene, new.value, scene.challenge())
+    assert 'id="remember"' in page.html  # asked again
+
+
+def test_approvals_are_listed_and_withdrawn_on_the_bridges_page(scene: BridgeScene) -> None:
+    new = Origin.parse("https://new.example")
+    scene.consents.grant(new, now=dt.datetime.now(dt.UTC), days=30)
+    listing = get(scene.client(None), "/consents").get_data(as_text=True)
+    assert "https://new.example" in listing
+    assert TELESERVICE.value in listing
+    token = listing.split('name="token" value="')[1].split('"')[0]
+    forged = scene.client(FOREIGN).post(
+        "/consents/revoke", data={"token": token, "origin": new.value}, base_url=BRIDGE
+    )
+    assert forged.status_code == 403
+    assert get(scene.client(new.value), "/v1/status").status_code == 200
+    withdrawn = scene.client(BRIDGE).post(
+        "/consents/revoke", data={"token": token, "origin": new.value}, base_url=BRIDGE
+    )
+    assert withdrawn.status_code == 200
+    assert get(scene.client(new.value), "/v1/status").status_code == 403
