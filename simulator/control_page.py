@@ -1,0 +1,684 @@
+"""A local web page that moves the simulator's cards: insert, remove, swap.
+
+A person (or a browser-test harness) plays every scenario from a browser: each
+slot of the virtual dual-slot reader shows its reader name and the persona whose
+card it holds, with a persona selector and Insérer / Retirer buttons, plus one
+Échanger button. The page is plain HTML forms (POST, then redirect to GET), no
+JavaScript; ``/api/...`` offers the same moves as JSON.
+
+The page changes what a workstation holds, so it is guarded like the bridge:
+
+- it listens on an IPv4 loopback address only;
+- every request's **Host** is the page's own ``host:port`` (or ``localhost:port``):
+  a DNS-rebinding page reaches 127.0.0.1 under a name of its own and is refused
+  before anything is read, the form token included;
+- every POST's **Origin**, when the browser sends one, is the page's own origin;
+- every form carries a per-process random token, compared in constant time;
+- API calls that change something take ``application/json`` only, which a browser
+  never sends cross-site without a CORS preflight (never answered here);
+- CSP ``default-src 'none'``, no framing, forms post to the page itself.
+
+Texts are in French by default, English with ``?lang=en`` or ``Accept-Language``.
+"""
+
+from __future__ import annotations
+
+import hmac
+import ipaddress
+import secrets
+import socket
+import threading
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any
+
+from flask import Flask, Response, jsonify, redirect, render_template_string, request
+from waitress import wasyncore
+from waitress.server import create_server
+from werkzeug.exceptions import HTTPException
+from werkzeug.wrappers import Response as BaseResponse
+
+from cardauth.errors import CardAuthError
+from cardauth.messages import Language, choose_language, describe
+from simulator.errors import NotLoopback, PersonaError, SimulatorError, SlotOccupied
+from simulator.personas import Persona, bundled
+from simulator.workstation import DEFAULT_PERSONAS, SlotStatus, Workstation
+
+LOOPBACK = "127.0.0.1"
+DEFAULT_PORT = 8460
+MAX_BODY = 16 * 1024
+THREADS = 4
+CHANNEL_TIMEOUT = 30  # seconds an idle browser connection may stay open
+STOP_WAIT = 5.0  # seconds close() waits for the serving thread
+
+CONTENT_SECURITY_POLICY = (
+    "default-src 'none'; style-src 'self'; form-action 'self'; "
+    "frame-ancestors 'none'; base-uri 'none'"
+)
+_KIND_ORDER = ("cps", "vitale", "other")
+
+
+# -- errors ------------------------------------------------------------------------
+
+
+class ControlPageError(SimulatorError):
+    """Base of the control page's refusals; ``status`` is the HTTP answer."""
+
+    code = "sim.page"
+    status = 400
+
+
+class PageNotLoopback(NotLoopback):
+    """Asked to serve the control page on an address other than IPv4 loopback."""
+
+    code = "sim.page.not_loopback"
+
+
+class CannotListen(ControlPageError):
+    """The port is taken (another control page?) or not allowed."""
+
+    code = "sim.page.cannot_listen"
+
+
+class HostForbidden(ControlPageError):
+    """The Host header is not the page's own loopback host and port (DNS rebinding)."""
+
+    code = "sim.page.host"
+    status = 403
+
+
+class OriginForbidden(ControlPageError):
+    """A POST whose Origin is not the page's own (another site, or ``null``)."""
+
+    code = "sim.page.origin"
+    status = 403
+
+
+class TokenInvalid(ControlPageError):
+    """A form posted without the page's token, or with another one."""
+
+    code = "sim.page.token"
+    status = 403
+
+
+class ContentTypeRequired(ControlPageError):
+    """An API call that changes something, without ``Content-Type: application/json``."""
+
+    code = "sim.page.content_type"
+    status = 415
+
+
+class BadRequest(ControlPageError):
+    """A request body that is not what the page or the API expects."""
+
+    code = "sim.page.bad_request"
+
+
+class NotFound(ControlPageError):
+    """No such page or API call (or not with that method)."""
+
+    code = "sim.page.not_found"
+    status = 404
+
+
+class MethodNotAllowed(ControlPageError):
+    """A page or an API call asked for with a method it does not take."""
+
+    code = "sim.page.method"
+    status = 405
+
+
+class UnknownPersona(PersonaError):
+    """Not one of the bundled personas (the page never loads persona files)."""
+
+    code = "sim.persona_unknown"
+    status = 400
+
+
+class UnknownSlot(SimulatorError):
+    """The workstation has no slot with that number."""
+
+    code = "sim.slot_unknown"
+    status = 404
+
+
+class SlotEmpty(SimulatorError):
+    """There is no card to remove from that slot."""
+
+    code = "sim.slot_empty"
+    status = 409
+
+
+class CardInUse(SimulatorError):
+    """That persona's card is already in the other slot: there is one card per persona."""
+
+    code = "sim.card_in_use"
+    status = 409
+
+
+_REFUSALS = (HostForbidden, OriginForbidden, TokenInvalid)
+_STATUS_OF: Mapping[str, int] = {SlotOccupied.code: 409, "sim.vpcd_unreachable": 503}
+
+ERRORS: Mapping[str, Mapping[Language, str]] = {
+    "sim.page": {
+        "fr": "Demande refusée par la page de contrôle ({message}).",
+        "en": "Request refused by the control page ({message}).",
+    },
+    "sim.page.not_loopback": {
+        "fr": "La page de contrôle du simulateur n'écoute qu'en local (127.0.0.1), pas sur {host}.",
+        "en": "The simulator's control page listens on loopback only (127.0.0.1), not on {host}.",
+    },
+    "sim.page.cannot_listen": {
+        "fr": "La page de contrôle ne peut pas écouter sur le port {port} ({reason}) : "
+        "une autre page de contrôle tourne-t-elle déjà ?",
+        "en": "The control page cannot listen on port {port} ({reason}): is another control "
+        "page already running?",
+    },
+    "sim.page.host": {
+        "fr": "Demande refusée : elle ne s'adresse pas à la page de contrôle par son adresse "
+        "locale. Ouvrez la page par http://127.0.0.1.",
+        "en": "Request refused: it does not address the control page by its local address. "
+        "Open the page at http://127.0.0.1.",
+    },
+    "sim.page.origin": {
+        "fr": "Demande refusée : elle vient d'une autre page que la page de contrôle.",
+        "en": "Request refused: it comes from another page than the control page.",
+    },
+    "sim.page.token": {
+        "fr": "Formulaire périmé ou étranger : rechargez la page de contrôle et recommencez.",
+        "en": "Stale or foreign form: reload the control page and try again.",
+    },
+    "sim.page.content_type": {
+        "fr": "Demande refusée : l'API n'accepte que du JSON (Content-Type: application/json).",
+        "en": "Request refused: the API takes JSON only (Content-Type: application/json).",
+    },
+    "sim.page.bad_request": {
+        "fr": "Demande mal formée ({message}).",
+        "en": "Malformed request ({message}).",
+    },
+    "sim.page.not_found": {
+        "fr": "Cette page ou cette action n'existe pas.",
+        "en": "There is no such page or action.",
+    },
+    "sim.page.method": {
+        "fr": "Cette action ne s'emploie pas ainsi (méthode {method}).",
+        "en": "This action is not used that way (method {method}).",
+    },
+    "sim.persona_unknown": {
+        "fr": "Profil de carte inconnu : « {persona} ».",
+        "en": "Unknown card persona: '{persona}'.",
+    },
+    "sim.slot_unknown": {
+        "fr": "Il n'y a pas de fente n° {slot} dans ce lecteur.",
+        "en": "There is no slot {slot} in this reader.",
+    },
+    "sim.slot_occupied": {
+        "fr": "Le lecteur {reader} contient déjà une carte : retirez-la d'abord.",
+        "en": "The reader {reader} already holds a card: remove it first.",
+    },
+    "sim.slot_empty": {
+        "fr": "Le lecteur {reader} est déjà vide.",
+        "en": "The reader {reader} is already empty.",
+    },
+    "sim.card_in_use": {
+        "fr": "La carte « {persona} » est déjà dans l'autre lecteur.",
+        "en": "The '{persona}' card is already in the other reader.",
+    },
+}
+
+TEXTS: Mapping[str, Mapping[Language, str]] = {
+    "title": {"fr": "Simulateur cardauth : cartes", "en": "cardauth simulator: cards"},
+    "intro": {
+        "fr": "Insérez, retirez ou échangez les cartes virtuelles du lecteur bi-fente.",
+        "en": "Insert, remove or swap the virtual cards of the dual-slot reader.",
+    },
+    "slot": {"fr": "Fente {index}", "en": "Slot {index}"},
+    "empty": {"fr": "vide", "en": "empty"},
+    "persona": {"fr": "Carte", "en": "Card"},
+    "insert": {"fr": "Insérer", "en": "Insert"},
+    "remove": {"fr": "Retirer", "en": "Remove"},
+    "swap": {"fr": "Échanger les cartes", "en": "Swap the cards"},
+    "group.cps": {"fr": "Cartes CPS (professionnels)", "en": "CPS cards (professionals)"},
+    "group.vitale": {"fr": "Cartes Vitale (assurés)", "en": "Vitale cards (insured persons)"},
+    "group.other": {"fr": "Autres cartes", "en": "Other cards"},
+    "other_language": {"fr": "English", "en": "Français"},
+    "error": {"fr": "Erreur", "en": "Error"},
+}
+
+_PAGE = """<!doctype html>
+<html lang="{{ language }}">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{{ text.title }}</title>
+<link rel="stylesheet" href="/control.css">
+</head>
+<body>
+<main>
+<p class="language"><a href="/?lang={{ other_language }}" hreflang="{{ other_language }}"
+>{{ text.other_language }}</a></p>
+<h1>{{ text.title }}</h1>
+<p>{{ text.intro }}</p>
+{% if error %}
+<p id="error" class="error" role="alert" data-code="{{ error.code }}">
+{{ text.error }} [{{ error.code }}] : {{ error.text }}</p>
+{% endif %}
+{% for slot in slots %}
+<section id="slot-{{ slot.index }}" class="slot" data-persona="{{ slot.persona or '' }}">
+<h2>{{ slot.title }} · <span class="reader">{{ slot.reader }}</span></h2>
+{% if slot.persona %}
+<p class="persona">{{ slot.persona }}</p>
+<p class="description">{{ slot.description }}</p>
+{% else %}
+<p class="persona empty">{{ text.empty }}</p>
+{% endif %}
+<form method="post" action="/slots/{{ slot.index }}/insert{{ query }}">
+<input type="hidden" name="token" value="{{ token }}">
+<label for="persona-{{ slot.index }}">{{ text.persona }}</label>
+<select id="persona-{{ slot.index }}" name="persona">
+{% for group in groups %}
+<optgroup label="{{ group.label }}">
+{% for persona in group.personas %}
+<option value="{{ persona.id }}"{% if persona.id == slot.choice %} selected{% endif %}
+>{{ persona.id }} : {{ persona.description }}</option>
+{% endfor %}
+</optgroup>
+{% endfor %}
+</select>
+<button id="insert-{{ slot.index }}" type="submit">{{ text.insert }}</button>
+</form>
+<form method="post" action="/slots/{{ slot.index }}/remove{{ query }}">
+<input type="hidden" name="token" value="{{ token }}">
+<button id="remove-{{ slot.index }}" type="submit">{{ text.remove }}</button>
+</form>
+</section>
+{% endfor %}
+{% if slots %}
+<form method="post" action="/swap{{ query }}" class="swap">
+<input type="hidden" name="token" value="{{ token }}">
+<button id="swap" type="submit">{{ text.swap }}</button>
+</form>
+{% endif %}
+</main>
+</body>
+</html>
+"""
+
+_CSS = """\
+body { font-family: system-ui, sans-serif; margin: 0; background: #f4f6f8; color: #1b2733; }
+main { max-width: 52rem; margin: 0 auto; padding: 1.5rem; }
+h1 { font-size: 1.5rem; }
+.language { float: right; margin: 0; }
+.slot { background: #fff; border: 1px solid #c9d3dc; border-radius: 6px;
+        padding: 1rem 1.25rem; margin: 1rem 0; }
+.slot h2 { font-size: 1.1rem; margin-top: 0; }
+.reader { font-family: ui-monospace, monospace; font-weight: normal; }
+.persona { font-weight: bold; margin-bottom: 0.25rem; }
+.persona.empty { color: #6b7785; font-style: italic; }
+.description { margin-top: 0; }
+form { display: inline-block; margin: 0.5rem 1rem 0 0; }
+select { max-width: 30rem; }
+button { padding: 0.35rem 0.9rem; }
+.swap { display: block; }
+.error { background: #fdecea; border: 1px solid #e0a39b; padding: 0.75rem 1rem;
+         border-radius: 6px; }
+"""
+
+
+# -- the application ---------------------------------------------------------------
+
+
+def require_loopback(host: str) -> None:
+    """Refuse any address but an IPv4 loopback one (the bridge's rule): the page
+    moves cards, so nobody on a network may reach it."""
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        raise PageNotLoopback(
+            "the control page listens on a loopback address only", host=host[:80]
+        ) from None
+    if not isinstance(address, ipaddress.IPv4Address) or not address.is_loopback:
+        raise PageNotLoopback("the control page listens on a loopback address only", host=host)
+
+
+@dataclass(frozen=True, slots=True)
+class _Guard:
+    """The page's own addresses and its form token."""
+
+    hosts: frozenset[str]
+    origins: frozenset[str]
+    token: str
+
+    @classmethod
+    def for_address(cls, host: str, port: int) -> _Guard:
+        hosts = frozenset((f"{host}:{port}", f"localhost:{port}"))
+        return cls(hosts, frozenset(f"http://{h}" for h in hosts), secrets.token_urlsafe(32))
+
+    def check_host(self) -> None:
+        if request.host not in self.hosts:
+            raise HostForbidden("the Host header is not the page's own", host=request.host[:80])
+
+    def check_origin(self) -> None:
+        origin = request.headers.get("Origin")
+        if origin is not None and origin not in self.origins:
+            raise OriginForbidden("this request comes from another origin", origin=origin[:80])
+
+    def check_token(self) -> None:
+        given = request.form.get("token", "")
+        # Constant time, over bytes (compare_digest refuses non-ASCII str).
+        if not hmac.compare_digest(given.encode(), self.token.encode()):
+            raise TokenInvalid("the form token is missing or wrong")
+
+    @staticmethod
+    def check_json() -> None:
+        if request.mimetype != "application/json":
+            raise ContentTypeRequired("Content-Type: application/json is required")
+
+
+class _Slots:
+    """The moves the page offers, on one workstation, checked before they are made."""
+
+    def __init__(self, workstation: Workstation, names: Sequence[str]) -> None:
+        self.workstation = workstation
+        self.names = tuple(names)
+
+    def state(self) -> list[dict[str, object]]:
+        return [
+            {**status.to_dict(), "reader": self.names[status.index]}
+            for status in self.workstation.status()
+        ]
+
+    def insert(self, index: int, persona: str) -> None:
+        slots = self._status(index)
+        if persona not in bundled():
+            raise UnknownPersona("unknown persona", persona=persona[:64])
+        if slots[index].persona is not None:
+            raise SlotOccupied(
+                "the slot already holds a card", slot=index, reader=self.names[index]
+            )
+        if any(s.persona == persona for s in slots):
+            raise CardInUse("that card is already in a slot", persona=persona)
+        self.workstation.insert(index, persona)
+
+    def remove(self, index: int) -> None:
+        if self._status(index)[index].persona is None:
+            raise SlotEmpty("the slot holds no card", slot=index, reader=self.names[index])
+        self.workstation.remove(index)
+
+    def swap(self) -> None:
+        self.workstation.swap()
+
+    def _status(self, index: int) -> list[SlotStatus]:
+        slots = self.workstation.status()
+        if not 0 <= index < len(slots):
+            raise UnknownSlot("no such slot", slot=index)
+        return slots
+
+
+def create_control_app(
+    workstation: Workstation,
+    *,
+    slot_names: Sequence[str],
+    host: str = LOOPBACK,
+    port: int = DEFAULT_PORT,
+) -> Flask:
+    """The control page of ``workstation``, whose slots hold the readers named
+    ``slot_names``; it answers requests addressed to ``host:port`` only."""
+    require_loopback(host)
+    if len(slot_names) != len(workstation.status()):
+        raise ControlPageError("slot_names must name every slot", slots=len(slot_names))
+    guard = _Guard.for_address(host, port)
+    slots = _Slots(workstation, slot_names)
+    app = Flask(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = MAX_BODY
+    app.jinja_env.trim_blocks = app.jinja_env.lstrip_blocks = True
+
+    @app.before_request
+    def check_request() -> None:
+        guard.check_host()
+        if request.method == "GET":
+            return
+        guard.check_origin()
+        if request.path.startswith("/api/"):
+            guard.check_json()
+        else:
+            guard.check_token()
+
+    @app.after_request
+    def secure_headers(response: Response) -> Response:
+        response.headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        response.headers["Referrer-Policy"] = "no-referrer"
+        response.headers["Cache-Control"] = "no-store"  # the page carries the form token
+        return response
+
+    @app.get("/")
+    def page() -> str:
+        return _render(slots, guard.token)
+
+    @app.get("/control.css")
+    def stylesheet() -> Response:
+        return Response(_CSS, mimetype="text/css")
+
+    @app.post("/slots/<int:index>/insert")
+    def insert_form(index: int) -> BaseResponse:
+        slots.insert(index, request.form.get("persona", ""))
+        return _back_to_page()
+
+    @app.post("/slots/<int:index>/remove")
+    def remove_form(index: int) -> BaseResponse:
+        slots.remove(index)
+        return _back_to_page()
+
+    @app.post("/swap")
+    def swap_form() -> BaseResponse:
+        slots.swap()
+        return _back_to_page()
+
+    @app.get("/api/slots")
+    def api_state() -> dict[str, Any]:
+        return {"slots": slots.state()}
+
+    @app.post("/api/slots/<int:index>/insert")
+    def api_insert(index: int) -> dict[str, Any]:
+        slots.insert(index, _json_persona())
+        return {"slots": slots.state()}
+
+    @app.post("/api/slots/<int:index>/remove")
+    def api_remove(index: int) -> dict[str, Any]:
+        slots.remove(index)
+        return {"slots": slots.state()}
+
+    @app.post("/api/swap")
+    def api_swap() -> dict[str, Any]:
+        slots.swap()
+        return {"slots": slots.state()}
+
+    @app.errorhandler(CardAuthError)
+    def refused(error: CardAuthError) -> tuple[Response | str, int]:
+        return _error_answer(error, slots, guard.token)
+
+    @app.errorhandler(HTTPException)
+    def http_error(error: HTTPException) -> tuple[Response | str, int]:
+        status = error.code or 400
+        refusal: ControlPageError
+        if status == 404:
+            refusal = NotFound("no such page or action")
+        elif status == 405:
+            refusal = MethodNotAllowed("method not allowed", method=request.method[:16])
+        else:
+            refusal = BadRequest(error.name.lower(), status=status)
+        return _error_answer(refusal, slots, guard.token, status=status)
+
+    return app
+
+
+def _language() -> Language:
+    requested = request.args.get("lang") or request.accept_languages.best_match(["fr", "en"])
+    return choose_language(requested or "fr")
+
+
+def _query() -> str:
+    """The page's own query (its language, when asked for), kept across a form post."""
+    language = request.args.get("lang")
+    return f"?lang={choose_language(language)}" if language else ""
+
+
+def _back_to_page() -> BaseResponse:
+    # POST-redirect-GET: reloading the page never repeats a move.
+    return redirect(f"/{_query()}", code=303)
+
+
+def _json_persona() -> str:
+    body = request.get_json(silent=True)
+    persona = body.get("persona") if isinstance(body, dict) else None
+    if not isinstance(persona, str) or not persona:
+        raise BadRequest('the body must be {"persona": "<persona id>"}')
+    return persona
+
+
+def _error_answer(
+    error: CardAuthError, slots: _Slots, token: str, *, status: int | None = None
+) -> tuple[Response | str, int]:
+    status = status or getattr(error, "status", None) or _STATUS_OF.get(error.code, 400)
+    language = _language()
+    text = describe(error, language, more=ERRORS)
+    if request.path.startswith("/api/"):
+        return jsonify(error={"code": error.code, "message": text}), status
+    # A refused request gets no forms, so never the token.
+    shown = slots if not isinstance(error, _REFUSALS) else None
+    return _render(shown, token, error={"code": error.code, "text": text}), status
+
+
+def _render(slots: _Slots | None, token: str, *, error: Mapping[str, str] | None = None) -> str:
+    language = _language()
+    text = {key: texts[language] for key, texts in TEXTS.items()}
+    return render_template_string(
+        _PAGE,
+        language=language,
+        other_language="en" if language == "fr" else "fr",
+        text=text,
+        error=error,
+        slots=_slot_views(slots, language) if slots else [],
+        groups=_persona_groups(language),
+        token=token,
+        query=_query(),
+    )
+
+
+def _slot_views(slots: _Slots, language: Language) -> list[dict[str, object]]:
+    known = bundled()
+    views = []
+    for status in slots.workstation.status():
+        default = DEFAULT_PERSONAS[status.index] if status.index < len(DEFAULT_PERSONAS) else ""
+        views.append(
+            {
+                "index": status.index,
+                "title": TEXTS["slot"][language].format(index=status.index),
+                "reader": slots.names[status.index],
+                "persona": status.persona,
+                "description": status.description,
+                "choice": status.persona if status.persona in known else default,
+            }
+        )
+    return views
+
+
+def _persona_groups(language: Language) -> list[dict[str, object]]:
+    personas = bundled()
+    groups: list[dict[str, object]] = []
+    for kind in _KIND_ORDER:
+        members: list[Persona] = [p for p in personas.values() if p.kind == kind]
+        if members:
+            groups.append({"label": TEXTS[f"group.{kind}"][language], "personas": members})
+    return groups
+
+
+# -- serving -----------------------------------------------------------------------
+
+
+class ControlPageServer:
+    """The control page served by waitress: :meth:`run` serves until :meth:`close`
+    (from another thread or a signal handler); :meth:`start` runs it in a thread."""
+
+    def __init__(self, app: Flask, listener: socket.socket, host: str, port: int) -> None:
+        self.host = host
+        self.port = port
+        self.url = f"http://{host}:{port}/"
+        self._map: dict[int, Any] = {}
+        self._closing = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._server = create_server(
+            app,
+            map=self._map,
+            sockets=[listener],
+            threads=THREADS,
+            channel_timeout=CHANNEL_TIMEOUT,
+            max_request_body_size=MAX_BODY,
+            ident="cardauth-sim-control",
+        )
+
+    def run(self) -> None:
+        try:
+            self._server.run()
+        except OSError:
+            if not self._closing.is_set():
+                raise
+
+    def start(self) -> ControlPageServer:
+        self._thread = threading.Thread(target=self.run, name="control-page", daemon=True)
+        self._thread.start()
+        return self
+
+    def close(self) -> None:
+        """Stop serving: close the listening socket and any open connection."""
+        self._closing.set()
+        self._server.close()
+        if self._thread is not None:
+            self._thread.join(STOP_WAIT / 5)
+            if self._thread.is_alive():  # a browser's keep-alive connection holds the loop
+                wasyncore.close_all(self._map)
+                self._thread.join(STOP_WAIT)
+        self._server.task_dispatcher.shutdown()
+
+    def __enter__(self) -> ControlPageServer:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+def serve_control_page(
+    workstation: Workstation,
+    host: str = LOOPBACK,
+    port: int = DEFAULT_PORT,
+    *,
+    slot_names: Sequence[str],
+) -> ControlPageServer:
+    """The control page of ``workstation`` on ``host:port`` (``port`` 0: a free one),
+    listening already; call ``run()`` or ``start()``, then ``close()``."""
+    require_loopback(host)
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind((host, port))
+    except OSError as exc:
+        listener.close()
+        raise CannotListen(
+            f"cannot listen on {host}:{port}", port=port, reason=exc.strerror or str(exc)
+        ) from None
+    # Bound before the app is made, so that the app knows its port even when the
+    # system chose it: the Host and Origin checks need it.
+    bound = int(listener.getsockname()[1])
+    try:
+        app = create_control_app(workstation, slot_names=slot_names, host=host, port=bound)
+        return ControlPageServer(app, listener, host, bound)
+    except BaseException:
+        listener.close()
+        raise
