@@ -131,6 +131,57 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_ERROR
 
 
+class BridgeServer:
+    """The bridge on ``backend``'s readers, served by waitress on a loopback
+    address: :meth:`run` serves until :meth:`close` (from another thread, or a
+    signal handler)."""
+
+    def __init__(
+        self, config: BridgeConfig, backend: ReaderBackend, *, host: str = LOOPBACK
+    ) -> None:
+        _require_loopback(host)
+        self.url = f"http://{host}:{config.port}"
+        self._backend = backend
+        self._closing = threading.Event()
+        self.cards = CardService(
+            backend,
+            pin_idle_seconds=config.pin_idle_seconds,
+            pin_entry_timeout=config.pin_entry_timeout_seconds,
+        ).start()
+        app = create_app(
+            config=config, cards=self.cards, consents=ConsentStore(config.state_dir), host=host
+        )
+        try:
+            self._server = create_server(
+                app,
+                host=host,
+                port=config.port,
+                threads=THREADS,
+                channel_timeout=CHANNEL_TIMEOUT,
+                max_request_body_size=MAX_BODY,
+                ident="cardauth-bridge",
+            )
+        except OSError as exc:
+            self.cards.stop()
+            raise CannotListen(
+                f"cannot listen on {host}:{config.port} ({exc.strerror})", port=config.port
+            ) from None
+
+    def run(self) -> None:
+        try:
+            self._server.run()
+        except OSError:
+            if not self._closing.is_set():
+                raise
+        finally:
+            self.cards.stop()
+
+    def close(self) -> None:
+        """Stop serving (run() returns); the backend stays its owner's to close."""
+        self._closing.set()
+        self._server.close()
+
+
 def serve(args: argparse.Namespace, config: BridgeConfig, language: Language) -> int:
     host = args.host
     _require_loopback(host)
@@ -140,47 +191,19 @@ def serve(args: argparse.Namespace, config: BridgeConfig, language: Language) ->
         allow_development_origins=True if args.allow_development_origins else None,
     )
     backend = _backend(args.simulate, args.personas)
-    cards = CardService(
-        backend,
-        pin_idle_seconds=config.pin_idle_seconds,
-        pin_entry_timeout=config.pin_entry_timeout_seconds,
-    ).start()
-    consents = ConsentStore(config.state_dir)
-    app = create_app(config=config, cards=cards, consents=consents, host=host)
     try:
-        server = create_server(
-            app,
-            host=host,
-            port=config.port,
-            threads=THREADS,
-            channel_timeout=CHANNEL_TIMEOUT,
-            max_request_body_size=MAX_BODY,
-            ident="cardauth-bridge",
-        )
-    except OSError as exc:
-        cards.stop()
-        backend.close()
-        raise CannotListen(
-            f"cannot listen on {host}:{config.port} ({exc.strerror})", port=config.port
-        ) from None
-    stopping = threading.Event()
+        bridge = BridgeServer(config, backend, host=host)
 
-    def stop(signum: int, frame: FrameType | None) -> None:
-        stopping.set()
-        server.close()
+        def stop(signum: int, frame: FrameType | None) -> None:
+            bridge.close()
 
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
-    print(say("listening", language, url=f"http://{host}:{config.port}"), flush=True)
-    allowed = ", ".join(o.value for o in config.allowed_origins) or say("none", language)
-    print(say("origins", language, origins=allowed), flush=True)
-    try:
-        server.run()
-    except OSError:
-        if not stopping.is_set():
-            raise
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
+        print(say("listening", language, url=bridge.url), flush=True)
+        allowed = ", ".join(o.value for o in config.allowed_origins) or say("none", language)
+        print(say("origins", language, origins=allowed), flush=True)
+        bridge.run()
     finally:
-        cards.stop()
         backend.close()
     return 0
 
