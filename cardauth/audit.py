@@ -16,6 +16,7 @@ import datetime as dt
 import hashlib
 import hmac
 import json
+import os
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -25,6 +26,7 @@ from cardauth.certificates import Patient, Professional
 from cardauth.errors import CardAuthError
 
 MIN_KEY_BYTES = 32
+AUDIT_MODE = 0o600  # a new audit file is its owner's only
 
 
 class AuditConfigError(CardAuthError):
@@ -67,8 +69,18 @@ class AuditLog:
             card_serial=card_serial,
         )
 
-    def refused(self, code: str, *, origin: str | None, action: str = "login") -> None:
-        self._append(f"{action}_refused", code=code, origin=origin)
+    def refused(
+        self,
+        code: str,
+        *,
+        origin: str | None,
+        action: str = "login",
+        professional_idnat: str | None = None,
+    ) -> None:
+        """A refusal; ``professional_idnat`` when someone logged in was refused (a
+        lookup signed by another card, say)."""
+        fields = {} if professional_idnat is None else {"professional": professional_idnat}
+        self._append(f"{action}_refused", code=code, origin=origin, **fields)
 
     def logout(self, professional_idnat: str) -> None:
         self._append("logout", professional=professional_idnat)
@@ -102,6 +114,9 @@ class AuditLog:
     def _append(self, event: str, **fields: Any) -> None:
         entry = {"at": self._clock().isoformat(timespec="seconds"), "event": event, **fields}
         line = json.dumps(entry, ensure_ascii=False, separators=(",", ":")) + "\n"
-        with self._lock, self.path.open("a", encoding="utf-8") as out:
-            out.write(line)
-            out.flush()
+        with self._lock:
+            # Identifiers of professionals and pseudonyms of patients: the owner's only.
+            descriptor = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, AUDIT_MODE)
+            with os.fdopen(descriptor, "a", encoding="utf-8") as out:
+                out.write(line)
+                out.flush()

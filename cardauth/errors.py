@@ -285,6 +285,12 @@ class Refusal(StrEnum):
     OTHER_PROFESSIONAL = "lookup.other_professional"
 
 
+class LoginRequired(CardAuthError):
+    """A teleservice's page or call that needs a professional logged in by card."""
+
+    code = "login.required"
+
+
 class AssertionRefused(CardAuthError):
     """A refusal by the verifier, with the reason as its stable code. ``token`` in
     the context says which JWS is at fault: ``cps`` (the assertion) or ``vitale``

@@ -44,7 +44,7 @@ from cardauth.challenges import (
     SqliteChallengeStore,
     issue_challenge,
 )
-from cardauth.errors import AssertionRefused, CardAuthError, Refusal
+from cardauth.errors import AssertionRefused, CardAuthError, LoginRequired, Refusal
 from cardauth.messages import choose_language, describe
 from cardauth.origins import parse_origins
 from cardauth.trust import TrustConfigError, utc_now
@@ -181,7 +181,7 @@ class CardAuth:
         certificate; the lookup is audited with the NIR's pseudonym."""
         professional = current_professional()
         if professional is None:
-            abort(401)
+            abort(_refusal(LoginRequired("card login required"), 401))
         try:
             login = self._verify(assertion, require_vitale=True)
             if not hmac.compare_digest(login.professional.idnat, professional["idnat"]):
@@ -192,7 +192,10 @@ class CardAuth:
         except AssertionRefused as error:
             if self.audit is not None:
                 self.audit.refused(
-                    error.code, origin=request.headers.get("Origin"), action="patient_lookup"
+                    error.code,
+                    origin=request.headers.get("Origin"),
+                    action="patient_lookup",
+                    professional_idnat=professional["idnat"],
                 )
             raise
         assert login.patient is not None  # require_vitale
@@ -253,11 +256,7 @@ def login_required(view: Callable[P, R]) -> Callable[P, R | Response]:
     @functools.wraps(view)
     def guarded(*args: P.args, **kwargs: P.kwargs) -> R | Response:
         if current_professional() is None:
-            response = jsonify(
-                {"error": {"code": "login.required", "message": "card login required"}}
-            )
-            response.status_code = 401
-            return response
+            return _refusal(LoginRequired("card login required"), 401)
         return view(*args, **kwargs)
 
     return guarded

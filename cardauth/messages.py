@@ -137,6 +137,14 @@ ERRORS: Mapping[str, Mapping[Language, str]] = {
         "fr": "Configuration de confiance inutilisable ({message}).",
         "en": "Unusable trust configuration ({message}).",
     },
+    "serve.cannot_listen": {
+        "fr": "Impossible d'écouter sur ce port ({message}) : est-il déjà pris ?",
+        "en": "Cannot listen on this port ({message}): is it taken already?",
+    },
+    "login.required": {
+        "fr": "Connectez-vous d'abord avec votre carte CPS.",
+        "en": "Log in with your CPS card first.",
+    },
     "assertion.refused": {
         "fr": "Connexion par carte refusée ({message}).",
         "en": "Card login refused ({message}).",

@@ -27,20 +27,19 @@ import hmac
 import ipaddress
 import secrets
 import socket
-import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
 from flask import Flask, Response, jsonify, redirect, render_template_string, request
-from waitress import wasyncore
-from waitress.server import create_server
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response as BaseResponse
 
 from cardauth.errors import CardAuthError
 from cardauth.messages import Language, choose_language, describe
+from cardauth.serving import CannotListen as PortTaken
+from cardauth.serving import Served, listen
 from simulator.errors import NotLoopback, PersonaError, SimulatorError, SlotOccupied
 from simulator.personas import Persona, bundled
 from simulator.workstation import DEFAULT_PERSONAS, SlotStatus, Workstation
@@ -600,47 +599,31 @@ def _persona_groups(language: Language) -> list[dict[str, object]]:
 
 class ControlPageServer:
     """The control page served by waitress: :meth:`run` serves until :meth:`close`
-    (from another thread or a signal handler); :meth:`start` runs it in a thread."""
+    (from another thread); :meth:`start` runs it in a thread."""
 
     def __init__(self, app: Flask, listener: socket.socket, host: str, port: int) -> None:
         self.host = host
         self.port = port
         self.url = f"http://{host}:{port}/"
-        self._map: dict[int, Any] = {}
-        self._closing = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._server = create_server(
+        self._served = Served(
             app,
-            map=self._map,
-            sockets=[listener],
+            listener,
+            ident="cardauth-sim-control",
             threads=THREADS,
             channel_timeout=CHANNEL_TIMEOUT,
             max_request_body_size=MAX_BODY,
-            ident="cardauth-sim-control",
         )
 
     def run(self) -> None:
-        try:
-            self._server.run()
-        except OSError:
-            if not self._closing.is_set():
-                raise
+        self._served.run()
 
     def start(self) -> ControlPageServer:
-        self._thread = threading.Thread(target=self.run, name="control-page", daemon=True)
-        self._thread.start()
+        self._served.start("control-page")
         return self
 
     def close(self) -> None:
         """Stop serving: close the listening socket and any open connection."""
-        self._closing.set()
-        self._server.close()
-        if self._thread is not None:
-            self._thread.join(STOP_WAIT / 5)
-            if self._thread.is_alive():  # a browser's keep-alive connection holds the loop
-                wasyncore.close_all(self._map)
-                self._thread.join(STOP_WAIT)
-        self._server.task_dispatcher.shutdown()
+        self._served.close()
 
     def __enter__(self) -> ControlPageServer:
         return self
@@ -664,15 +647,10 @@ def serve_control_page(
     """The control page of ``workstation`` on ``host:port`` (``port`` 0: a free one),
     listening already; call ``run()`` or ``start()``, then ``close()``."""
     require_loopback(host)
-    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     try:
-        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        listener.bind((host, port))
-    except OSError as exc:
-        listener.close()
-        raise CannotListen(
-            f"cannot listen on {host}:{port}", port=port, reason=exc.strerror or str(exc)
-        ) from None
+        listener = listen(host, port)
+    except PortTaken as error:
+        raise CannotListen(error.message, port=port, reason=error.context["reason"]) from None
     # Bound before the app is made, so that the app knows its port even when the
     # system chose it: the Host and Origin checks need it.
     bound = int(listener.getsockname()[1])

@@ -12,12 +12,9 @@ the page after login go to an artifacts folder whose path the run prints.
 from __future__ import annotations
 
 import base64
-import contextlib
 import datetime as dt
 import json
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -32,46 +29,21 @@ from typing import Any
 
 import pytest
 from playwright.sync_api import BrowserContext, Page, Playwright, sync_playwright
-from playwright.sync_api import Error as PlaywrightError
 
 from cardauth.challenges import MemoryChallengeStore, issue_challenge
 from cardauth.errors import CardAuthError
 from cardauth.origins import Origin
 from cardauth.verify import Verifier
 from simulator.personas import load_cps
+from tests.browser_kit import LOOPBACK, STOP_TIMEOUT, announce, chromium, free_port, stop_process
 from tests.verifier_kit import crl_checker, trust_store
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 CLIENT = Path(__file__).resolve().parents[1] / "webbridge" / "static" / "cardauth.js"
-LOOPBACK = "127.0.0.1"
 DOCTOR = load_cps("doctor")
 WRONG_PIN = "0000"
 SESSION = "the-browser-session"
 START_TIMEOUT = 20.0  # s, for the bridge to answer
-STOP_TIMEOUT = 5.0
-STEP_MS = 10_000  # ms, for one step in the browser (a page, a popup, an answer)
 SELF_CLOSE_MS = 5_000  # ms: the bridge's page closes itself 1.5 s after the outcome
-
-# The bridge's page posts its form to the bridge itself, and the bridge accepts it only
-# with an Origin header of its own (webbridge/guards.py, Guard.check_own_form). But the
-# page says Referrer-Policy: no-referrer (the header, from webbridge/app.py, and a meta
-# tag in webbridge/templates/base.html), and with that policy a browser sends
-# "Origin: null" on a form POST, even to the page's own origin (Fetch standard,
-# "serializing a request origin"). The bridge then refuses every Allow and Refuse.
-OWN_FORM_REFUSED = (
-    "webbridge bug: the bridge's own page sends its form with Origin: null "
-    "(Referrer-Policy: no-referrer) and the bridge refuses it (bridge.origin_forbidden)"
-)
-
 
 # -- a teleservice: a page that uses cardauth.js, and its server ------------------------
 
@@ -264,13 +236,6 @@ class Bridge:
             return error.code, json.loads(error.read())
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind((LOOPBACK, 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 def start_bridge(state: Path, log: Path, allowed: str) -> Bridge:
     executable = Path(sys.executable).with_name("cardauth-bridge")
     assert executable.exists(), f"{executable} missing: run scripts/setup.sh"
@@ -311,16 +276,6 @@ def wait_until_answering(bridge: Bridge, origin: str) -> None:
         assert answer["service"] == "cardauth-bridge"
         return
     raise AssertionError(f"the bridge never answered: {bridge.log.read_text(errors='replace')}")
-
-
-def stop_process(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=STOP_TIMEOUT)
 
 
 # -- fixtures: one bridge, four sites and one browser for the module ---------------------
@@ -371,21 +326,7 @@ def playwright() -> Iterator[Playwright]:
 def browser(
     playwright: Playwright, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[BrowserContext]:
-    """Debian's Chromium, headless, with a fresh profile (never Playwright's own build)."""
-    assert CHROMIUM.exists(), f"{CHROMIUM} missing: scripts/setup.sh installs Debian's chromium"
-    context = playwright.chromium.launch_persistent_context(
-        tmp_path_factory.mktemp("chromium-profile"),
-        executable_path=CHROMIUM,
-        headless=True,
-        args=CHROMIUM_FLAGS,
-        locale="en-US",
-        viewport={"width": 900, "height": 700},
-    )
-    context.set_default_timeout(STEP_MS)
-    try:
-        yield context
-    finally:
-        context.close()
+    yield from chromium(playwright, tmp_path_factory.mktemp("chromium-profile"), locale="en-US")
 
 
 @pytest.fixture
@@ -420,12 +361,7 @@ def answer_on_bridge_page(popup: Page, button: str, artifacts: Path) -> None:
     with popup.expect_response(lambda response: response.request.method == "POST") as posted:
         popup.click(button)
     response = posted.value
-    if response.status == 403 and response.request.header_value("origin") == "null":
-        with contextlib.suppress(PlaywrightError):  # the page closes itself after 1.5 s
-            popup.wait_for_load_state()
-            popup.screenshot(path=artifacts / f"bridge-own-form-refused-{button[1:]}.png")
-        pytest.xfail(OWN_FORM_REFUSED)
-    assert response.status == 200, response.status
+    assert response.status == 200, (response.status, response.request.header_value("origin"))
     popup.wait_for_load_state()
 
 
@@ -449,16 +385,6 @@ def payload_of(assertion: str) -> dict[str, Any]:
         base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4))
     )
     return decoded
-
-
-def announce(config: pytest.Config, line: str) -> None:
-    """Print ``line`` past pytest's capture (a fixture's output is kept otherwise)."""
-    capture = config.pluginmanager.get_plugin("capturemanager")
-    if capture is None:
-        print(line)
-        return
-    with capture.global_and_fixture_disabled():
-        print(f"\n{line}")
 
 
 def _now() -> dt.datetime:

@@ -8,7 +8,12 @@ import pytest
 
 from cardauth.errors import CardAuthError, PinBlocked, Refusal, UnexpectedStatus, WrongPin
 from cardauth.messages import ERRORS, describe
+from examples.teleservice.messages import ERRORS as TELESERVICE_ERRORS
+from simulator.control_page import ERRORS as CONTROL_PAGE_ERRORS
 from webbridge.messages import ERRORS as BRIDGE_ERRORS
+
+# Each part of the product with refusals of its own has a table of messages.
+ALL_ERRORS = {**ERRORS, **BRIDGE_ERRORS, **TELESERVICE_ERRORS, **CONTROL_PAGE_ERRORS}
 
 
 def test_code_and_message_cannot_be_overwritten_by_context() -> None:
@@ -31,7 +36,7 @@ def test_messages_in_french_and_english_use_the_context() -> None:
 
 
 def test_every_error_code_has_both_languages() -> None:
-    for code, texts in {**ERRORS, **BRIDGE_ERRORS}.items():
+    for code, texts in ALL_ERRORS.items():
         assert set(texts) == {"fr", "en"}, code
 
 
@@ -42,10 +47,9 @@ def test_every_error_class_has_a_message() -> None:
             found += [sub, *subclasses(sub)]
         return found
 
-    for module in ("simulator.control", "simulator.pcscd", "webbridge.errors"):
+    for module in ("simulator.control", "simulator.pcscd", "examples.teleservice.errors"):
         importlib.import_module(module)  # their error classes too
 
-    known = {**ERRORS, **BRIDGE_ERRORS}
-    missing = [cls.code for cls in subclasses(CardAuthError) if cls.code not in known]
-    missing += [refusal.value for refusal in Refusal if refusal.value not in known]
+    missing = [cls.code for cls in subclasses(CardAuthError) if cls.code not in ALL_ERRORS]
+    missing += [refusal.value for refusal in Refusal if refusal.value not in ALL_ERRORS]
     assert missing == []

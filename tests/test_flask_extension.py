@@ -227,7 +227,9 @@ def test_lookup_signed_by_another_professional_is_refused(app: Flask, tmp_path: 
         "event": "patient_lookup_refused",
         "code": "lookup.other_professional",
         "origin": None,
+        "professional": "899700420013",  # the one logged in, whose lookup was refused
     }
+    assert (tmp_path / "audit.jsonl").stat().st_mode & 0o777 == 0o600
 
 
 def test_a_short_pseudonym_key_is_refused(tmp_path: Path) -> None:

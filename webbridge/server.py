@@ -23,12 +23,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
 
-from waitress.server import create_server
-
 from cardauth import __version__
 from cardauth.errors import CardAuthError, InvalidOrigin
 from cardauth.messages import LANGUAGES, Language, choose_language
 from cardauth.origins import Origin
+from cardauth.serving import CannotListen as PortTaken
+from cardauth.serving import Served, listen
 from cardauth.transport.base import ReaderBackend
 from cardauth.trust import utc_now
 from webbridge import messages
@@ -133,16 +133,17 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 class BridgeServer:
     """The bridge on ``backend``'s readers, served by waitress on a loopback
-    address: :meth:`run` serves until :meth:`close` (from another thread, or a
-    signal handler)."""
+    address: :meth:`start` serves in a thread until :meth:`close`."""
 
     def __init__(
         self, config: BridgeConfig, backend: ReaderBackend, *, host: str = LOOPBACK
     ) -> None:
         _require_loopback(host)
         self.url = f"http://{host}:{config.port}"
-        self._backend = backend
-        self._closing = threading.Event()
+        try:
+            listener = listen(host, config.port)
+        except PortTaken as error:
+            raise CannotListen(error.message, port=config.port) from None
         self.cards = CardService(
             backend,
             pin_idle_seconds=config.pin_idle_seconds,
@@ -151,35 +152,24 @@ class BridgeServer:
         app = create_app(
             config=config, cards=self.cards, consents=ConsentStore(config.state_dir), host=host
         )
-        try:
-            self._server = create_server(
-                app,
-                host=host,
-                port=config.port,
-                threads=THREADS,
-                channel_timeout=CHANNEL_TIMEOUT,
-                max_request_body_size=MAX_BODY,
-                ident="cardauth-bridge",
-            )
-        except OSError as exc:
-            self.cards.stop()
-            raise CannotListen(
-                f"cannot listen on {host}:{config.port} ({exc.strerror})", port=config.port
-            ) from None
+        self._served = Served(
+            app,
+            listener,
+            ident="cardauth-bridge",
+            threads=THREADS,
+            channel_timeout=CHANNEL_TIMEOUT,
+            max_request_body_size=MAX_BODY,
+        )
 
-    def run(self) -> None:
-        try:
-            self._server.run()
-        except OSError:
-            if not self._closing.is_set():
-                raise
-        finally:
-            self.cards.stop()
+    def start(self) -> BridgeServer:
+        self._served.start("cardauth-bridge")
+        return self
 
     def close(self) -> None:
-        """Stop serving (run() returns); the backend stays its owner's to close."""
-        self._closing.set()
-        self._server.close()
+        """Stop serving (open event streams and polls end), then stop watching the
+        readers; the backend stays its owner's to close."""
+        self._served.close()
+        self.cards.stop()
 
 
 def serve(args: argparse.Namespace, config: BridgeConfig, language: Language) -> int:
@@ -191,18 +181,22 @@ def serve(args: argparse.Namespace, config: BridgeConfig, language: Language) ->
         allow_development_origins=True if args.allow_development_origins else None,
     )
     backend = _backend(args.simulate, args.personas)
+    stopping = threading.Event()
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        stopping.set()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
     try:
-        bridge = BridgeServer(config, backend, host=host)
-
-        def stop(signum: int, frame: FrameType | None) -> None:
+        bridge = BridgeServer(config, backend, host=host).start()
+        try:
+            print(say("listening", language, url=bridge.url), flush=True)
+            allowed = ", ".join(o.value for o in config.allowed_origins) or say("none", language)
+            print(say("origins", language, origins=allowed), flush=True)
+            stopping.wait()
+        finally:
             bridge.close()
-
-        signal.signal(signal.SIGTERM, stop)
-        signal.signal(signal.SIGINT, stop)
-        print(say("listening", language, url=bridge.url), flush=True)
-        allowed = ", ".join(o.value for o in config.allowed_origins) or say("none", language)
-        print(say("origins", language, origins=allowed), flush=True)
-        bridge.run()
     finally:
         backend.close()
     return 0

@@ -1,0 +1,1 @@
+"""Example teleservices built on cardauth (not installed with the package)."""

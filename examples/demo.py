@@ -1,0 +1,313 @@
+"""The demo (``scripts/demo.sh``): the whole product on simulated cards.
+
+One command starts, on loopback:
+
+- a doctor's CPS card and a patient's Vitale card, simulated, in the two slots of
+  a virtual dual-slot reader: plugged into a private pcscd through the vpcd
+  driver (the real PC/SC stack, as real cards), or, where pcscd and vpcd are not
+  installed, in-process virtual readers;
+- the cardauth bridge, reading those cards;
+- the teleservice « Médecin traitant en ligne » (``examples/teleservice``) on an
+  origin of its own, which the bridge trusts;
+- the simulator's control page, to insert, remove and swap cards and pick
+  personas from the browser.
+
+It prints what to open, shows card events as they come, and stops everything
+(the cards unplugged, the private pcscd stopped) on Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import queue
+import signal
+import sys
+import tempfile
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+from typing import Literal
+
+from cardauth.errors import CardAuthError
+from cardauth.messages import LANGUAGES, Language, choose_language, describe
+from cardauth.origins import Origin
+from cardauth.serving import Served, listen
+from cardauth.transport.base import ReaderBackend
+from examples.teleservice.app import create_app as create_teleservice
+from examples.teleservice.settings import Settings
+from examples.teleservice.store import init_db
+from simulator.control_page import ControlPageServer, serve_control_page
+from simulator.pcscd import READER_NAMES, PcscdUnavailable, PrivatePcscd
+from simulator.personas import bundled
+from simulator.trust_export import export_trust
+from simulator.workstation import Workstation, virtual_workstation, vpcd_workstation
+from webbridge.config import BridgeConfig
+from webbridge.server import BridgeServer
+
+HOST = "127.0.0.1"
+TELESERVICE_SEED = Path(__file__).with_name("teleservice") / "seed.toml"
+PERSONAS = ("doctor", "patient")
+EVENT_POLL_SECONDS = 0.5
+Readers = Literal["auto", "pcscd", "in-process"]
+
+TEXTS: dict[str, dict[Language, str]] = {
+    "title": {
+        "fr": "cardauth : démonstration sur cartes simulées",
+        "en": "cardauth: demo on simulated cards",
+    },
+    "teleservice": {
+        "fr": "  Téléservice « Médecin traitant en ligne » : {url}",
+        "en": "  Teleservice « Médecin traitant en ligne »: {url}",
+    },
+    "control": {
+        "fr": "  Cartes (insérer, retirer, échanger) :       {url}",
+        "en": "  Cards (insert, remove, swap):                {url}",
+    },
+    "bridge": {
+        "fr": "  Pont cardauth :                             {url}",
+        "en": "  cardauth bridge:                              {url}",
+    },
+    "cards": {
+        "fr": "  Dans le lecteur ({readers}) : {cps}, PIN {pin} ; {vitale}",
+        "en": "  In the reader ({readers}): {cps}, PIN {pin}; {vitale}",
+    },
+    "pcscd": {"fr": "pcscd et vpcd", "en": "pcscd and vpcd"},
+    "in_process": {"fr": "lecteur virtuel en mémoire", "en": "in-memory virtual reader"},
+    "no_pcscd": {
+        "fr": "pcscd ou vpcd indisponible ({reason}) : lecteur virtuel en mémoire à la place.",
+        "en": "pcscd or vpcd unavailable ({reason}): in-memory virtual reader instead.",
+    },
+    "open": {
+        "fr": "Ouvrez le téléservice dans un navigateur. Ctrl-C pour arrêter.",
+        "en": "Open the teleservice in a browser. Ctrl-C to stop.",
+    },
+    "inserted": {"fr": "carte {kind} insérée ({slot})", "en": "{kind} card inserted ({slot})"},
+    "removed": {"fr": "carte {kind} retirée ({slot})", "en": "{kind} card removed ({slot})"},
+    "stopped": {"fr": "Démonstration arrêtée.", "en": "Demo stopped."},
+}
+
+
+@dataclass(frozen=True)
+class Ports:
+    bridge: int = 24790
+    teleservice: int = 8450
+    control: int = 8460
+
+
+@dataclass
+class Demo:
+    """Everything the demo runs: :meth:`start`, then :meth:`close` (idempotent)."""
+
+    state_dir: Path
+    ports: Ports = field(default_factory=Ports)
+    readers: Readers = "auto"
+    say: Callable[[str], None] = print
+    language: Language = "fr"
+    bridge: BridgeServer | None = None
+    control: ControlPageServer | None = None
+    workstation: Workstation | None = None
+    readers_used: Literal["pcscd", "in-process"] = "in-process"
+    _pcscd: PrivatePcscd | None = None
+    _backend: ReaderBackend | None = None
+    _teleservice: Served | None = None
+
+    @property
+    def teleservice_url(self) -> str:
+        return f"http://{HOST}:{self.ports.teleservice}"
+
+    @property
+    def control_url(self) -> str:
+        return f"http://{HOST}:{self.ports.control}"
+
+    @property
+    def bridge_url(self) -> str:
+        return f"http://{HOST}:{self.ports.bridge}"
+
+    def start(self) -> None:
+        try:
+            slot_names = self._plug_cards()
+            self._start_bridge()
+            self._start_teleservice()
+            assert self.workstation is not None
+            self.control = serve_control_page(
+                self.workstation, HOST, self.ports.control, slot_names=slot_names
+            ).start()
+        except BaseException:
+            self.close()
+            raise
+
+    def _plug_cards(self) -> Sequence[str]:
+        """The two cards in a dual-slot reader; the names of its slots."""
+        if self.readers != "in-process":
+            try:
+                return self._plug_into_pcscd()
+            except PcscdUnavailable as error:
+                if self.readers == "pcscd":
+                    raise
+                self.say(self._text("no_pcscd", reason=error.message))
+        workstation, readers = virtual_workstation()
+        self.workstation, self._backend = workstation, readers
+        self.readers_used = "in-process"
+        for slot, persona in enumerate(PERSONAS):
+            workstation.insert(slot, persona)
+        return readers.slot_names
+
+    def _plug_into_pcscd(self) -> Sequence[str]:
+        pcscd = PrivatePcscd(self.state_dir / "pcscd")
+        pcscd.workdir.mkdir(parents=True, exist_ok=True)
+        self._pcscd = pcscd.start()
+        # libpcsclite reads it when this process first talks to PC/SC: before that.
+        os.environ.update(pcscd.environment)
+        from cardauth.transport.pcsc import PcscBackend  # noqa: PLC0415 - after the setting
+
+        self.workstation = vpcd_workstation(HOST, pcscd.vpcd_port)
+        for slot, persona in enumerate(PERSONAS):
+            self.workstation.insert(slot, persona)
+        self._backend = PcscBackend()
+        self.readers_used = "pcscd"
+        return READER_NAMES
+
+    def _start_bridge(self) -> None:
+        assert self._backend is not None
+        config = BridgeConfig(
+            port=self.ports.bridge,
+            allowed_origins=(Origin.parse(self.teleservice_url, allow_development=True),),
+            allow_development_origins=True,
+            state_dir=self.state_dir / "bridge",
+        )
+        self.bridge = BridgeServer(config, self._backend, host=HOST).start()
+
+    def _start_teleservice(self) -> None:
+        trust = self.state_dir / "trust"
+        export_trust(trust, now=dt.datetime.now(dt.UTC))
+        data = self.state_dir / "teleservice"
+        init_db(data / "teleservice.db", TELESERVICE_SEED)
+        settings = Settings(
+            state_dir=data,
+            trust_dir=trust,
+            origin=self.teleservice_url,
+            bridge_url=self.bridge_url,
+            allow_development_origins=True,
+        )
+        app = create_teleservice(settings)
+        listener = listen(HOST, self.ports.teleservice)
+        self._teleservice = Served(app, listener, ident="teleservice").start("teleservice")
+
+    def announce(self) -> None:
+        cards = bundled()
+        doctor, patient = (cards[name] for name in PERSONAS)
+        self.say(self._text("title"))
+        self.say(self._text("teleservice", url=f"{self.teleservice_url}/"))
+        self.say(self._text("control", url=f"{self.control_url}/"))
+        self.say(self._text("bridge", url=self.bridge_url))
+        readers = self._text("pcscd" if self.readers_used == "pcscd" else "in_process")
+        self.say(
+            self._text(
+                "cards",
+                readers=readers,
+                cps=doctor.description,
+                pin="1234",
+                vitale=patient.description,
+            )
+        )
+        self.say(self._text("open"))
+
+    def show_events(self, stop: threading.Event) -> None:
+        """Card events as they come, until ``stop``."""
+        assert self.bridge is not None
+        with self.bridge.cards.subscribe() as events:
+            while not stop.is_set():
+                try:
+                    event = events.get(timeout=EVENT_POLL_SECONDS)
+                except queue.Empty:
+                    continue
+                if event is None:
+                    return
+                if event.state in ("inserted", "removed"):
+                    kind = event.kind.upper() if event.kind != "unknown" else "?"
+                    self.say(self._text(event.state, kind=kind, slot=event.slot))
+
+    def close(self) -> None:
+        if self.control is not None:
+            self.control.close()
+            self.control = None
+        if self._teleservice is not None:
+            self._teleservice.close()
+            self._teleservice = None
+        if self.bridge is not None:
+            self.bridge.close()
+            self.bridge = None
+        if self.workstation is not None:
+            self.workstation.close()
+            self.workstation = None
+        if self._backend is not None:
+            self._backend.close()
+            self._backend = None
+        if self._pcscd is not None:
+            self._pcscd.stop()
+            self._pcscd = None
+
+    def _text(self, key: str, **values: object) -> str:
+        return TEXTS[key][self.language].format(**values)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="scripts/demo.sh", description=__doc__)
+    parser.add_argument("--lang", choices=LANGUAGES, help="language (default: fr)")
+    parser.add_argument(
+        "--readers",
+        choices=("auto", "pcscd", "in-process"),
+        default="auto",
+        help="cards in a private pcscd through vpcd, or in-process (default: pcscd if it can)",
+    )
+    defaults = Ports()
+    parser.add_argument("--bridge-port", type=int, default=defaults.bridge)
+    parser.add_argument("--teleservice-port", type=int, default=defaults.teleservice)
+    parser.add_argument("--control-port", type=int, default=defaults.control)
+    parser.add_argument(
+        "--state-dir", type=Path, help="keep approvals, audit and data here (default: temporary)"
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    language = choose_language(args.lang)
+    ports = Ports(args.bridge_port, args.teleservice_port, args.control_port)
+    stop = threading.Event()
+
+    def on_signal(_signum: int, _frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    with tempfile.TemporaryDirectory(prefix="cardauth-demo-") as temporary:
+        state_dir = args.state_dir or Path(temporary)
+        say = _printer()
+        demo = Demo(state_dir, ports=ports, readers=args.readers, say=say, language=language)
+        try:
+            demo.start()
+            demo.announce()
+            demo.show_events(stop)
+        except CardAuthError as error:
+            print(f"[{error.code}] {describe(error, language)}", file=sys.stderr, flush=True)
+            return 1
+        finally:
+            demo.close()
+        say(TEXTS["stopped"][language])
+    return 0
+
+
+def _printer() -> Callable[[str], None]:
+    def say(text: str) -> None:
+        print(text, flush=True)
+
+    return say
+
+
+if __name__ == "__main__":
+    sys.exit(main())

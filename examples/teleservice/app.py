@@ -1,0 +1,297 @@
+"""« Médecin traitant en ligne »: tells a health professional, logged in with the
+CPS card, whether the patient in front of them has declared a médecin traitant.
+
+What its predecessor got wrong, and what stops it here (docs/teleservice.md):
+
+- password login with a public identifier: the CPS card only (cardauth's Flask
+  extension, /cardauth/challenge and /cardauth/login); there is no password;
+- a result page open without login: every route but the login page, its script
+  and style, and /cardauth/* is behind the card login (``require_login`` below,
+  for the whole application, so that a route added later is covered too);
+- NIRs reconstructed from birth data: the patient comes from the Vitale card's
+  certificate (``CardAuth.verify_lookup``); no route takes a NIR or a birth date;
+- lookups of anyone by anyone: the card type and profession decide what is shown
+  (roles.py), lookups are rate-limited per professional, and each is in the audit
+  trail with the NIR pseudonymised; a professional sees their own lookups only.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import importlib.resources
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from flask import Flask, Response, jsonify, redirect, render_template, request, url_for
+from flask_limiter import Limiter, RateLimitExceeded
+from werkzeug.wrappers import Response as WerkzeugResponse
+
+from cardauth.flask import CardAuth, current_professional, extension
+from cardauth.messages import Language, choose_language
+from cardauth.trust import utc_now
+from cardauth.verify import Verifier
+from examples.teleservice import messages, roles
+from examples.teleservice.errors import (
+    LoginRequired,
+    LookupFields,
+    LookupForbidden,
+    LookupRateLimited,
+    NotJson,
+    SettingsError,
+    TeleserviceError,
+)
+from examples.teleservice.settings import Settings, flask_config
+from examples.teleservice.store import Declaration, Declarations
+
+# The only routes open without a card login: the login page, its own script and
+# style, cardauth.js, and the extension's challenge, login and logout.
+PUBLIC_ENDPOINTS = frozenset(
+    {"index", "static", "cardauth_js", "cardauth.challenge", "cardauth.login", "cardauth.logout"}
+)
+MAX_BODY = 64 * 1024  # a lookup's assertion with its co-assertion is some 10 KiB
+PSEUDONYM_SHOWN = 16  # hex digits of the pseudonym shown to the professional
+
+
+def create_app(
+    config: Mapping[str, Any] | Settings,
+    *,
+    clock: Callable[[], dt.datetime] = utc_now,
+    verifier: Verifier | None = None,
+) -> Flask:
+    """The teleservice. ``clock`` and ``verifier`` are for tests (the verifier is
+    otherwise made from ``CARDAUTH_TRUST_DIR``)."""
+    settings = flask_config(config)
+    if not settings.get("CARDAUTH_AUDIT_LOG"):
+        raise SettingsError("CARDAUTH_AUDIT_LOG is required: every lookup is audited")
+    app = Flask(__name__)
+    app.config.update(
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=all(o.startswith("https://") for o in settings["CARDAUTH_ORIGINS"]),
+        MAX_CONTENT_LENGTH=MAX_BODY,
+    )
+    app.config.update(settings)
+    declarations = Declarations(Path(settings["TELESERVICE_DB"]))
+    CardAuth(app, verifier=verifier, clock=clock)
+    vendor_script = (
+        importlib.resources.files("webbridge").joinpath("static/cardauth.js").read_bytes()
+    )
+    # Before the limiter's own hook: a request without login is refused before it
+    # is counted, so nobody can use up a professional's lookups.
+    app.before_request(require_login)
+    limiter = Limiter(
+        key_func=_professional_key, app=app, storage_uri="memory://", default_limits=[]
+    )
+    per_professional = limiter.limit(settings["TELESERVICE_LOOKUP_LIMIT"])
+    page_policy = _content_security_policy(settings["TELESERVICE_BRIDGE_URL"])
+
+    @app.after_request
+    def security_headers(response: Response) -> Response:
+        response.headers["Content-Security-Policy"] = page_policy
+        # Not no-referrer nor same-origin: under those a browser sends "Origin: null"
+        # with the form that cardauth.js submits to the bridge (see its top comment).
+        response.headers["Referrer-Policy"] = "strict-origin-when-cross-origin"
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        response.headers["X-Frame-Options"] = "DENY"
+        response.headers.setdefault("Cache-Control", "no-store")
+        return response
+
+    @app.errorhandler(TeleserviceError)
+    def refused(error: TeleserviceError) -> Response:
+        return _error_response(error)
+
+    @app.errorhandler(RateLimitExceeded)
+    def rate_limited(error: RateLimitExceeded) -> Response:
+        response = _error_response(LookupRateLimited(f"lookup limit reached ({error.limit})"))
+        response.headers["Retry-After"] = "60"
+        return response
+
+    @app.get("/")
+    def index() -> str:
+        language = _language()
+        return render_template(
+            "index.html",
+            lang=language,
+            other=_other(language),
+            bridge_url=settings["TELESERVICE_BRIDGE_URL"],
+            t=lambda key, **values: messages.label(key, language, **values),
+        )
+
+    @app.get("/vendor/cardauth.js")
+    def cardauth_js() -> Response:
+        # Served from this origin (CSP script-src 'self'), read from the installed
+        # webbridge package: the page and the bridge always speak the same version.
+        return Response(vendor_script, mimetype="text/javascript")
+
+    @app.get("/api/me")
+    def me() -> dict[str, Any]:
+        professional = _professional()
+        level = roles.disclosure_for(professional["card_type"], professional["profession_code"])
+        language = _language()
+        return {
+            "professional": {
+                key: professional[key]
+                for key in ("idnat", "surname", "given_name", "card_type", "profession")
+            },
+            "access": level.name,
+            "access_text": messages.label(
+                "access", language, level=messages.label(f"level_{level.value}", language)
+            ),
+            "may_look_up": level > roles.Disclosure.NONE,
+        }
+
+    @app.post("/api/lookup")
+    @per_professional
+    def lookup() -> dict[str, Any]:
+        assertion = _lookup_body()
+        professional = _professional()
+        level = roles.disclosure_for(professional["card_type"], professional["profession_code"])
+        if level is roles.Disclosure.NONE:
+            cardauth = extension()
+            if cardauth.audit is not None:
+                cardauth.audit.refused(
+                    LookupForbidden.code, origin=request.headers.get("Origin"), action="lookup"
+                )
+            raise LookupForbidden(
+                "this card gives no access to declarations", card_type=professional["card_type"]
+            )
+        patient = extension().verify_lookup(assertion)  # the NIR: from the Vitale certificate
+        found = declarations.find(patient.nir)
+        return _result(level, {"surname": patient.surname, "given_name": patient.given_name}, found)
+
+    @app.get("/api/lookups")
+    def my_lookups() -> dict[str, Any]:
+        return {"lookups": _own_lookups()}
+
+    @app.get("/journal")
+    def journal() -> str:
+        language = _language()
+        return render_template(
+            "journal.html",
+            lang=language,
+            other=_other(language),
+            lookups=_own_lookups(),
+            t=lambda key, **values: messages.label(key, language, **values),
+        )
+
+    return app
+
+
+def require_login() -> Response | WerkzeugResponse | None:
+    """Every route but PUBLIC_ENDPOINTS needs a card login: a page sends the browser
+    to the login page, anything else gets 401 with ``login.required``."""
+    if request.endpoint in PUBLIC_ENDPOINTS or current_professional() is not None:
+        return None
+    if request.method == "GET" and not request.path.startswith("/api/"):
+        return redirect(url_for("index", lang=_language()))
+    return _error_response(LoginRequired("card login required"))
+
+
+def _professional() -> dict[str, Any]:
+    professional = current_professional()
+    if professional is None:  # require_login let nobody through: defence in depth
+        raise LoginRequired("card login required")
+    return professional
+
+
+def _professional_key() -> str:
+    professional = current_professional()
+    return f"professional:{professional['idnat']}" if professional else "anonymous"
+
+
+def _lookup_body() -> object:
+    """``{"assertion": ...}`` and nothing else: a body that names the patient
+    (a NIR, a birth date, a name) is refused, it is never looked at."""
+    if not request.is_json:
+        raise NotJson("a lookup is sent as JSON")
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict) or set(body) != {"assertion"}:
+        raise LookupFields("a lookup carries the assertion only")
+    return body["assertion"]
+
+
+def _result(
+    level: roles.Disclosure, patient: dict[str, str], found: Declaration | None
+) -> dict[str, Any]:
+    """What ``level`` may see of the declaration, with a summary for people."""
+    language = _language()
+    name = f"{patient['given_name']} {patient['surname']}"
+    result: dict[str, Any] = {
+        "patient": patient,
+        "access": level.name,
+        "registered": found is not None,
+        "declared": found is not None and found.doctor is not None,
+    }
+    if found is None:
+        return result | {"summary": [messages.label("unknown_patient", language, patient=name)]}
+    if found.doctor is None or found.declared_on is None:
+        return result | {"summary": [messages.label("not_declared", language, patient=name)]}
+    summary = [messages.label("declared", language, patient=name)]
+    doctor = found.doctor
+    if level >= roles.Disclosure.DOCTOR:
+        result["doctor"] = {
+            "surname": doctor.surname,
+            "given_name": doctor.given_name,
+            "practice": doctor.practice,
+            "city": doctor.city,
+        }
+        summary.append(messages.label("doctor", language, **result["doctor"]))
+    if level >= roles.Disclosure.FULL:
+        result["doctor"]["rpps"] = doctor.rpps
+        result["declared_on"] = found.declared_on.isoformat()
+        summary.append(
+            messages.label(
+                "doctor_full", language, rpps=doctor.rpps, declared_on=result["declared_on"]
+            )
+        )
+    return result | {"summary": summary}
+
+
+def _own_lookups() -> list[dict[str, str]]:
+    """The logged-in professional's own lookups, newest first: whose they are comes
+    from the session (the card's certificate), never from the request."""
+    professional = _professional()
+    audit = extension().audit
+    if audit is None:  # pragma: no cover - create_app requires the audit trail
+        return []
+    return [
+        {
+            "at": str(entry.get("at", "")),
+            "patient": str(entry.get("patient", ""))[:PSEUDONYM_SHOWN],
+            "outcome": str(entry.get("outcome", "")),
+        }
+        for entry in reversed(audit.lookups_by(professional["idnat"]))
+    ]
+
+
+def _content_security_policy(bridge_url: str) -> str:
+    bridge = bridge_url.rstrip("/")
+    return "; ".join(
+        [
+            "default-src 'none'",
+            "script-src 'self'",
+            "style-src 'self'",
+            "img-src 'self'",
+            f"connect-src 'self' {bridge}",  # cardauth.js: fetch and card events
+            f"form-action {bridge}",  # cardauth.js: the login form into the bridge's window
+            "frame-ancestors 'none'",
+            "base-uri 'none'",
+        ]
+    )
+
+
+def _language() -> Language:
+    requested = request.args.get("lang") or request.accept_languages.best_match(["fr", "en"])
+    return choose_language(requested or "fr")
+
+
+def _other(language: Language) -> Language:
+    return "en" if language == "fr" else "fr"
+
+
+def _error_response(error: TeleserviceError) -> Response:
+    body = {"error": {"code": error.code, "message": messages.describe(error, _language())}}
+    response = jsonify(body)
+    response.status_code = error.status
+    return response

@@ -1,0 +1,53 @@
+"""The teleservice's own refusals: each a stable code (docs/teleservice.md), a
+message for people in :mod:`examples.teleservice.messages`, and an HTTP status."""
+
+from __future__ import annotations
+
+from cardauth.errors import CardAuthError
+
+
+class TeleserviceError(CardAuthError):
+    """Base of the teleservice's refusals."""
+
+    code = "teleservice.error"
+    status = 400
+
+
+class LoginRequired(TeleserviceError):
+    code = "login.required"  # the extension's code for the same refusal
+    status = 401
+
+
+class LookupFields(TeleserviceError):
+    """The lookup body carries something else than the assertion (a NIR, a birth
+    date...): the patient comes from the Vitale card only."""
+
+    code = "lookup.fields"
+    status = 400
+
+
+class LookupForbidden(TeleserviceError):
+    """The professional's card type and profession give no access (roles.py)."""
+
+    code = "lookup.forbidden"
+    status = 403
+
+
+class LookupRateLimited(TeleserviceError):
+    code = "lookup.rate_limited"
+    status = 429
+
+
+class NotJson(TeleserviceError):
+    code = "request.json"
+    status = 415
+
+
+class SeedError(TeleserviceError):
+    """The seed file cannot make a database."""
+
+    code = "seed.invalid"
+
+
+class SettingsError(TeleserviceError):
+    code = "settings.invalid"

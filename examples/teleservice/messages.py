@@ -1,0 +1,124 @@
+"""What the teleservice says to people, in French (the default) and English: the
+words of its pages and its own refusals (the cardauth ones keep the wording of
+:mod:`cardauth.messages`)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from cardauth import messages
+from cardauth.errors import CardAuthError
+from cardauth.messages import Language
+
+ERRORS: Mapping[str, Mapping[Language, str]] = {
+    "teleservice.error": {
+        "fr": "Demande refusée par le téléservice ({message}).",
+        "en": "Request refused by the teleservice ({message}).",
+    },
+    "seed.invalid": {
+        "fr": "Fichier de données initiales invalide : {message}.",
+        "en": "Invalid seed file: {message}.",
+    },
+    "settings.invalid": {
+        "fr": "Réglages du téléservice invalides : {message}.",
+        "en": "Invalid teleservice settings: {message}.",
+    },
+    "login.required": {
+        "fr": "Connectez-vous avec votre carte CPS.",
+        "en": "Log in with your CPS card.",
+    },
+    "lookup.fields": {
+        "fr": "La recherche ne prend que la signature de la carte Vitale du patient : "
+        "aucun NIR ni date de naissance.",
+        "en": "A lookup takes the patient's Vitale card signature only: no NIR, no birth date.",
+    },
+    "lookup.forbidden": {
+        "fr": "Votre carte ({card_type}) ne donne pas accès à cette information.",
+        "en": "Your card ({card_type}) gives no access to this information.",
+    },
+    "lookup.rate_limited": {
+        "fr": "Trop de recherches : réessayez dans une minute.",
+        "en": "Too many lookups: try again in a minute.",
+    },
+    "request.json": {
+        "fr": "La requête doit être envoyée en JSON.",
+        "en": "The request must be sent as JSON.",
+    },
+}
+
+LABELS: Mapping[str, Mapping[Language, str]] = {
+    "title": {"fr": "Médecin traitant en ligne", "en": "Declared doctor online"},
+    "intro": {
+        "fr": "Dites si un patient a déclaré un médecin traitant, et lequel. Connexion "
+        "par carte CPS ; le patient présente sa carte Vitale.",
+        "en": "Tells whether a patient has declared a médecin traitant, and who. Log in "
+        "with your CPS card; the patient presents their Vitale card.",
+    },
+    "login": {"fr": "Se connecter avec la carte CPS", "en": "Log in with the CPS card"},
+    "lookup": {
+        "fr": "Rechercher le patient (carte Vitale)",
+        "en": "Look up the patient (Vitale card)",
+    },
+    "logout": {"fr": "Se déconnecter", "en": "Log out"},
+    "journal": {"fr": "Mes recherches", "en": "My lookups"},
+    "journal_intro": {
+        "fr": "Vos recherches, les plus récentes d'abord. Le patient y figure sous un "
+        "pseudonyme : le journal ne contient aucun NIR.",
+        "en": "Your lookups, most recent first. Patients appear as a pseudonym: the "
+        "audit trail holds no NIR.",
+    },
+    "journal_none": {"fr": "Aucune recherche.", "en": "No lookup."},
+    "at": {"fr": "Date (UTC)", "en": "Date (UTC)"},
+    "patient": {"fr": "Patient (pseudonyme)", "en": "Patient (pseudonym)"},
+    "back": {"fr": "Retour", "en": "Back"},
+    "other_language": {"fr": "English", "en": "Français"},
+    "bridge_failed": {
+        "fr": "La carte n'a pas pu signer :",
+        "en": "The card could not sign:",
+    },
+    "declared": {
+        "fr": "{patient} a déclaré un médecin traitant.",
+        "en": "{patient} has declared a médecin traitant.",
+    },
+    "not_declared": {
+        "fr": "{patient} n'a pas déclaré de médecin traitant.",
+        "en": "{patient} has not declared a médecin traitant.",
+    },
+    "unknown_patient": {
+        "fr": "{patient} n'est pas connu de ce service : aucune déclaration enregistrée.",
+        "en": "{patient} is unknown to this service: no declaration on record.",
+    },
+    "doctor": {
+        "fr": "Médecin traitant : Dr {given_name} {surname}, {practice} ({city}).",
+        "en": "Médecin traitant: Dr {given_name} {surname}, {practice} ({city}).",
+    },
+    "doctor_full": {
+        "fr": "RPPS {rpps}, déclaré le {declared_on}.",
+        "en": "RPPS {rpps}, declared on {declared_on}.",
+    },
+    "access": {
+        "fr": "Votre accès : {level}",
+        "en": "Your access: {level}",
+    },
+    "level_0": {"fr": "aucun", "en": "none"},
+    "level_1": {
+        "fr": "existence d'une déclaration",
+        "en": "whether a doctor is declared",
+    },
+    "level_2": {
+        "fr": "existence et nom du médecin traitant",
+        "en": "whether a doctor is declared, and who",
+    },
+    "level_3": {
+        "fr": "déclaration complète (médecin, RPPS, date)",
+        "en": "full declaration (doctor, RPPS, date)",
+    },
+}
+
+
+def describe(error: CardAuthError, language: Language) -> str:
+    return messages.describe(error, language, more=ERRORS)
+
+
+def label(key: str, language: Language, **values: object) -> str:
+    return LABELS[key][language].format(**values)

@@ -1,0 +1,107 @@
+// The page of « Médecin traitant en ligne »: card login with cardauth.js, a patient
+// lookup co-signed by the Vitale card, and logout when the CPS card leaves the reader.
+import { CardAuthBridge } from "/vendor/cardauth.js";
+
+const $ = (id) => document.getElementById(id);
+const language = document.documentElement.lang;
+const bridge = new CardAuthBridge({
+  url: document.querySelector('meta[name="cardauth-bridge"]').content,
+});
+let stopCardEvents = null;
+
+/** A JSON call to this teleservice: the answer, or an Error with the server's code. */
+async function call(path, body) {
+  const response = await fetch(path, {
+    method: body === undefined ? "GET" : "POST",
+    headers: { "Content-Type": "application/json", "Accept-Language": language },
+    body: body === undefined ? undefined : JSON.stringify(body),
+    credentials: "same-origin",
+  });
+  const answer = await response.json().catch(() => ({}));
+  if (!response.ok) {
+    const error = new Error(answer.error?.message ?? `HTTP ${response.status}`);
+    error.code = answer.error?.code ?? `http.${response.status}`;
+    throw error;
+  }
+  return answer;
+}
+
+const challenge = () => call("/cardauth/challenge", {}).then((answer) => answer.challenge);
+
+function showError(error) {
+  const box = $("error");
+  const text = error.name === "CardAuthBridgeError" ? `${box.dataset.bridgeFailed} ` : "";
+  box.textContent = `${text}${error.message} [${error.code ?? "error"}]`;
+  box.hidden = false;
+}
+
+function clearError() {
+  $("error").hidden = true;
+  $("error").textContent = "";
+}
+
+function showLogin() {
+  stopCardEvents?.();
+  stopCardEvents = null;
+  $("app-view").hidden = true;
+  $("professional").textContent = "";
+  $("access").textContent = "";
+  $("result").textContent = "";
+  $("login-view").hidden = false;
+}
+
+function showProfessional(me) {
+  const { given_name: given, surname, profession, card_type: cardType } = me.professional;
+  $("professional").textContent = `${given} ${surname} — ${profession ?? cardType} (${cardType})`;
+  $("access").textContent = me.access_text;
+  $("lookup").disabled = !me.may_look_up;
+  $("login-view").hidden = true;
+  $("app-view").hidden = false;
+  // Removing the CPS card ends the session, on the server too (DESIGN.md).
+  stopCardEvents ??= bridge.onCardEvent(({ kind, state }) => {
+    if (kind === "cps" && state === "removed") logout();
+  });
+}
+
+async function logout() {
+  showLogin(); // at once: the page shows nothing more of the professional's
+  await call("/cardauth/logout", {}).catch(() => {});
+}
+
+function showResult(result) {
+  const box = $("result");
+  box.replaceChildren(
+    ...result.summary.map((line) => {
+      const paragraph = document.createElement("p");
+      paragraph.textContent = line;
+      return paragraph;
+    }),
+  );
+}
+
+$("login").addEventListener("click", async () => {
+  clearError();
+  try {
+    const assertion = await bridge.login(challenge);
+    await call("/cardauth/login", { assertion });
+    showProfessional(await call("/api/me"));
+  } catch (error) {
+    showError(error);
+  }
+});
+
+$("lookup").addEventListener("click", async () => {
+  clearError();
+  $("result").textContent = "";
+  try {
+    const assertion = await bridge.login(challenge, { vitale: true });
+    showResult(await call("/api/lookup", { assertion }));
+  } catch (error) {
+    if (error.code === "login.required") showLogin();
+    showError(error);
+  }
+});
+
+$("logout").addEventListener("click", () => logout());
+
+call("/api/me").then(showProfessional, showLogin);

@@ -1,0 +1,75 @@
+"""What the browser tests share: Debian's Chromium, headless, driven by Playwright
+(never Playwright's own browser build), free loopback ports, processes stopped
+cleanly, and a line printed past pytest's capture (where the artifacts are)."""
+
+from __future__ import annotations
+
+import signal
+import socket
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import BrowserContext, Playwright
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+LOOPBACK = "127.0.0.1"
+STEP_MS = 10_000  # ms, for one step in the browser (a page, a popup, an answer)
+STOP_TIMEOUT = 5.0
+
+
+def chromium(playwright: Playwright, profile: Path, *, locale: str) -> Iterator[BrowserContext]:
+    """Debian's Chromium, headless, with a fresh profile in ``profile``."""
+    assert CHROMIUM.exists(), f"{CHROMIUM} missing: scripts/setup.sh installs Debian's chromium"
+    context = playwright.chromium.launch_persistent_context(
+        profile,
+        executable_path=CHROMIUM,
+        headless=True,
+        args=CHROMIUM_FLAGS,
+        locale=locale,
+        viewport={"width": 900, "height": 700},
+    )
+    context.set_default_timeout(STEP_MS)
+    try:
+        yield context
+    finally:
+        context.close()
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind((LOOPBACK, 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def stop_process(process: subprocess.Popen[bytes], *, sig: int = signal.SIGTERM) -> int:
+    """Stop ``process`` with ``sig`` (killed if it does not stop); its exit status."""
+    if process.poll() is None:
+        process.send_signal(sig)
+        try:
+            process.wait(timeout=STOP_TIMEOUT * 3)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=STOP_TIMEOUT)
+    return process.returncode
+
+
+def announce(config: pytest.Config, line: str) -> None:
+    """Print ``line`` past pytest's capture (a fixture's output is kept otherwise)."""
+    capture = config.pluginmanager.get_plugin("capturemanager")
+    if capture is None:
+        print(line)
+        return
+    with capture.global_and_fixture_disabled():
+        print(f"\n{line}")

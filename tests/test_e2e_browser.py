@@ -1,0 +1,340 @@
+"""The whole path in a real browser: the README's main command (``python -m
+examples.demo``: virtual cards in a private pcscd through vpcd, the bridge, the
+teleservice « Médecin traitant en ligne », the simulator's control page) in a process
+of its own, and Debian's Chromium, headless, driven by Playwright, as a health
+professional would use them. Cards are inserted and pulled through the control
+page's API, as a person would on the page. Screenshots of each step go to an
+artifacts folder whose path the run prints.
+
+The tests follow one another (a login, then lookups, then the card pulled...), as a
+working session does; each one puts the cards it needs in the reader first.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.sync_api import BrowserContext, Page, sync_playwright
+
+from tests.browser_kit import LOOPBACK, announce, chromium, free_port, stop_process
+
+pytestmark = pytest.mark.pcscd
+
+START_TIMEOUT = 60.0  # s: a private pcscd, the cards, three servers
+LOGOUT_MS = 2_000  # the teleservice page logs out by itself within 2 s of the pull
+WRONG_PIN = "0000"
+PIN = "1234"
+
+
+@dataclass
+class RunningDemo:
+    process: subprocess.Popen[bytes]
+    output: Path
+    teleservice: str
+    control: str
+    bridge: str
+
+    def log(self) -> str:
+        return self.output.read_text(errors="replace")
+
+    def cards(self, slot0: str | None, slot1: str | None) -> None:
+        """Put these personas (None: no card) in the reader, through the control page."""
+        slots = self._call("GET", "/api/slots")["slots"]
+        for index, wanted in enumerate((slot0, slot1)):
+            if slots[index].get("persona") not in (None, wanted):
+                self._call("POST", f"/api/slots/{index}/remove", {})
+            if wanted is not None and slots[index].get("persona") != wanted:
+                self._call("POST", f"/api/slots/{index}/insert", {"persona": wanted})
+        self._wait_until_the_bridge_sees(sum(wanted is not None for wanted in (slot0, slot1)))
+
+    def _wait_until_the_bridge_sees(self, count: int) -> None:
+        """pcscd notices a card some 100 ms after vpcd has it; a person is slower."""
+        request = urllib.request.Request(
+            f"{self.bridge}/v1/cards", headers={"Origin": self.teleservice}
+        )
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            with urllib.request.urlopen(request, timeout=5) as response:
+                if len(json.loads(response.read())["cards"]) == count:
+                    return
+            time.sleep(0.05)
+        raise AssertionError(f"the bridge never saw {count} cards")
+
+    def _call(self, method: str, path: str, body: dict[str, str] | None = None) -> Any:
+        request = urllib.request.Request(
+            f"{self.control}{path}",
+            method=method,
+            data=None if body is None else json.dumps(body).encode(),
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return json.loads(response.read())
+
+
+def start_demo(state: Path, output: Path) -> RunningDemo:
+    ports = [free_port() for _ in range(3)]
+    command = [
+        sys.executable,
+        "-m",
+        "examples.demo",
+        "--readers",
+        "pcscd",
+        "--bridge-port",
+        str(ports[0]),
+        "--teleservice-port",
+        str(ports[1]),
+        "--control-port",
+        str(ports[2]),
+        "--state-dir",
+        str(state),
+        "--lang",
+        "en",
+    ]
+    with output.open("wb") as out:
+        process = subprocess.Popen(
+            command,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            cwd=Path(__file__).resolve().parents[1],
+        )
+    demo = RunningDemo(
+        process, output, *(f"http://{LOOPBACK}:{port}" for port in (ports[1], ports[2], ports[0]))
+    )
+    deadline = time.monotonic() + START_TIMEOUT
+    while "Ctrl-C" not in demo.log():
+        if process.poll() is not None or time.monotonic() > deadline:
+            stop_process(process)
+            raise AssertionError(f"the demo did not start:\n{demo.log()}")
+        time.sleep(0.1)
+    return demo
+
+
+class _ForeignPage(BaseHTTPRequestHandler):
+    """A page of a site nobody approved: blank, so that its scripts can be run."""
+
+    def do_GET(self) -> None:
+        body = b"<!doctype html><title>elsewhere</title><p>elsewhere</p>"
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:
+        return
+
+
+# -- fixtures -----------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def artifacts(tmp_path_factory: pytest.TempPathFactory, pytestconfig: pytest.Config) -> Path:
+    folder = tmp_path_factory.mktemp("e2e-artifacts")
+    announce(pytestconfig, f"end-to-end artifacts (screenshots, demo output): {folder}")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory, artifacts: Path) -> Iterator[RunningDemo]:
+    running = start_demo(tmp_path_factory.mktemp("demo-state"), artifacts / "demo.log")
+    try:
+        yield running
+    finally:
+        stop_process(running.process)
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BrowserContext]:
+    with sync_playwright() as driver:
+        yield from chromium(driver, tmp_path_factory.mktemp("chromium-e2e"), locale="fr-FR")
+
+
+@pytest.fixture(scope="module")
+def page(browser: BrowserContext, demo: RunningDemo) -> Iterator[Page]:
+    opened = browser.new_page()
+    opened.goto(f"{demo.teleservice}/")
+    try:
+        yield opened
+    finally:
+        opened.close()
+
+
+@pytest.fixture(scope="module")
+def foreign_site() -> Iterator[str]:
+    server = ThreadingHTTPServer((LOOPBACK, 0), _ForeignPage)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://{LOOPBACK}:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+
+
+# -- steps --------------------------------------------------------------------------------
+
+
+def open_bridge_page(page: Page, browser: BrowserContext, demo: RunningDemo) -> Page:
+    """Click the teleservice's login button: the bridge's own page opens in a window."""
+    with browser.expect_page() as opened:
+        page.click("#login")
+    popup = opened.value
+    popup.wait_for_url(f"{demo.bridge}/interaction/*")
+    popup.wait_for_load_state()
+    return popup
+
+
+def submit(popup: Page, button: str) -> None:
+    with popup.expect_response(lambda response: response.request.method == "POST") as posted:
+        popup.click(button)
+    assert posted.value.status == 200, posted.value.status
+    popup.wait_for_load_state()
+
+
+def shown_error(page: Page) -> str:
+    page.wait_for_selector("#error", state="visible")
+    return page.text_content("#error") or ""
+
+
+# -- the tests ----------------------------------------------------------------------------
+
+
+def test_login_with_the_pin_after_a_wrong_one(
+    page: Page, browser: BrowserContext, demo: RunningDemo, artifacts: Path
+) -> None:
+    demo.cards("doctor", "patient")
+    page.wait_for_selector("#login", state="visible")
+    assert page.query_selector("input[type=password]") is None  # no password form
+    page.screenshot(path=artifacts / "01-teleservice-login.png")
+
+    popup = open_bridge_page(page, browser, demo)
+    assert demo.teleservice in (popup.text_content("#asks") or "")  # names the site
+    assert "FONTAINE" in (popup.text_content("#card") or "").upper()  # and the card
+    popup.screenshot(path=artifacts / "02-bridge-pin-page.png")
+
+    popup.fill("#pin", WRONG_PIN)
+    submit(popup, "#allow")
+    assert popup.get_attribute("#error", "data-code") == "pin.wrong"
+    assert "2" in (popup.text_content("#tries") or "")  # tries left
+    popup.screenshot(path=artifacts / "03-bridge-wrong-pin.png")
+
+    popup.fill("#pin", PIN)
+    assert popup.query_selector("#remember") is None  # the demo's bridge trusts this site
+    submit(popup, "#allow")
+    page.wait_for_selector("#app-view", state="visible")
+    assert "FONTAINE" in (page.text_content("#professional") or "").upper()
+    page.screenshot(path=artifacts / "04-teleservice-logged-in.png")
+
+
+def test_lookup_needs_the_patients_vitale_card(
+    page: Page, demo: RunningDemo, artifacts: Path
+) -> None:
+    page.wait_for_selector("#app-view", state="visible")  # logged in by the test before
+    page.click("#lookup")  # the PIN is fresh and the site approved: no window opens
+    page.wait_for_selector("#result p")
+    result = page.text_content("#result") or ""
+    assert "Fontaine" in result  # Jeanne Robin declared Dr Élise Fontaine
+    assert "ROBIN" in result.upper()
+    page.screenshot(path=artifacts / "05-lookup-with-vitale.png")
+
+    demo.cards("doctor", None)
+    page.click("#lookup")
+    error = shown_error(page)
+    assert "card.not_present" in error, error
+    assert page.query_selector("#result p") is None
+    page.screenshot(path=artifacts / "06-lookup-without-vitale.png")
+
+
+def test_pulling_the_cps_card_logs_the_page_out(
+    page: Page, demo: RunningDemo, artifacts: Path
+) -> None:
+    demo.cards("doctor", "patient")
+    page.wait_for_selector("#app-view", state="visible")
+    pulled = time.monotonic()
+    demo.cards(None, "patient")  # returns once the bridge knows: the page is told too
+    page.wait_for_selector("#login-view", state="visible", timeout=LOGOUT_MS)
+    elapsed = time.monotonic() - pulled
+    assert elapsed < LOGOUT_MS / 1000, elapsed
+    assert page.is_hidden("#app-view")
+    page.screenshot(path=artifacts / "07-card-pulled-logged-out.png")
+    # The server ended the session too: nothing more for this browser.
+    status = page.evaluate("fetch('/api/me').then((answer) => answer.status)")
+    deadline = time.monotonic() + 2
+    while status != 401 and time.monotonic() < deadline:
+        time.sleep(0.1)
+        status = page.evaluate("fetch('/api/me').then((answer) => answer.status)")
+    assert status == 401
+
+
+def test_a_blocked_card_says_what_to_do(
+    page: Page, browser: BrowserContext, demo: RunningDemo, artifacts: Path
+) -> None:
+    demo.cards("cps-blocked", "patient")
+    page.wait_for_selector("#login-view", state="visible")
+    popup = open_bridge_page(page, browser, demo)
+    popup.wait_for_selector("#blocked")
+    assert "PUK" in (popup.text_content("#blocked") or "")
+    assert popup.query_selector("#pin") is None  # no PIN to type on a blocked card
+    popup.screenshot(path=artifacts / "08-bridge-blocked-card.png")
+    popup.close()
+
+
+def test_a_foreign_page_gets_nothing_from_the_bridge(
+    browser: BrowserContext, demo: RunningDemo, foreign_site: str, artifacts: Path
+) -> None:
+    demo.cards("doctor", "patient")
+    stranger = browser.new_page()
+    try:
+        stranger.goto(foreign_site)
+        attempts = stranger.evaluate(
+            """async (bridge) => {
+                const tries = {
+                    cards: () => fetch(`${bridge}/v1/cards`).then((r) => r.json()),
+                    status: () => fetch(`${bridge}/v1/status`).then((r) => r.json()),
+                    authenticate: () => fetch(`${bridge}/v1/authenticate`, {
+                        method: "POST",
+                        headers: { "Content-Type": "application/json" },
+                        body: JSON.stringify({ challenge: "A".repeat(43) }),
+                    }).then((r) => r.json()),
+                    simple: () => fetch(`${bridge}/v1/authenticate`, {
+                        method: "POST", mode: "no-cors",
+                        body: JSON.stringify({ challenge: "A".repeat(43) }),
+                    }).then((r) => r.type),
+                };
+                const outcome = {};
+                for (const [name, attempt] of Object.entries(tries)) {
+                    try { outcome[name] = JSON.stringify(await attempt()); }
+                    catch (error) { outcome[name] = "refused"; }
+                }
+                return outcome;
+            }""",
+            demo.bridge,
+        )
+        stranger.screenshot(path=artifacts / "09-foreign-page.png")
+    finally:
+        stranger.close()
+    # Nothing readable: no CORS for a site nobody approved, no preflight answered for
+    # it; even a no-cors request fails (Cross-Origin-Resource-Policy: same-origin).
+    assert attempts == dict.fromkeys(("cards", "status", "authenticate", "simple"), "refused")
+
+
+def test_the_demo_stops_cleanly_on_ctrl_c(demo: RunningDemo) -> None:
+    """Last: Ctrl-C stops everything, and says so."""
+    status = stop_process(demo.process, sig=signal.SIGINT)
+    assert status == 0, demo.log()
+    assert "Demo stopped." in demo.log()
