@@ -400,8 +400,9 @@ def test_a_cpa_card_looks_up_nothing_and_the_refusal_is_audited(app: Flask, tmp_
     assert response.status_code == 403
     assert response.get_json()["error"]["code"] == "lookup.forbidden"
     assert not any(s in text(response) for s in SECRETS)
-    events = [json.loads(line)["event"] for line in (tmp_path / "audit.jsonl").open()]
-    assert events == ["login", "lookup_refused"]
+    entries = [json.loads(line) for line in (tmp_path / "audit.jsonl").open()]
+    assert [entry["event"] for entry in entries] == ["login", "lookup_refused"]
+    assert entries[1]["professional"] == entries[0]["professional"]  # who was refused
 
 
 @pytest.mark.parametrize(

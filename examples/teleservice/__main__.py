@@ -17,7 +17,9 @@ from pathlib import Path
 from waitress import serve
 
 from cardauth.errors import CardAuthError
+from cardauth.messages import choose_language
 from cardauth.origins import Origin
+from examples.teleservice import messages
 from examples.teleservice.app import create_app
 from examples.teleservice.settings import (
     DEFAULT_BRIDGE_URL,
@@ -66,7 +68,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         return run(args)
     except CardAuthError as error:
-        print(f"Erreur [{error.code}] : {error.message}", file=sys.stderr)
+        language = choose_language(None)  # CARDAUTH_LANG, else French
+        prefix = "Erreur" if language == "fr" else "Error"
+        print(f"{prefix} [{error.code}] {messages.describe(error, language)}", file=sys.stderr)
         return 1
 
 

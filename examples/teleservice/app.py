@@ -151,7 +151,10 @@ def create_app(
             cardauth = extension()
             if cardauth.audit is not None:
                 cardauth.audit.refused(
-                    LookupForbidden.code, origin=request.headers.get("Origin"), action="lookup"
+                    LookupForbidden.code,
+                    origin=request.headers.get("Origin"),
+                    action="lookup",
+                    professional_idnat=professional["idnat"],
                 )
             raise LookupForbidden(
                 "this card gives no access to declarations", card_type=professional["card_type"]

@@ -11,8 +11,8 @@
 //     "application/json" }, body: JSON.stringify(body) }).then((response) => response.json());
 //   loginButton.addEventListener("click", async () => {
 //     try { // login() opens its window first, then asks the server for a challenge
-//       const assertion = await bridge.login(() => post("/auth/challenge").then((r) => r.challenge));
-//       showUser(await post("/auth/login", { assertion })); // the server verifies it
+//       const assertion = await bridge.login(() => post("/cardauth/challenge", {}).then((r) => r.challenge));
+//       showUser(await post("/cardauth/login", { assertion })); // the server verifies it
 //     } catch (error) { showProblem(error.code); } // "bridge.declined", "pin.blocked"...
 //   });
 //   bridge.onCardEvent(({ kind, state }) => kind === "cps" && state === "removed" && logOut());
