@@ -28,6 +28,7 @@ from typing import Any, Protocol, TypeVar
 
 from cardauth.errors import AssertionRefused, Refusal
 from cardauth.jose import b64url_encode
+from cardauth.trust import TrustConfigError
 
 CHALLENGE_BYTES = 32
 DEFAULT_LIFETIME = dt.timedelta(minutes=5)
@@ -233,3 +234,15 @@ class RedisChallengeStore:
             return None
         digest, _, expires = (value.decode() if isinstance(value, bytes) else value).partition(":")
         return ChallengeRecord(challenge, digest, float(expires))
+
+
+def store_from_setting(setting: str) -> ChallengeStore:
+    """The store a setting names: ``memory``, ``sqlite:///path/to/file.db`` or
+    ``redis://host:port/db`` (also ``rediss://`` and ``unix://``)."""
+    if setting == "memory":
+        return MemoryChallengeStore()
+    if setting.startswith("sqlite:///"):
+        return SqliteChallengeStore(Path(setting.removeprefix("sqlite://")))
+    if setting.startswith(("redis://", "rediss://", "unix://")):
+        return RedisChallengeStore.from_url(setting)
+    raise TrustConfigError("a challenge store is memory, sqlite:///path or redis://...")

@@ -37,13 +37,7 @@ from flask import Blueprint, Flask, Response, abort, current_app, jsonify, reque
 
 from cardauth.audit import AuditLog
 from cardauth.certificates import Patient
-from cardauth.challenges import (
-    ChallengeStore,
-    MemoryChallengeStore,
-    RedisChallengeStore,
-    SqliteChallengeStore,
-    issue_challenge,
-)
+from cardauth.challenges import ChallengeStore, issue_challenge, store_from_setting
 from cardauth.errors import AssertionRefused, CardAuthError, LoginRequired, Refusal
 from cardauth.messages import choose_language, describe
 from cardauth.origins import parse_origins
@@ -60,17 +54,6 @@ _LOGGED_IN_AT = "cardauth_logged_in_at"  # POSIX seconds
 MAX_BODY = 64 * 1024  # an assertion with its co-assertion is some 10 KiB
 DEFAULT_SESSION_HOURS = 10.0  # a working day; then the card again
 CLOCK_STEP_BACK = 300.0  # seconds a server clock may be set back without a logout
-
-
-def store_from_setting(setting: str) -> ChallengeStore:
-    """``memory``, ``sqlite:///path/to/file.db`` or ``redis://host:port/db``."""
-    if setting == "memory":
-        return MemoryChallengeStore()
-    if setting.startswith("sqlite:///"):
-        return SqliteChallengeStore(Path(setting.removeprefix("sqlite://")))
-    if setting.startswith(("redis://", "rediss://", "unix://")):
-        return RedisChallengeStore.from_url(setting)
-    raise TrustConfigError("CARDAUTH_CHALLENGE_STORE is memory, sqlite:///path or redis://...")
 
 
 class CardAuth:

@@ -8,12 +8,19 @@ import pytest
 
 from cardauth.errors import CardAuthError, PinBlocked, Refusal, UnexpectedStatus, WrongPin
 from cardauth.messages import ERRORS, describe
+from cardauth.verifier_service import MESSAGES as VERIFIER_SERVICE_MESSAGES
 from examples.teleservice.messages import ERRORS as TELESERVICE_ERRORS
 from simulator.control_page import ERRORS as CONTROL_PAGE_ERRORS
 from webbridge.messages import ERRORS as BRIDGE_ERRORS
 
 # Each part of the product with refusals of its own has a table of messages.
-ALL_ERRORS = {**ERRORS, **BRIDGE_ERRORS, **TELESERVICE_ERRORS, **CONTROL_PAGE_ERRORS}
+ALL_ERRORS = {
+    **ERRORS,
+    **BRIDGE_ERRORS,
+    **TELESERVICE_ERRORS,
+    **CONTROL_PAGE_ERRORS,
+    **VERIFIER_SERVICE_MESSAGES,
+}
 
 
 def test_code_and_message_cannot_be_overwritten_by_context() -> None:
