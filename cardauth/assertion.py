@@ -26,11 +26,13 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from cryptography import x509
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa, utils
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from cardauth import jose
@@ -38,7 +40,7 @@ from cardauth.cards.algorithms import SignatureScheme
 from cardauth.cards.application import CardFacts
 from cardauth.cards.cps import CpsCard
 from cardauth.cards.vitale import VitaleCard
-from cardauth.errors import CardError
+from cardauth.errors import CardError, MalformedCardData
 from cardauth.origins import Origin
 from cardauth.protocol import (
     ASSERTION_TYPE,
@@ -95,7 +97,8 @@ def build_vitale_coassertion(
     them already (read while the card stayed in), spare reading them again."""
     with vitale.channel.transaction():
         facts = facts or vitale.facts()
-        scheme = scheme_for(x509.load_der_x509_certificate(facts.certificate_der))
+        certificate = _certificate_of(facts.certificate_der)
+        scheme = scheme_for(certificate)
         header = _header(VITALE_TYPE, scheme, facts.certificate_der, chain)
         payload = {
             "aud": origin.value,
@@ -107,7 +110,11 @@ def build_vitale_coassertion(
         return jose.serialize(
             header,
             payload,
-            lambda data: vitale.authenticate(hashlib.sha256(data).digest(), scheme),
+            _checked(
+                lambda data: vitale.authenticate(hashlib.sha256(data).digest(), scheme),
+                certificate,
+                scheme,
+            ),
         )
 
 
@@ -131,7 +138,8 @@ def build_assertion(
     caller has them already (else they are read, serial first)."""
     facts = facts or cps.facts()
     certificate_der = facts.certificate_der
-    scheme = scheme_for(x509.load_der_x509_certificate(certificate_der), prefer_pss=prefer_pss)
+    certificate = _certificate_of(certificate_der)
+    scheme = scheme_for(certificate, prefer_pss=prefer_pss)
     payload: dict[str, Any] = {
         "aud": origin.value,
         "nonce": challenge,
@@ -151,6 +159,55 @@ def build_assertion(
         )
     header = _header(ASSERTION_TYPE, scheme, certificate_der, chain)
     with cps.channel.transaction():
-        return jose.serialize(
-            header, payload, lambda data: cps.authenticate(hashlib.sha256(data).digest(), scheme)
+        sign = _checked(
+            lambda data: cps.authenticate(hashlib.sha256(data).digest(), scheme),
+            certificate,
+            scheme,
         )
+        return jose.serialize(header, payload, sign)
+
+
+def _certificate_of(der: bytes) -> x509.Certificate:
+    try:
+        return x509.load_der_x509_certificate(der)
+    except ValueError as exc:
+        raise MalformedCardData("the card's certificate does not parse") from exc
+
+
+def _checked(
+    sign: Callable[[bytes], bytes], certificate: x509.Certificate, scheme: SignatureScheme
+) -> Callable[[bytes], bytes]:
+    """``sign``, with the card's signature checked against its certificate before it
+    goes anywhere: an answer damaged on the way (a reader that lost bytes) or a
+    faulty signature is refused here, never handed out as an assertion. (Checking
+    an RSA signature before releasing it is also the usual guard against fault
+    attacks on RSA-CRT.)"""
+
+    def checked(data: bytes) -> bytes:
+        signature = sign(data)
+        try:
+            _verify(certificate.public_key(), scheme, signature, data)
+        except (InvalidSignature, ValueError):
+            raise MalformedCardData(
+                "the card's signature does not verify with its certificate", command="SIGN"
+            ) from None
+        return signature
+
+    return checked
+
+
+def _verify(key: object, scheme: SignatureScheme, signature: bytes, data: bytes) -> None:
+    """RFC 7518 § 3.3-3.5, as the verifier checks them."""
+    sha256 = hashes.SHA256()
+    if isinstance(key, rsa.RSAPublicKey):
+        pad: padding.AsymmetricPadding = (
+            padding.PKCS1v15()
+            if scheme is SignatureScheme.RS256
+            else padding.PSS(padding.MGF1(hashes.SHA256()), 32)
+        )
+        key.verify(signature, data, pad, sha256)
+        return
+    if not isinstance(key, ec.EllipticCurvePublicKey) or len(signature) != 64:
+        raise InvalidSignature
+    r, s = int.from_bytes(signature[:32], "big"), int.from_bytes(signature[32:], "big")
+    key.verify(utils.encode_dss_signature(r, s), data, ec.ECDSA(sha256))

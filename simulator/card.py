@@ -30,6 +30,7 @@ from cardauth.apdu import (
 from cardauth.cards.algorithms import CardAlgorithm
 from cardauth.cards.security import CRT_AUTHENTICATION, CRT_DIGITAL_SIGNATURE
 from cardauth.errors import MalformedApdu, MalformedCardData
+from simulator.faults import NO_FAULTS, CardEvent, CardFaults, Fault, FaultSettings
 from simulator.filesystem import MF_FID, DedicatedFile, ElementaryFile, find_application
 from simulator.security import CardKey, KeyAccess, KeyOperation, PinObject
 
@@ -86,6 +87,7 @@ class CardSpec:
     extended_length: bool = False
     mute: bool = False  # a truncated ATR, and so no protocol: nothing gets through
     label: str = "virtual card"
+    faults: FaultSettings = NO_FAULTS  # what may go wrong (simulator/faults.py)
 
 
 class VirtualCard:
@@ -95,6 +97,7 @@ class VirtualCard:
         self.spec = spec
         self.commands: Counter[int] = Counter()  # INS byte -> count, for tests and benches
         self.pins_presented = 0  # VERIFY commands carrying a PIN (not status queries, resets)
+        self.faults = CardFaults(spec.faults)
         self._lock = threading.Lock()
         self._session = _Session(spec.mf)
         self._handlers: dict[int, Callable[[CommandApdu], ResponseApdu]] = {
@@ -133,9 +136,19 @@ class VirtualCard:
         return self.spec.pins[reference]
 
     def process(self, raw: bytes) -> bytes:
-        """Execute one command APDU and return the response APDU bytes."""
+        """Execute one command APDU and return the response APDU bytes, as the card's
+        faults let them through. CardEvent when the card is pulled or reset meanwhile
+        (for the reader holding it to act out)."""
         with self._lock:
-            return self._process(raw).to_bytes()
+            fault = self.faults.before(raw)
+            if fault is Fault.RESET:
+                self._session = _Session(self.spec.mf)
+                raise CardEvent(fault)
+            if fault is Fault.REMOVAL:
+                if self.faults.executes_before_removal():
+                    self._process(raw)
+                raise CardEvent(fault)
+            return self.faults.after(fault, self._process(raw).to_bytes())
 
     # -- dispatch ------------------------------------------------------------------
 
@@ -451,6 +464,7 @@ class VirtualCard:
         key = self.spec.keys[environment.key_reference]
         if key.access is not KeyAccess.ALWAYS and key.pin_reference not in session.verified:
             raise CardStatus(StatusWord.SECURITY_STATUS_NOT_SATISFIED)
+        self.faults.signing()
         try:
             signature = key.sign(environment.algorithm, data)
         except ValueError:

@@ -21,6 +21,7 @@ from cardauth.cards.vitale import Insurer, Person, Relationship, VitaleHolder
 from cardauth.errors import InvalidIdentifier
 from cardauth.identifiers import IdNat, Nir
 from simulator.errors import PersonaError
+from simulator.faults import NO_FAULTS, FaultSettings
 
 PERSONA_DIRECTORY = Path(__file__).parent / "personas"
 DEFAULT_CPS = "doctor"
@@ -33,6 +34,7 @@ DEFAULT_PUK = "12345678"
 class CardSettings:
     serial: str  # 10 decimal digits, stored as 5 BCD bytes
     mute: bool = False
+    faults: FaultSettings = NO_FAULTS  # the [faults] table (simulator/faults.py)
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,6 +152,9 @@ class _Fields:
     def has(self, key: str) -> bool:
         return key in self._data
 
+    def mapping(self) -> Mapping[str, Any]:
+        return self._data
+
     def _fail(self, key: str, expected: str) -> PersonaError:
         return PersonaError(
             f"persona field {self._prefix}{key} must be {expected}", file=self._file
@@ -211,7 +216,16 @@ def _card_settings(fields: _Fields) -> CardSettings:
     serial = card.text("serial")
     if not _digits(serial, 10):
         raise PersonaError("card.serial must be 10 digits", file=fields.file)
-    return CardSettings(serial=serial, mute=card.flag("mute"))
+    return CardSettings(serial=serial, mute=card.flag("mute"), faults=_faults(fields))
+
+
+def _faults(fields: _Fields) -> FaultSettings:
+    if not fields.has("faults"):
+        return NO_FAULTS
+    try:
+        return FaultSettings.from_mapping(fields.table("faults").mapping())
+    except ValueError as exc:
+        raise PersonaError(f"persona field faults: {exc}", file=fields.file) from None
 
 
 def _certificate(fields: _Fields) -> CertificateSpec:

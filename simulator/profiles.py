@@ -45,6 +45,7 @@ def build_card(persona: Persona, *, pki: SimulatorPki | None = None) -> VirtualC
         spec = _other_spec(persona)
     spec.t0 = t0_only(spec.atr)
     spec.mute = persona.card.mute
+    spec.faults = persona.card.faults
     return VirtualCard(spec)
 
 

@@ -5,6 +5,10 @@ names them (``<reader> 00 00``, ``<reader> 00 01`` for a dual-slot reader).
 Cards are inserted and removed at run time; a connection to a card that has
 been removed, or replaced, fails with CardRemoved just as PC/SC does, and a card
 held in a transaction by one connection makes the others wait, then CardBusy.
+A card's faults (simulator/faults.py) are acted out here: a card pulled during a
+command is removed and put back (CardRemoved), a card that reset makes every
+connection opened before fail with CardReset, and an unplugged reader's slot
+disappears (ReaderNotFound) until it is plugged in again.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from cardauth.errors import (
     CardBusy,
     CardMute,
     CardRemoved,
+    CardReset,
     MalformedCardData,
     NoCard,
     NoReader,
@@ -27,6 +32,7 @@ from cardauth.errors import (
 )
 from cardauth.transport.base import CardProtocol, SlotState
 from simulator.card import VirtualCard
+from simulator.faults import CardEvent, Fault
 from simulator.pinpad import PinPad
 
 DEFAULT_READER = "cardauth Virtual Dual Reader"
@@ -42,6 +48,8 @@ class _Slot:
     hold_count: int = 0
     released: threading.Condition = field(default_factory=threading.Condition)
     pinpad: PinPad | None = None  # a keypad for secure PIN entry, if the reader has one
+    resets: int = 0  # card resets: connections opened before one see it (SCARD_W_RESET_CARD)
+    attached: bool = True  # False while the reader is unplugged
 
     def state(self) -> SlotState:
         present = self.card is not None
@@ -62,6 +70,7 @@ class VirtualLink:
         self._card = slot.card
         self._events = slot.events
         self._atr = slot.atr
+        self._resets = slot.resets
         self._closed = False
 
     @property
@@ -80,8 +89,12 @@ class VirtualLink:
         if self._closed:
             raise CardRemoved("the connection was closed", reader=self.reader)
         slot = self._slot
+        if not slot.attached:
+            raise ReaderNotFound("the reader was detached", reader=self.reader)
         if slot.card is not self._card or slot.events != self._events or self._card is None:
             raise CardRemoved("the card was removed", reader=self.reader)
+        if slot.resets != self._resets:
+            raise CardReset("the card was reset", reader=self.reader)
         return self._card
 
     def transmit(self, apdu: bytes) -> bytes:
@@ -89,7 +102,13 @@ class VirtualLink:
         slot = self._slot
         if slot.holder is not None and slot.holder is not self:
             self._wait_for_release(self._backend.transmit_wait)
-        return card.process(apdu)
+        try:
+            return card.process(apdu)
+        except CardEvent as event:
+            self._backend.act_out(slot, event.fault)
+            if event.fault is Fault.RESET:
+                raise CardReset("the card was reset", reader=self.reader) from None
+            raise CardRemoved("the card was pulled out", reader=self.reader) from None
 
     def begin_transaction(self, timeout: float) -> None:
         self._check_card()
@@ -175,6 +194,40 @@ class VirtualReaders:
                 self._changed.notify_all()
             return card
 
+    def unplug(self, slot: str | int) -> None:
+        """Unplug the slot's reader: the slot disappears (the card stays in it) and
+        connections to it fail with ReaderNotFound."""
+        with self._changed:
+            target = self._slot(slot)
+            target.attached = False
+            self._release(target)
+            self._changed.notify_all()
+
+    def replug(self, slot: str | int) -> None:
+        """Plug the reader in again: its card, if any, is powered up afresh."""
+        with self._changed:
+            target = self._slot(slot)
+            if target.attached:
+                return
+            target.attached = True
+            target.events += 1
+            if target.card is not None:
+                target.atr = target.card.power_on()
+            self._changed.notify_all()
+
+    def act_out(self, slot: _Slot, fault: Fault) -> None:
+        """What a card's fault does to its slot: pulled and put back (a new
+        insertion), or reset (connections opened before see it)."""
+        with self._changed:
+            if fault is Fault.RESET:
+                slot.resets += 1
+                return
+            slot.events += 2  # out, then in again
+            self._release(slot)
+            if slot.card is not None:
+                slot.atr = slot.card.power_on()
+            self._changed.notify_all()
+
     def add_pinpad(self, slot: str | int) -> PinPad:
         """Give a slot's reader a keypad for secure PIN entry (and return it)."""
         with self._changed:
@@ -226,15 +279,19 @@ class VirtualReaders:
 
     # -- ReaderBackend ---------------------------------------------------------------
 
+    def _attached(self) -> dict[str, _Slot]:
+        return {name: slot for name, slot in self._slots.items() if slot.attached}
+
     def list_readers(self) -> list[str]:
         with self._changed:
-            if not self._slots:
+            attached = self._attached()
+            if not attached:
                 raise NoReader("no smart-card reader is attached")
-            return list(self._slots)
+            return list(attached)
 
     def connect(self, reader: str) -> VirtualLink:
         with self._changed:
-            slot = self._slots.get(reader)
+            slot = self._attached().get(reader)
             if slot is None:
                 raise ReaderNotFound("the reader is not attached", reader=reader)
             if slot.card is None:
@@ -247,7 +304,7 @@ class VirtualReaders:
 
     def slot_states(self) -> dict[str, SlotState]:
         with self._changed:
-            return {name: slot.state() for name, slot in self._slots.items()}
+            return {name: slot.state() for name, slot in self._attached().items()}
 
     def wait_for_change(
         self, known: Mapping[str, SlotState], timeout: float
@@ -256,7 +313,7 @@ class VirtualReaders:
         with self._changed:
             self._cancelled = False
             while True:
-                current = {name: slot.state() for name, slot in self._slots.items()}
+                current = {name: slot.state() for name, slot in self._attached().items()}
                 remaining = deadline - time.monotonic()
                 if current != dict(known) or self._cancelled or remaining <= 0:
                     return current

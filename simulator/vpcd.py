@@ -14,6 +14,11 @@ on every APDU. Setting ``TCP_QUICKACK`` before each read (Linux resets it after
 use) and ``TCP_NODELAY`` for our replies brings an exchange down to a fraction
 of a millisecond.
 
+A card's faults (simulator/faults.py) reach pcscd as a real card's would: a card
+pulled during a command closes the connection (pcscd sees it removed; the slot
+plugs it in again). vpcd has no timeout and no way to report a reset: a card that
+gives no answer (mute, or reset: its state is lost) drops out the same way.
+
 vpcd listens on all interfaces: anyone who can reach its port can insert a card.
 It belongs on development and test machines only; we connect on loopback only.
 """
@@ -29,6 +34,7 @@ import time
 
 from simulator.card import VirtualCard
 from simulator.errors import NotLoopback, SimulatorError, SlotOccupied, VpcdUnreachable
+from simulator.faults import CardEvent, Fault
 
 log = logging.getLogger(__name__)
 
@@ -169,7 +175,15 @@ def _serve_connection(sock: socket.socket, card: VirtualCard) -> None:
             if reply is not None:
                 _send_message(sock, reply)
             continue
-        _send_message(sock, card.process(message))
+        try:
+            response = card.process(message)
+        except CardEvent as event:
+            if event.fault is Fault.REMOVAL:
+                return  # pulled: the connection closes, and the slot plugs the card in again
+            response = b""  # reset: vpcd cannot tell pcscd, the command gets no answer
+        if not response:  # vpcd waits for ever on an empty answer: the card drops out
+            return
+        _send_message(sock, response)
 
 
 def _control(card: VirtualCard, code: int) -> bytes | None:

@@ -32,12 +32,13 @@ from cryptography.x509.oid import NameOID
 from cardauth.assertion import build_assertion
 from cardauth.cards.application import CardApplication, CardFacts, CardKind
 from cardauth.cards.cps import CpsCard
-from cardauth.cards.identify import connect_channel, identify_with_facts
+from cardauth.cards.identify import APPLICATIONS, connect_channel, identify_with_facts
 from cardauth.cards.pin import PinStatus
 from cardauth.cards.vitale import VitaleCard
 from cardauth.errors import (
     CardAuthError,
     CardNotPresent,
+    MalformedCardData,
     PinBlocked,
     PinRequired,
     TransportError,
@@ -203,10 +204,12 @@ class CardService:
     def pin_status(self) -> PinStatus:
         """The CPS card's PIN (for the page: tries left): as read with the card, then
         as the card answered each PIN since; asked again (without spending a try)
-        only when that is not known."""
+        when that is not known or says blocked."""
         slot, _view = self._find(CardKind.CPS)
         with slot.lock, self._card_errors(slot):
-            if slot.pin is None:
+            # "Blocked" is asked again: an answer damaged on the way must not leave
+            # the page without a PIN field until the card is pulled.
+            if slot.pin is None or slot.pin.blocked:
                 slot.pin = _held(slot, CpsCard).pin_status()
             return slot.pin
 
@@ -342,9 +345,13 @@ class CardService:
                 pin = card.pin_status() if isinstance(card, CpsCard) else None
         except UnknownCard:
             channel.close()
-            slot.view = CardView(slot.reader, "unknown")
-            slot.insertion = secrets.token_urlsafe(9)
-            return slot.view
+            view = CardView(slot.reader, "unknown")
+            slot.insertion = slot.insertion or secrets.token_urlsafe(9)
+            if not _atr_of_a_known_card(channel.atr):
+                slot.view = view  # kept while it stays in: nothing will change it
+            # A CPS or Vitale ATR whose application did not answer is a card that
+            # faltered (a damaged answer, a reset): it is identified again next time.
+            return view
         except CardAuthError as error:
             channel.close()
             return CardView(slot.reader, "unreadable", error=error.code)
@@ -454,8 +461,15 @@ def _view_of(reader: str, card: CardApplication, facts: CardFacts) -> CardView:
             profession=holder.profession,
             pinpad=pinpad,
         )
-    certificate = x509.load_der_x509_certificate(facts.certificate_der)
+    try:
+        certificate = x509.load_der_x509_certificate(facts.certificate_der)
+    except ValueError as exc:  # read whole, but damaged: the card is unreadable
+        raise MalformedCardData("the card's certificate does not parse") from exc
     return CardView(reader, CardKind.VITALE.value, holder=_name_of(certificate), pinpad=pinpad)
+
+
+def _atr_of_a_known_card(atr: bytes) -> bool:
+    return any(application.matches_atr(atr) for application in APPLICATIONS)
 
 
 def _has_pinpad(card: CardApplication) -> bool:
