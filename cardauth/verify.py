@@ -295,7 +295,7 @@ class Verifier:
         signature under it has verified); the signature, which covers the payload, is
         checked every time."""
         algorithm = header["alg"]
-        certificates = parse_x5c(header["x5c"], jws=name)
+        certificates = parse_x5c(header.get("x5c"), jws=name)  # absent: refused there
         leaf = certificates[0]
         _check_key(algorithm, leaf, name)
         card_type = check_leaf(leaf, role, self.trust.profile, now, jws=name)

@@ -306,7 +306,12 @@ def test_an_unplugged_reader_disappears_and_comes_back(scene: BridgeScene) -> No
     with pytest.raises(CardAuthError) as refused:
         login(scene, pin=None)
     assert refused.value.code in FAULT_CODES
-    scene.readers.replug(0)
+    with scene.cards.subscribe() as events:
+        scene.readers.replug(0)
+        seen = None  # the bridge sees the card again (after its removal), as a person would
+        while seen is None or (seen.slot, seen.state) != (reader, "inserted"):
+            seen = events.get(timeout=5)
+            assert seen is not None
     with pytest.raises(CardRemoved):  # a connection from before the unplugging
         link.transmit(bytes.fromhex("00A4000C023F00"))
     link.close()

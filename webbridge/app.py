@@ -33,6 +33,7 @@ from flask import (
     url_for,
 )
 from flask_limiter import Limiter, RateLimitExceeded
+from markupsafe import escape
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from werkzeug.exceptions import MethodNotAllowed as RouteMethodNotAllowed
 from werkzeug.exceptions import NotFound as RouteNotFound
@@ -64,6 +65,7 @@ from webbridge.errors import (
     BridgeError,
     Busy,
     Cancelled,
+    HostForbidden,
     InteractionDeclined,
     MethodNotAllowed,
     NotFound,
@@ -559,6 +561,12 @@ def _error_response(error: CardAuthError, *, status: int | None = None) -> Respo
     body = {"error": {"code": error.code, "message": messages.describe(error, language)}}
     if request.path.startswith("/v1/"):
         return _json(body, status or http_status(error))
+    if isinstance(error, HostForbidden):
+        # No page under a foreign Host: one that is not even a DNS name (an empty
+        # label, a label over 63 characters) leaves Flask no URL adapter, and the
+        # page's links (url_for) would fail, turning a 403 into a 500.
+        message = escape(body["error"]["message"])
+        return Response(f"<!doctype html><p>{message}</p>", status=403, mimetype="text/html")
     return Response(
         render_template(
             "outcome.html",
