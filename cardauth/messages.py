@@ -424,6 +424,9 @@ def choose_language(requested: str | None = None) -> Language:
     return "fr"
 
 
+CARD_NAMES = {"cps": "CPS", "vitale": "Vitale"}  # as people write them, in messages
+
+
 class _Context(dict[str, object]):
     def __missing__(self, key: str) -> str:
         return "?"
@@ -441,7 +444,9 @@ def describe(
     template = (known.get(error.code) or known.get(_family(error, known), {})).get(language)
     if template is None:
         return error.message
-    return template.format_map(_Context(error.context, message=error.message))
+    values = dict(error.context)
+    values["kind"] = CARD_NAMES.get(str(values.get("kind")), values.get("kind", "?"))
+    return template.format_map(_Context(values, message=error.message))
 
 
 def _family(error: CardAuthError, known: Mapping[str, object]) -> str:

@@ -8,6 +8,7 @@ running. :meth:`Served.close` closes those too.
 
 from __future__ import annotations
 
+import ipaddress
 import socket
 import threading
 from typing import Any
@@ -88,6 +89,15 @@ class CannotListen(CardAuthError):
     """The port is taken (by another copy of the program?) or not allowed."""
 
     code = "serve.cannot_listen"
+
+
+def is_loopback_address(host: str) -> bool:
+    """Whether ``host`` is an IPv4 loopback address (127.0.0.0/8), the only kind the
+    product's local servers listen on (a name is not: it could resolve elsewhere)."""
+    try:
+        return ipaddress.IPv4Address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def listen(host: str, port: int) -> socket.socket:

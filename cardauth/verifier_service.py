@@ -55,7 +55,7 @@ from cardauth.challenges import (
 from cardauth.errors import AssertionRefused, CardAuthError, Refusal
 from cardauth.messages import LANGUAGES, Language, choose_language, describe, label
 from cardauth.origins import Origin, parse_origins
-from cardauth.serving import Served, listen
+from cardauth.serving import Served, is_loopback_address, listen
 from cardauth.trust import utc_now
 from cardauth.verify import Verifier
 
@@ -450,12 +450,8 @@ def http_status(error: CardAuthError) -> int:
 def require_loopback(host: str) -> None:
     """An IPv4 loopback address, or NotLoopback: a remote deployment goes behind
     the teleservice's own TLS proxy, never straight onto the network."""
-    try:
-        address = ipaddress.ip_address(host)
-    except ValueError:
-        raise NotLoopback("the verifier listens on a loopback address only", host=host) from None
-    if not isinstance(address, ipaddress.IPv4Address) or not address.is_loopback:
-        raise NotLoopback("the verifier listens on a loopback address only", host=host)
+    if not is_loopback_address(host):
+        raise NotLoopback("the verifier listens on a loopback address only", host=host[:80])
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -24,7 +24,6 @@ Texts are in French by default, English with ``?lang=en`` or ``Accept-Language``
 from __future__ import annotations
 
 import hmac
-import ipaddress
 import secrets
 import socket
 from collections.abc import Mapping, Sequence
@@ -32,14 +31,14 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
-from flask import Flask, Response, jsonify, redirect, render_template_string, request
+from flask import Flask, Response, jsonify, redirect, render_template, request
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response as BaseResponse
 
 from cardauth.errors import CardAuthError
 from cardauth.messages import Language, choose_language, describe
 from cardauth.serving import CannotListen as PortTaken
-from cardauth.serving import Served, listen
+from cardauth.serving import Served, is_loopback_address, listen
 from simulator.errors import NotLoopback, PersonaError, SimulatorError, SlotOccupied
 from simulator.personas import Persona, bundled
 from simulator.workstation import DEFAULT_PERSONAS, SlotStatus, Workstation
@@ -245,100 +244,14 @@ TEXTS: Mapping[str, Mapping[Language, str]] = {
     "error": {"fr": "Erreur", "en": "Error"},
 }
 
-_PAGE = """<!doctype html>
-<html lang="{{ language }}">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{{ text.title }}</title>
-<link rel="stylesheet" href="/control.css">
-</head>
-<body>
-<main>
-<p class="language"><a href="/?lang={{ other_language }}" hreflang="{{ other_language }}"
->{{ text.other_language }}</a></p>
-<h1>{{ text.title }}</h1>
-<p>{{ text.intro }}</p>
-{% if error %}
-<p id="error" class="error" role="alert" data-code="{{ error.code }}">
-{{ text.error }} [{{ error.code }}] : {{ error.text }}</p>
-{% endif %}
-{% for slot in slots %}
-<section id="slot-{{ slot.index }}" class="slot" data-persona="{{ slot.persona or '' }}">
-<h2>{{ slot.title }} · <span class="reader">{{ slot.reader }}</span></h2>
-{% if slot.persona %}
-<p class="persona">{{ slot.persona }}</p>
-<p class="description">{{ slot.description }}</p>
-{% else %}
-<p class="persona empty">{{ text.empty }}</p>
-{% endif %}
-<form method="post" action="/slots/{{ slot.index }}/insert{{ query }}">
-<input type="hidden" name="token" value="{{ token }}">
-<label for="persona-{{ slot.index }}">{{ text.persona }}</label>
-<select id="persona-{{ slot.index }}" name="persona">
-{% for group in groups %}
-<optgroup label="{{ group.label }}">
-{% for persona in group.personas %}
-<option value="{{ persona.id }}"{% if persona.id == slot.choice %} selected{% endif %}
->{{ persona.id }} : {{ persona.description }}</option>
-{% endfor %}
-</optgroup>
-{% endfor %}
-</select>
-<button id="insert-{{ slot.index }}" type="submit">{{ text.insert }}</button>
-</form>
-<form method="post" action="/slots/{{ slot.index }}/remove{{ query }}">
-<input type="hidden" name="token" value="{{ token }}">
-<button id="remove-{{ slot.index }}" type="submit">{{ text.remove }}</button>
-</form>
-</section>
-{% endfor %}
-{% if slots %}
-<form method="post" action="/swap{{ query }}" class="swap">
-<input type="hidden" name="token" value="{{ token }}">
-<button id="swap" type="submit">{{ text.swap }}</button>
-</form>
-{% endif %}
-</main>
-</body>
-</html>
-"""
-
-_CSS = """\
-body { font-family: system-ui, sans-serif; margin: 0; background: #f4f6f8; color: #1b2733; }
-main { max-width: 52rem; margin: 0 auto; padding: 1.5rem; }
-h1 { font-size: 1.5rem; }
-.language { float: right; margin: 0; }
-.slot { background: #fff; border: 1px solid #c9d3dc; border-radius: 6px;
-        padding: 1rem 1.25rem; margin: 1rem 0; }
-.slot h2 { font-size: 1.1rem; margin-top: 0; }
-.reader { font-family: ui-monospace, monospace; font-weight: normal; }
-.persona { font-weight: bold; margin-bottom: 0.25rem; }
-.persona.empty { color: #6b7785; font-style: italic; }
-.description { margin-top: 0; }
-form { display: inline-block; margin: 0.5rem 1rem 0 0; }
-select { max-width: 30rem; }
-button { padding: 0.35rem 0.9rem; }
-.swap { display: block; }
-.error { background: #fdecea; border: 1px solid #e0a39b; padding: 0.75rem 1rem;
-         border-radius: 6px; }
-"""
-
-
 # -- the application ---------------------------------------------------------------
 
 
 def require_loopback(host: str) -> None:
     """Refuse any address but an IPv4 loopback one (the bridge's rule): the page
     moves cards, so nobody on a network may reach it."""
-    try:
-        address = ipaddress.ip_address(host)
-    except ValueError:
-        raise PageNotLoopback(
-            "the control page listens on a loopback address only", host=host[:80]
-        ) from None
-    if not isinstance(address, ipaddress.IPv4Address) or not address.is_loopback:
-        raise PageNotLoopback("the control page listens on a loopback address only", host=host)
+    if not is_loopback_address(host):
+        raise PageNotLoopback("the control page listens on a loopback address only", host=host[:80])
 
 
 @dataclass(frozen=True, slots=True)
@@ -448,17 +361,15 @@ def create_control_app(
     def secure_headers(response: Response) -> Response:
         response.headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
         response.headers["X-Content-Type-Options"] = "nosniff"
-        response.headers["Referrer-Policy"] = "no-referrer"
+        # Not no-referrer: under it a browser sends "Origin: null" on the page's own
+        # forms, which the page could not tell from a foreign one (and refuses).
+        response.headers["Referrer-Policy"] = "same-origin"
         response.headers["Cache-Control"] = "no-store"  # the page carries the form token
         return response
 
     @app.get("/")
     def page() -> str:
         return _render(slots, guard.token)
-
-    @app.get("/control.css")
-    def stylesheet() -> Response:
-        return Response(_CSS, mimetype="text/css")
 
     @app.post("/slots/<int:index>/insert")
     def insert_form(index: int) -> BaseResponse:
@@ -553,8 +464,8 @@ def _error_answer(
 def _render(slots: _Slots | None, token: str, *, error: Mapping[str, str] | None = None) -> str:
     language = _language()
     text = {key: texts[language] for key, texts in TEXTS.items()}
-    return render_template_string(
-        _PAGE,
+    return render_template(
+        "control.html",
         language=language,
         other_language="en" if language == "fr" else "fr",
         text=text,

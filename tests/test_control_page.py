@@ -306,7 +306,7 @@ def test_api_requires_json(bench: Bench) -> None:
 
 
 def test_security_headers(bench: Bench) -> None:
-    for path in ("/", "/control.css", "/api/slots"):
+    for path in ("/", "/static/control.css", "/api/slots"):
         headers = bench.client.get(path).headers
         assert headers["Content-Security-Policy"] == CONTENT_SECURITY_POLICY
         assert headers["X-Content-Type-Options"] == "nosniff"

@@ -333,6 +333,28 @@ def test_a_foreign_page_gets_nothing_from_the_bridge(
     assert attempts == dict.fromkeys(("cards", "status", "authenticate", "simple"), "refused")
 
 
+def test_the_control_page_moves_cards_from_the_browser(
+    browser: BrowserContext, demo: RunningDemo, artifacts: Path
+) -> None:
+    demo.cards("doctor", "patient")
+    control = browser.new_page()
+    try:
+        control.goto(f"{demo.control}/")
+        control.screenshot(path=artifacts / "10-control-page.png")
+        with control.expect_navigation():
+            control.click("#remove-1")  # its own form: a POST with the page's Origin
+        assert control.get_attribute("#slot-1", "data-persona") == ""
+        control.select_option("#persona-1", "parent")
+        with control.expect_navigation():
+            control.click("#insert-1")
+        assert control.get_attribute("#slot-1", "data-persona") == "parent"
+        assert control.query_selector("#error") is None
+        control.screenshot(path=artifacts / "11-control-page-after-moves.png")
+    finally:
+        control.close()
+    demo.cards("doctor", "patient")  # the reader as the API sees it agrees
+
+
 def test_the_demo_stops_cleanly_on_ctrl_c(demo: RunningDemo) -> None:
     """Last: Ctrl-C stops everything, and says so."""
     status = stop_process(demo.process, sig=signal.SIGINT)

@@ -6,7 +6,14 @@ import importlib
 
 import pytest
 
-from cardauth.errors import CardAuthError, PinBlocked, Refusal, UnexpectedStatus, WrongPin
+from cardauth.errors import (
+    CardAuthError,
+    CardNotPresent,
+    PinBlocked,
+    Refusal,
+    UnexpectedStatus,
+    WrongPin,
+)
 from cardauth.messages import ERRORS, describe
 from cardauth.verifier_service import MESSAGES as VERIFIER_SERVICE_MESSAGES
 from examples.teleservice.messages import ERRORS as TELESERVICE_ERRORS
@@ -60,3 +67,8 @@ def test_every_error_class_has_a_message() -> None:
     missing = [cls.code for cls in subclasses(CardAuthError) if cls.code not in ALL_ERRORS]
     missing += [refusal.value for refusal in Refusal if refusal.value not in ALL_ERRORS]
     assert missing == []
+
+
+def test_card_kinds_are_named_as_people_write_them() -> None:
+    assert "carte Vitale" in describe(CardNotPresent("none", kind="vitale"), "fr")
+    assert "No CPS card" in describe(CardNotPresent("none", kind="cps"), "en")

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from cardauth.serving import CannotListen, Served, listen
+from cardauth.serving import CannotListen, Served, is_loopback_address, listen
 
 
 def endless(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
@@ -51,3 +51,20 @@ def test_a_port_taken_is_a_typed_error() -> None:
         assert refused.value.context["reason"]
     finally:
         taken.close()
+
+
+@pytest.mark.parametrize(
+    ("host", "loopback"),
+    [
+        ("127.0.0.1", True),
+        ("127.8.9.10", True),
+        ("0.0.0.0", False),  # every interface
+        ("192.168.1.10", False),
+        ("::1", False),  # the servers listen on IPv4 only
+        ("localhost", False),  # a name could resolve elsewhere
+        ("127.0.0.1.nip.io", False),
+        ("", False),
+    ],
+)
+def test_only_ipv4_loopback_addresses_count(host: str, loopback: bool) -> None:
+    assert is_loopback_address(host) is loopback

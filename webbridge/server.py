@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import ipaddress
 import json
 import signal
 import sys
@@ -28,7 +27,7 @@ from cardauth.errors import CardAuthError, InvalidOrigin
 from cardauth.messages import LANGUAGES, Language, choose_language
 from cardauth.origins import Origin
 from cardauth.serving import CannotListen as PortTaken
-from cardauth.serving import Served, listen
+from cardauth.serving import Served, is_loopback_address, listen
 from cardauth.transport.base import ReaderBackend
 from cardauth.trust import utc_now
 from webbridge import messages
@@ -203,12 +202,8 @@ def serve(args: argparse.Namespace, config: BridgeConfig, language: Language) ->
 
 
 def _require_loopback(host: str) -> None:
-    try:
-        address = ipaddress.ip_address(host)
-    except ValueError:
-        raise NotLoopback("the bridge listens on a loopback address only", host=host) from None
-    if not isinstance(address, ipaddress.IPv4Address) or not address.is_loopback:
-        raise NotLoopback("the bridge listens on a loopback address only", host=host)
+    if not is_loopback_address(host):
+        raise NotLoopback("the bridge listens on a loopback address only", host=host[:80])
 
 
 def _backend(simulate: bool, personas: str) -> ReaderBackend:
