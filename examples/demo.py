@@ -33,7 +33,7 @@ from types import FrameType
 from typing import Literal
 
 from cardauth.errors import CardAuthError
-from cardauth.messages import LANGUAGES, Language, choose_language, describe
+from cardauth.messages import CARD_NAMES, LANGUAGES, Language, choose_language, describe
 from cardauth.origins import Origin
 from cardauth.serving import Served, listen
 from cardauth.transport.base import ReaderBackend
@@ -228,7 +228,7 @@ class Demo:
                 if event is None:
                     return
                 if event.state in ("inserted", "removed"):
-                    kind = event.kind.upper() if event.kind != "unknown" else "?"
+                    kind = CARD_NAMES.get(event.kind, "?")
                     self.say(self._text(event.state, kind=kind, slot=event.slot))
 
     def close(self) -> None:
