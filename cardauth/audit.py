@@ -35,6 +35,19 @@ class AuditConfigError(CardAuthError):
     code = "audit.invalid"
 
 
+MAX_ORIGIN_LENGTH = 200  # an origin from a request: kept short, and printable
+
+
+def _shown_origin(origin: str | None) -> str | None:
+    """A request's Origin header as the trail keeps it: as sent when it is a short
+    printable text, else "invalid" (an anonymous request cannot grow the trail)."""
+    if origin is None:
+        return None
+    if len(origin) > MAX_ORIGIN_LENGTH or not origin.isascii() or not origin.isprintable():
+        return "invalid"
+    return origin
+
+
 class AuditLog:
     """Appends audit entries to a file (JSON lines)."""
 
@@ -80,7 +93,7 @@ class AuditLog:
         """A refusal; ``professional_idnat`` when someone logged in was refused (a
         lookup signed by another card, say)."""
         fields = {} if professional_idnat is None else {"professional": professional_idnat}
-        self._append(f"{action}_refused", code=code, origin=origin, **fields)
+        self._append(f"{action}_refused", code=code, origin=_shown_origin(origin), **fields)
 
     def logout(self, professional_idnat: str) -> None:
         self._append("logout", professional=professional_idnat)
@@ -94,21 +107,25 @@ class AuditLog:
         )
 
     def lookups_by(self, professional_idnat: str) -> list[dict[str, Any]]:
-        """The patient lookups of one professional, oldest first (what they may see)."""
+        """The patient lookups of one professional, oldest first (what they may see).
+        Read line by line, without holding up the writers: a line being written
+        meanwhile is cut, and skipped like one cut by a crash."""
         entries = []
-        with self._lock:
-            if not self.path.exists():
-                return []
-            lines = self.path.read_text(encoding="utf-8").splitlines()
-        for line in lines:
-            try:
-                entry = json.loads(line)
-            except ValueError:
-                continue  # a line cut by a crash: the others still count
-            if entry.get("event") == "patient_lookup" and entry.get("professional") == (
-                professional_idnat
-            ):
-                entries.append(entry)
+        try:
+            with self.path.open(encoding="utf-8", errors="replace") as lines:
+                for line in lines:
+                    try:
+                        entry = json.loads(line)
+                    except ValueError:
+                        continue  # a line cut by a crash: the others still count
+                    if (
+                        isinstance(entry, dict)
+                        and entry.get("event") == "patient_lookup"
+                        and entry.get("professional") == professional_idnat
+                    ):
+                        entries.append(entry)
+        except FileNotFoundError:
+            return []
         return entries
 
     def _append(self, event: str, **fields: Any) -> None:

@@ -129,16 +129,25 @@ def _unavailable(exc: Exception) -> AssertionRefused:
     )
 
 
-class MemoryChallengeStore:
-    """For one process. Expired records are dropped as new ones come in."""
+class StoreFull(Exception):
+    """A memory store holds as many challenges as it may (a flood of requests)."""
 
-    def __init__(self) -> None:
+
+class MemoryChallengeStore:
+    """For one process, at most ``max_records`` challenges at once (beyond, new ones
+    are refused as the store being unavailable, until old ones expire). Expired
+    records are dropped as new ones come in, oldest first."""
+
+    def __init__(self, max_records: int = 100_000) -> None:
         self._records: dict[str, ChallengeRecord] = {}
         self._lock = threading.Lock()
+        self._max_records = max_records
 
     def put(self, record: ChallengeRecord, lifetime: float) -> None:
         with self._lock:
             self._purge(record.expires_at - lifetime)
+            if len(self._records) >= self._max_records:
+                raise StoreFull(f"{self._max_records} challenges outstanding")
             self._records[record.challenge] = record
 
     def take(self, challenge: str) -> ChallengeRecord | None:
@@ -146,8 +155,14 @@ class MemoryChallengeStore:
             return self._records.pop(challenge, None)
 
     def _purge(self, now: float) -> None:
-        for key in [k for k, r in self._records.items() if r.expires_at < now]:
-            del self._records[key]
+        """Drop expired records from the oldest on: records come in expiry order
+        when the lifetime is the same, so the first one still valid ends the work
+        (one with a shorter lifetime behind it waits for its turn, or its take)."""
+        while self._records:
+            oldest = next(iter(self._records))
+            if self._records[oldest].expires_at >= now:
+                return
+            del self._records[oldest]
 
     def __len__(self) -> int:
         return len(self._records)

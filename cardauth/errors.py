@@ -285,6 +285,24 @@ class Refusal(StrEnum):
     OTHER_PROFESSIONAL = "lookup.other_professional"
 
 
+class RequestNotJson(CardAuthError):
+    """A call that takes JSON only was sent something else."""
+
+    code = "request.json"
+
+
+class RequestMalformed(CardAuthError):
+    """A call's body is not the JSON object it takes."""
+
+    code = "request.malformed"
+
+
+class RequestTooLarge(CardAuthError):
+    """A call's body is larger than the call takes."""
+
+    code = "request.too_large"
+
+
 class LoginRequired(CardAuthError):
     """A teleservice's page or call that needs a professional logged in by card."""
 

@@ -34,11 +34,20 @@ from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
 from flask import Blueprint, Flask, Response, abort, current_app, jsonify, request, session
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from cardauth.audit import AuditLog
 from cardauth.certificates import Patient
 from cardauth.challenges import ChallengeStore, issue_challenge, store_from_setting
-from cardauth.errors import AssertionRefused, CardAuthError, LoginRequired, Refusal
+from cardauth.errors import (
+    AssertionRefused,
+    CardAuthError,
+    LoginRequired,
+    Refusal,
+    RequestMalformed,
+    RequestNotJson,
+    RequestTooLarge,
+)
 from cardauth.messages import choose_language, describe
 from cardauth.origins import parse_origins
 from cardauth.trust import TrustConfigError, utc_now
@@ -248,18 +257,20 @@ def login_required(view: Callable[P, R]) -> Callable[P, R | Response]:
 def _require_json() -> dict[str, Any]:
     """JSON bodies only (a cross-site form cannot send one without a preflight), of
     at most MAX_BODY bytes (413 beyond), an object (400 otherwise: not JSON, nested
-    too deep for the parser, not an object)."""
+    too deep for the parser, not an object); each refusal a typed JSON error."""
     if not request.is_json:
-        abort(415)
+        abort(_refusal(RequestNotJson("send JSON"), 415))
     request.max_content_length = MAX_BODY
-    if not request.get_data(cache=True):
-        return {}  # an empty body is an empty object
     try:
-        body = request.get_json()  # 400 if it does not parse
+        if not request.get_data(cache=True):
+            return {}  # an empty body is an empty object
+        body = request.get_json(silent=True)
+    except RequestEntityTooLarge:
+        abort(_refusal(RequestTooLarge("the body is too large", limit=MAX_BODY), 413))
     except RecursionError:
-        abort(400)
+        body = None
     if not isinstance(body, dict):
-        abort(400)
+        abort(_refusal(RequestMalformed("the body is not a JSON object"), 400))
     return body
 
 

@@ -141,6 +141,18 @@ ERRORS: Mapping[str, Mapping[Language, str]] = {
         "fr": "Impossible d'écouter sur ce port ({message}) : est-il déjà pris ?",
         "en": "Cannot listen on this port ({message}): is it taken already?",
     },
+    "request.json": {
+        "fr": "La requête doit être envoyée en JSON.",
+        "en": "The request must be sent as JSON.",
+    },
+    "request.malformed": {
+        "fr": "Requête invalide : {message}.",
+        "en": "Invalid request: {message}.",
+    },
+    "request.too_large": {
+        "fr": "La requête est trop volumineuse.",
+        "en": "The request is too large.",
+    },
     "login.required": {
         "fr": "Connectez-vous d'abord avec votre carte CPS.",
         "en": "Log in with your CPS card first.",

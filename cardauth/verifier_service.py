@@ -237,9 +237,12 @@ def load_token(path: Path) -> str:
         # O_NOFOLLOW: a symbolic link planted in the token's place is not followed.
         descriptor = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
         with os.fdopen(descriptor, encoding="ascii") as file:
-            mode = os.fstat(file.fileno()).st_mode
+            status = os.fstat(file.fileno())
+            mode = status.st_mode
             if not stat.S_ISREG(mode):
                 raise TokenFileError("not a regular file", file=str(path))
+            if status.st_uid != os.geteuid():  # its owner could know, or change, it
+                raise TokenFileError("the file belongs to another user", file=str(path))
             if mode & 0o077:
                 raise TokenFileError(
                     "other users may read it (chmod 600)", file=str(path), mode=oct(mode & 0o777)

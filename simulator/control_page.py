@@ -441,7 +441,10 @@ def _back_to_page() -> BaseResponse:
 
 
 def _json_persona() -> str:
-    body = request.get_json(silent=True)
+    try:
+        body = request.get_json(silent=True)
+    except RecursionError:  # nested too deep for the parser
+        body = None
     persona = body.get("persona") if isinstance(body, dict) else None
     if not isinstance(persona, str) or not persona:
         raise BadRequest('the body must be {"persona": "<persona id>"}')

@@ -242,3 +242,16 @@ def test_a_broken_sqlite_store_refuses(tmp_path: Path) -> None:
     with pytest.raises(AssertionRefused) as refused:
         consume_challenge(store, challenge, session="s", now=NOW)
     assert refused.value.code == "challenge.store_unavailable"
+
+
+def test_a_memory_store_holds_a_bounded_number_of_challenges() -> None:
+    store = MemoryChallengeStore(max_records=3)
+    now = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+    for _ in range(3):
+        issue_challenge(store, session="s" * 16, now=now)
+    with pytest.raises(AssertionRefused) as refused:  # a flood: refused, never a pass
+        issue_challenge(store, session="s" * 16, now=now)
+    assert refused.value.code == "challenge.store_unavailable"
+    later = now + dt.timedelta(minutes=6)  # the first ones expired: room again
+    issue_challenge(store, session="s" * 16, now=later)
+    assert len(store) == 1

@@ -215,6 +215,9 @@ def test_api_insert_without_a_persona_is_a_bad_request(bench: Bench) -> None:
         assert answer.json["error"]["code"] == "sim.page.bad_request"  # type: ignore[index]
     answer = bench.client.post("/api/slots/0/insert", data="{not json", headers=JSON)
     assert answer.status_code == 400
+    deep = "[" * 5_000 + "]" * 5_000  # too deep for the parser: refused, not a 500
+    answer = bench.client.post("/api/slots/0/insert", data=deep, headers=JSON)
+    assert answer.status_code == 400
 
 
 def test_unknown_paths_get_a_typed_error_not_a_traceback(bench: Bench) -> None:

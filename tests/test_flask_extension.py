@@ -113,8 +113,12 @@ def test_replay_is_refused(app: Flask) -> None:
 
 def test_login_needs_json(app: Flask) -> None:
     client = app.test_client()
-    assert client.post("/cardauth/challenge", data="x").status_code == 415
-    assert client.post("/cardauth/login", data={"assertion": "x"}).status_code == 415
+    for response in (
+        client.post("/cardauth/challenge", data="x"),
+        client.post("/cardauth/login", data={"assertion": "x"}),
+    ):
+        assert response.status_code == 415
+        assert response.get_json()["error"]["code"] == "request.json"  # typed, not a page
 
 
 def test_an_older_cookie_cannot_try_its_challenge_again(app: Flask) -> None:
@@ -133,16 +137,22 @@ def test_an_older_cookie_cannot_try_its_challenge_again(app: Flask) -> None:
     assert honest.get_json()["error"]["code"] == "challenge.unknown"
 
 
-def test_hostile_bodies_get_http_errors(app: Flask) -> None:
+def test_hostile_bodies_get_typed_errors(app: Flask) -> None:
     client = app.test_client()
     nested = "[" * 100_000 + "]" * 100_000
     headers = {"Content-Type": "application/json"}
-    assert client.post("/cardauth/challenge", data="[" * 50_000, headers=headers).status_code == 400
+
+    def code(path: str, body: str) -> tuple[int, str]:
+        response = client.post(path, data=body, headers=headers)
+        return response.status_code, response.get_json()["error"]["code"]
+
+    malformed = (400, "request.malformed")
+    assert code("/cardauth/challenge", "[" * 50_000) == malformed
     too_big = json.dumps({"assertion": "a" * 70_000})
-    assert client.post("/cardauth/login", data=too_big, headers=headers).status_code == 413
-    assert client.post("/cardauth/login", data=nested[:60_000], headers=headers).status_code == 400
-    assert client.post("/cardauth/login", json=["a"]).status_code == 400
-    assert client.post("/cardauth/challenge", data="{", headers=headers).status_code == 400
+    assert code("/cardauth/login", too_big) == (413, "request.too_large")
+    assert code("/cardauth/login", nested[:60_000]) == malformed
+    assert code("/cardauth/login", '["a"]') == malformed
+    assert code("/cardauth/challenge", "{") == malformed
     assert client.post("/cardauth/challenge", data="", headers=headers).status_code == 200
 
 

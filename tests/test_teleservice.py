@@ -352,6 +352,14 @@ def test_a_lookup_is_json_only(app: Flask) -> None:
     assert response.get_json()["error"]["code"] == "request.json"
 
 
+def test_a_lookup_nested_too_deep_is_refused_not_a_crash(app: Flask) -> None:
+    client = logged_in(app)
+    deep = "[" * 5_000 + "]" * 5_000
+    response = client.post("/api/lookup", data=deep, content_type="application/json")
+    assert response.status_code == 400
+    assert response.get_json()["error"]["code"] == "lookup.fields"
+
+
 def test_a_lookup_signed_by_another_card_is_refused(app: Flask) -> None:
     client = logged_in(app)
     response = lookup(client, persona="pharmacist")
@@ -453,6 +461,34 @@ def test_lookups_are_rate_limited_per_professional(tmp_path: Path, trust_dir: Pa
     # another professional has their own count, and a new session does not reset it
     assert lookup(logged_in(app, "nurse"), persona="nurse").status_code == 200
     assert lookup(logged_in(app)).status_code == 429
+
+
+def test_the_open_login_endpoints_are_rate_limited_per_address(
+    tmp_path: Path, trust_dir: Path
+) -> None:
+    app = create_app(
+        config(tmp_path, trust_dir, TELESERVICE_LOGIN_LIMIT="3/minute"), clock=lambda: NOW
+    )
+    flood = app.test_client()
+    answers = [flood.post("/cardauth/challenge", json={}) for _ in range(3)]
+    assert [answer.status_code for answer in answers] == [200, 200, 200]
+    refused = flood.post("/cardauth/login", json={"assertion": "x"})
+    assert refused.status_code == 429
+    assert refused.get_json()["error"]["code"] == "login.rate_limited"
+    assert refused.headers["Retry-After"] == "60"
+    other = app.test_client()  # the same address: a flood from one place stops there
+    assert other.post("/cardauth/challenge", json={}).status_code == 429
+
+
+def test_a_hostile_origin_does_not_grow_the_audit_trail(tmp_path: Path, trust_dir: Path) -> None:
+    app = create_app(config(tmp_path, trust_dir), clock=lambda: NOW)
+    client = app.test_client()
+    client.post(
+        "/cardauth/login", json={"assertion": "x"}, headers={"Origin": "https://x" + "a" * 50_000}
+    )
+    entries = [json.loads(line) for line in (tmp_path / "audit.jsonl").open()]
+    assert entries[-1]["event"] == "login_refused"
+    assert entries[-1]["origin"] == "invalid"
 
 
 def test_requests_without_login_do_not_use_up_a_professional_s_lookups(

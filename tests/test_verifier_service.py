@@ -270,6 +270,16 @@ def test_a_token_file_others_may_read_is_refused(tmp_path: Path) -> None:
     assert refused.value.code == "verifier.token_file"
 
 
+@pytest.mark.skipif(os.geteuid() != 0, reason="giving a file to another user needs root")
+def test_a_token_file_of_another_user_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "verifier.token"
+    path.write_text(TOKEN)
+    path.chmod(0o600)
+    os.chown(path, 65534, 65534)  # nobody: who could have planted it, and knows it
+    with pytest.raises(TokenFileError, match="another user"):
+        load_token(path)
+
+
 def test_a_short_token_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "verifier.token"
     path.write_text("secret")

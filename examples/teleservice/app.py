@@ -25,6 +25,7 @@ from typing import Any
 
 from flask import Flask, Response, jsonify, redirect, render_template, request, url_for
 from flask_limiter import Limiter, RateLimitExceeded
+from flask_limiter.util import get_remote_address
 from werkzeug.wrappers import Response as WerkzeugResponse
 
 from cardauth.flask import CardAuth, current_professional, extension
@@ -33,6 +34,7 @@ from cardauth.trust import utc_now
 from cardauth.verify import Verifier
 from examples.teleservice import messages, roles
 from examples.teleservice.errors import (
+    LoginRateLimited,
     LoginRequired,
     LookupFields,
     LookupForbidden,
@@ -80,10 +82,7 @@ def create_app(
     # Before the limiter's own hook: a request without login is refused before it
     # is counted, so nobody can use up a professional's lookups.
     app.before_request(require_login)
-    limiter = Limiter(
-        key_func=_professional_key, app=app, storage_uri="memory://", default_limits=[]
-    )
-    per_professional = limiter.limit(settings["TELESERVICE_LOOKUP_LIMIT"])
+    per_professional = _rate_limits(app, settings)
     page_policy = _content_security_policy(settings["TELESERVICE_BRIDGE_URL"])
 
     @app.after_request
@@ -100,12 +99,6 @@ def create_app(
     @app.errorhandler(TeleserviceError)
     def refused(error: TeleserviceError) -> Response:
         return _error_response(error)
-
-    @app.errorhandler(RateLimitExceeded)
-    def rate_limited(error: RateLimitExceeded) -> Response:
-        response = _error_response(LookupRateLimited(f"lookup limit reached ({error.limit})"))
-        response.headers["Retry-After"] = "60"
-        return response
 
     @app.get("/")
     def index() -> str:
@@ -181,6 +174,34 @@ def create_app(
     return app
 
 
+def _rate_limits(app: Flask, settings: Mapping[str, Any]) -> Callable[[Any], Any]:
+    """Lookups limited per professional (the decorator returned); the login
+    endpoints, open to anyone, per address: a flood of challenges or of refused
+    logins (each one audited) stops there."""
+    limiter = Limiter(
+        key_func=_professional_key, app=app, storage_uri="memory://", default_limits=[]
+    )
+    per_address: Any = limiter.shared_limit(  # one count for challenges and logins;
+        settings["TELESERVICE_LOGIN_LIMIT"],  # it takes a blueprint (not in its hints)
+        scope="card-login",
+        key_func=get_remote_address,
+    )
+    per_address(app.blueprints["cardauth"])
+
+    @app.errorhandler(RateLimitExceeded)
+    def rate_limited(error: RateLimitExceeded) -> Response:
+        refusal: TeleserviceError
+        if request.blueprint == "cardauth":
+            refusal = LoginRateLimited(f"login limit reached ({error.limit})")
+        else:
+            refusal = LookupRateLimited(f"lookup limit reached ({error.limit})")
+        response = _error_response(refusal)
+        response.headers["Retry-After"] = "60"
+        return response
+
+    return limiter.limit(settings["TELESERVICE_LOOKUP_LIMIT"])
+
+
 def require_login() -> Response | WerkzeugResponse | None:
     """Every route but PUBLIC_ENDPOINTS needs a card login: a page sends the browser
     to the login page, anything else gets 401 with ``login.required``."""
@@ -208,7 +229,10 @@ def _lookup_body() -> object:
     (a NIR, a birth date, a name) is refused, it is never looked at."""
     if not request.is_json:
         raise NotJson("a lookup is sent as JSON")
-    body = request.get_json(silent=True)
+    try:
+        body = request.get_json(silent=True)
+    except RecursionError:  # nested too deep for the parser: not a lookup either
+        body = None
     if not isinstance(body, dict) or set(body) != {"assertion"}:
         raise LookupFields("a lookup carries the assertion only")
     return body["assertion"]

@@ -38,6 +38,13 @@ class LookupRateLimited(TeleserviceError):
     status = 429
 
 
+class LoginRateLimited(TeleserviceError):
+    """Too many challenges or login attempts from one address (a flood, not a person)."""
+
+    code = "login.rate_limited"
+    status = 429
+
+
 class NotJson(TeleserviceError):
     code = "request.json"
     status = 415

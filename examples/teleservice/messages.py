@@ -36,6 +36,10 @@ ERRORS: Mapping[str, Mapping[Language, str]] = {
         "fr": "Votre carte ({card_type}) ne donne pas accès à cette information.",
         "en": "Your card ({card_type}) gives no access to this information.",
     },
+    "login.rate_limited": {
+        "fr": "Trop de tentatives de connexion depuis ce poste : réessayez dans une minute.",
+        "en": "Too many login attempts from this workstation: try again in a minute.",
+    },
     "lookup.rate_limited": {
         "fr": "Trop de recherches : réessayez dans une minute.",
         "en": "Too many lookups: try again in a minute.",

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import stat
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +22,8 @@ DEFAULT_ORIGIN = f"http://127.0.0.1:{DEFAULT_PORT}"
 DEFAULT_BRIDGE_URL = "http://127.0.0.1:24790"
 # A professional looks up the patients in front of them: a few a minute at most.
 DEFAULT_LOOKUP_LIMIT = "5/minute;60/hour"
+# Challenges and logins per address: a workstation asks a few; a flood is refused.
+DEFAULT_LOGIN_LIMIT = "30/minute"
 SECRET_MODE = 0o600
 
 
@@ -36,6 +39,7 @@ class Settings:
     bridge_url: str = DEFAULT_BRIDGE_URL
     allow_development_origins: bool = False
     lookup_limit: str = DEFAULT_LOOKUP_LIMIT
+    login_limit: str = DEFAULT_LOGIN_LIMIT
 
     def to_config(self) -> dict[str, Any]:
         """Flask settings, with the secret key and the pseudonym key of this
@@ -50,6 +54,7 @@ class Settings:
             "TELESERVICE_DB": str(self.db or self.state_dir / "teleservice.db"),
             "TELESERVICE_BRIDGE_URL": self.bridge_url,
             "TELESERVICE_LOOKUP_LIMIT": self.lookup_limit,
+            "TELESERVICE_LOGIN_LIMIT": self.login_limit,
         }
 
 
@@ -66,7 +71,10 @@ def installation_secret(path: Path) -> bytes:
 
 
 def _read_secret(path: Path) -> bytes:
-    if path.stat().st_mode & 0o077:
+    status = path.lstat()  # a link planted in the secret's place is not followed
+    if not stat.S_ISREG(status.st_mode) or status.st_uid != os.geteuid():
+        raise SettingsError("a secret file is a plain file of this user", file=str(path))
+    if status.st_mode & 0o077:
         raise SettingsError("a secret file must be readable by its owner only", file=str(path))
     try:
         secret = bytes.fromhex(path.read_text(encoding="ascii").strip())
@@ -85,6 +93,7 @@ def flask_config(config: Mapping[str, Any] | Settings) -> dict[str, Any]:
             raise SettingsError(f"{key} is required")
     values.setdefault("TELESERVICE_BRIDGE_URL", DEFAULT_BRIDGE_URL)
     values.setdefault("TELESERVICE_LOOKUP_LIMIT", DEFAULT_LOOKUP_LIMIT)
+    values.setdefault("TELESERVICE_LOGIN_LIMIT", DEFAULT_LOGIN_LIMIT)
     bridge = values["TELESERVICE_BRIDGE_URL"]
     if not isinstance(bridge, str) or not bridge.startswith(("http://", "https://")):
         raise SettingsError("TELESERVICE_BRIDGE_URL is an http(s) URL")
