@@ -24,26 +24,26 @@ import base64
 import http.client
 import json
 import os
-import socket
 import statistics
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from waitress.server import create_server
 
 from cardauth.origins import Origin
+from cardauth.serving import Served, listen
 from simulator.card import VirtualCard
 from simulator.workstation import virtual_workstation
 from webbridge.app import create_app
 from webbridge.cards import CardService
 from webbridge.config import BridgeConfig
 from webbridge.consent import ConsentStore
+from webbridge.guards import MAX_BODY
+from webbridge.server import CHANNEL_TIMEOUT, THREADS
 
 ORIGIN = Origin.parse("https://teleservice.example")
 OUTSIDE_GOAL_MS = 5.0
@@ -70,12 +70,6 @@ def _challenge() -> str:
     return base64.urlsafe_b64encode(os.urandom(32)).rstrip(b"=").decode()
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--logins", type=int, default=200)
@@ -83,7 +77,8 @@ def main() -> int:
     args = parser.parse_args()
 
     workstation, readers = virtual_workstation()
-    port = _free_port()
+    listener = listen("127.0.0.1", 0)
+    port = int(listener.getsockname()[1])
     with tempfile.TemporaryDirectory() as state:
         config = BridgeConfig(
             port=port,
@@ -97,19 +92,25 @@ def main() -> int:
         cps = readers.card_in(0)
         assert cps is not None
         deadline = time.monotonic() + 5
-        while len(cards.known_readers()) < 2 and time.monotonic() < deadline:
+        while len(cards.known_readers()) < 2:
+            if time.monotonic() > deadline:  # else the insertion count would be wrong
+                raise SystemExit("the bridge did not read both cards within 5 s")
             time.sleep(0.005)
         at_insertion = cps.total_commands
         app = create_app(config=config, cards=cards, consents=ConsentStore(Path(state)))
-        server = create_server(app, host="127.0.0.1", port=port, threads=4)
-        thread = threading.Thread(target=server.run, daemon=True)
-        thread.start()
+        served = Served(
+            app,
+            listener,
+            ident="cardauth-bridge",
+            threads=THREADS,
+            channel_timeout=CHANNEL_TIMEOUT,
+            max_request_body_size=MAX_BODY,
+        ).start("bridge")  # as BridgeServer serves it
         try:
             figures = _measure(port, cards, cps, at_insertion, args.logins)
         finally:
-            server.close()
+            served.close()
             cards.stop()
-            thread.join(timeout=5)
     _report(figures, args.json)
     return 0
 

@@ -31,8 +31,7 @@ from typing import Any
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa, utils
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from cardauth import jose
@@ -183,10 +182,15 @@ def _checked(
     an RSA signature before releasing it is also the usual guard against fault
     attacks on RSA-CRT.)"""
 
+    try:
+        verify = jose.signature_verifier(scheme.value, certificate.public_key())
+    except ValueError:
+        raise MalformedCardData("the card's certificate has no usable key") from None
+
     def checked(data: bytes) -> bytes:
         signature = sign(data)
         try:
-            _verify(certificate.public_key(), scheme, signature, data)
+            verify(signature, data)
         except (InvalidSignature, ValueError):
             raise MalformedCardData(
                 "the card's signature does not verify with its certificate", command="SIGN"
@@ -194,20 +198,3 @@ def _checked(
         return signature
 
     return checked
-
-
-def _verify(key: object, scheme: SignatureScheme, signature: bytes, data: bytes) -> None:
-    """RFC 7518 § 3.3-3.5, as the verifier checks them."""
-    sha256 = hashes.SHA256()
-    if isinstance(key, rsa.RSAPublicKey):
-        pad: padding.AsymmetricPadding = (
-            padding.PKCS1v15()
-            if scheme is SignatureScheme.RS256
-            else padding.PSS(padding.MGF1(hashes.SHA256()), 32)
-        )
-        key.verify(signature, data, pad, sha256)
-        return
-    if not isinstance(key, ec.EllipticCurvePublicKey) or len(signature) != 64:
-        raise InvalidSignature
-    r, s = int.from_bytes(signature[:32], "big"), int.from_bytes(signature[32:], "big")
-    key.verify(utils.encode_dss_signature(r, s), data, ec.ECDSA(sha256))

@@ -16,6 +16,11 @@ import json
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa, utils
+from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
+
 from cardauth.errors import AssertionRefused, Refusal
 
 MAX_TOKEN_LENGTH = 32 * 1024
@@ -141,3 +146,30 @@ def serialize(
         f"{b64url_encode(canonical_json(header))}.{b64url_encode(canonical_json(payload))}"
     )
     return f"{signing_input}.{b64url_encode(sign(signing_input.encode('ascii')))}"
+
+
+def signature_verifier(algorithm: str, key: PublicKeyTypes) -> Callable[[bytes, bytes], None]:
+    """A function checking a JWS signature for ``alg`` under ``key`` (RFC 7518
+    § 3.3-3.5: RS256, PS256 with a 32-byte salt, ES256 as r || s); it raises
+    InvalidSignature. A key of another kind is a ValueError (callers admit only these)."""
+    sha256 = hashes.SHA256()
+    if isinstance(key, rsa.RSAPublicKey):
+        scheme: padding.AsymmetricPadding = (
+            padding.PKCS1v15()
+            if algorithm == "RS256"
+            else padding.PSS(padding.MGF1(hashes.SHA256()), 32)  # salt = hash size
+        )
+        return lambda signature, data: key.verify(signature, data, scheme, sha256)
+    if not isinstance(key, ec.EllipticCurvePublicKey):
+        raise ValueError("a JWS key is RSA or EC P-256")
+    ecdsa = ec.ECDSA(sha256)
+
+    def verify_es256(signature: bytes, data: bytes) -> None:
+        if len(signature) != 64:  # r || s, 32 bytes each (RFC 7518 § 3.4)
+            raise InvalidSignature
+        der = utils.encode_dss_signature(
+            int.from_bytes(signature[:32], "big"), int.from_bytes(signature[32:], "big")
+        )
+        key.verify(der, data, ecdsa)
+
+    return verify_es256

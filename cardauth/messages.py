@@ -154,8 +154,8 @@ ERRORS: Mapping[str, Mapping[Language, str]] = {
         "en": "The request is too large.",
     },
     "login.required": {
-        "fr": "Connectez-vous d'abord avec votre carte CPS.",
-        "en": "Log in with your CPS card first.",
+        "fr": "Connectez-vous avec votre carte CPS.",
+        "en": "Log in with your CPS card.",
     },
     "assertion.refused": {
         "fr": "Connexion par carte refusée ({message}).",

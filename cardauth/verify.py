@@ -35,8 +35,7 @@ from typing import Any, NamedTuple
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa, utils
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from cardauth import challenges
@@ -54,7 +53,7 @@ from cardauth.certificates import (
 )
 from cardauth.challenges import ChallengeStore
 from cardauth.errors import AssertionRefused, InvalidOrigin, Refusal
-from cardauth.jose import CompactJws
+from cardauth.jose import CompactJws, signature_verifier
 from cardauth.origins import Origin
 from cardauth.protocol import (
     ASSERTION_TYPE,
@@ -306,7 +305,7 @@ class Verifier:
             header_b64=header_b64,
             leaf=leaf,
             path=path,
-            verify_signature=_signature_verifier(algorithm, leaf),
+            verify_signature=signature_verifier(algorithm, leaf.public_key()),
             professional=professional_from(leaf, card_type, jws=name) if cps else None,
             patient=None if cps else patient_from(leaf, self.trust.profile, jws=name),
             thumbprint=thumbprint(leaf.public_bytes(Encoding.DER)),
@@ -457,29 +456,3 @@ def _check_key(algorithm: str, leaf: x509.Certificate, jws: str) -> None:
         raise AssertionRefused(Refusal.ALGORITHM_MISMATCH, "RSA key too small", jws=jws)
     if isinstance(key, ec.EllipticCurvePublicKey) and not isinstance(key.curve, ec.SECP256R1):
         raise AssertionRefused(Refusal.ALGORITHM_MISMATCH, "ES256 needs a P-256 key", jws=jws)
-
-
-def _signature_verifier(algorithm: str, leaf: x509.Certificate) -> Callable[[bytes, bytes], None]:
-    """A function checking a signature under ``leaf``'s key for ``alg`` (RFC 7518 § 3.3-3.5),
-    made once per certificate; it raises InvalidSignature."""
-    key = leaf.public_key()
-    sha256 = hashes.SHA256()
-    if isinstance(key, rsa.RSAPublicKey):
-        scheme: padding.AsymmetricPadding = (
-            padding.PKCS1v15()
-            if algorithm == "RS256"
-            else padding.PSS(padding.MGF1(hashes.SHA256()), 32)  # salt = hash size
-        )
-        return lambda signature, data: key.verify(signature, data, scheme, sha256)
-    assert isinstance(key, ec.EllipticCurvePublicKey)  # _check_key admitted only these
-    ecdsa = ec.ECDSA(sha256)
-
-    def verify_es256(signature: bytes, data: bytes) -> None:
-        if len(signature) != 64:  # r || s, 32 bytes each (RFC 7518 § 3.4)
-            raise InvalidSignature
-        der = utils.encode_dss_signature(
-            int.from_bytes(signature[:32], "big"), int.from_bytes(signature[32:], "big")
-        )
-        key.verify(der, data, ecdsa)
-
-    return verify_es256

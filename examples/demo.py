@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import functools
 import os
 import queue
 import signal
@@ -37,19 +38,21 @@ from cardauth.messages import CARD_NAMES, LANGUAGES, Language, choose_language, 
 from cardauth.origins import Origin
 from cardauth.serving import Served, listen
 from cardauth.transport.base import ReaderBackend
+from examples.teleservice import settings as teleservice_settings
 from examples.teleservice.app import create_app as create_teleservice
 from examples.teleservice.settings import Settings
-from examples.teleservice.store import init_db
+from examples.teleservice.store import BUNDLED_SEED, init_db
+from simulator import control_page
 from simulator.control_page import ControlPageServer, serve_control_page
 from simulator.pcscd import READER_NAMES, PcscdUnavailable, PrivatePcscd
-from simulator.personas import bundled
+from simulator.personas import load_cps, load_vitale
 from simulator.trust_export import export_trust
 from simulator.workstation import Workstation, virtual_workstation, vpcd_workstation
+from webbridge import config as bridge_config
 from webbridge.config import BridgeConfig
 from webbridge.server import BridgeServer
 
 HOST = "127.0.0.1"
-TELESERVICE_SEED = Path(__file__).with_name("teleservice") / "seed.toml"
 PERSONAS = ("doctor", "patient")
 EVENT_POLL_SECONDS = 0.5
 Readers = Literal["auto", "pcscd", "in-process"]
@@ -93,9 +96,9 @@ TEXTS: dict[str, dict[Language, str]] = {
 
 @dataclass(frozen=True)
 class Ports:
-    bridge: int = 24790
-    teleservice: int = 8450
-    control: int = 8460
+    bridge: int = bridge_config.DEFAULT_PORT
+    teleservice: int = teleservice_settings.DEFAULT_PORT
+    control: int = control_page.DEFAULT_PORT
 
 
 @dataclass
@@ -148,7 +151,7 @@ class Demo:
             except PcscdUnavailable as error:
                 if self.readers == "pcscd":
                     raise
-                self.say(self._text("no_pcscd", reason=error.message))
+                self.say(self._text("no_pcscd", reason=describe(error, self.language)))
         workstation, readers = virtual_workstation()
         self.workstation, self._backend = workstation, readers
         self.readers_used = "in-process"
@@ -185,7 +188,7 @@ class Demo:
         trust = self.state_dir / "trust"
         export_trust(trust, now=dt.datetime.now(dt.UTC))
         data = self.state_dir / "teleservice"
-        init_db(data / "teleservice.db", TELESERVICE_SEED)
+        init_db(data / "teleservice.db", BUNDLED_SEED)
         settings = Settings(
             state_dir=data,
             trust_dir=trust,
@@ -198,8 +201,7 @@ class Demo:
         self._teleservice = Served(app, listener, ident="teleservice").start("teleservice")
 
     def announce(self) -> None:
-        cards = bundled()
-        doctor, patient = (cards[name] for name in PERSONAS)
+        doctor, patient = load_cps(PERSONAS[0]), load_vitale(PERSONAS[1])
         self.say(self._text("title"))
         self.say(self._text("teleservice", url=f"{self.teleservice_url}/"))
         self.say(self._text("control", url=f"{self.control_url}/"))
@@ -210,7 +212,7 @@ class Demo:
                 "cards",
                 readers=readers,
                 cps=doctor.description,
-                pin="1234",
+                pin=doctor.pin,
                 vitale=patient.description,
             )
         )
@@ -287,7 +289,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     with tempfile.TemporaryDirectory(prefix="cardauth-demo-") as temporary:
         state_dir = args.state_dir or Path(temporary)
-        say = _printer()
+        say = functools.partial(print, flush=True)
         demo = Demo(state_dir, ports=ports, readers=args.readers, say=say, language=language)
         try:
             demo.start()
@@ -300,13 +302,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             demo.close()
         say(TEXTS["stopped"][language])
     return 0
-
-
-def _printer() -> Callable[[str], None]:
-    def say(text: str) -> None:
-        print(text, flush=True)
-
-    return say
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """A virtual reader keypad for secure PIN entry (PC/SC part 10,
 FEATURE_VERIFY_PIN_DIRECT), so that the host's secure-entry path is tested.
 
-A test (or the simulator's control page) "types" on the keypad with
+A test "types" on the keypad with
 :meth:`PinPad.type` or cancels with :meth:`PinPad.cancel`; when the host asks for
 a verification, the keypad waits for the next entry (up to the structure's
 timeout), writes the digits into the VERIFY command template as the structure

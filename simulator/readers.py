@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from cardauth.cards.atr import Atr
@@ -102,10 +102,15 @@ class VirtualLink:
         slot = self._slot
         if slot.holder is not None and slot.holder is not self:
             self._wait_for_release(self._backend.transmit_wait)
+        return self._reach(lambda: card.process(apdu))
+
+    def _reach(self, talk: Callable[[], bytes]) -> bytes:
+        """``talk`` to the card, its faults (pulled out, reset) reported as the reader
+        reports them, whichever way it is reached: a command, or the keypad's VERIFY."""
         try:
-            return card.process(apdu)
+            return talk()
         except CardEvent as event:
-            self._backend.act_out(slot, event.fault)
+            self._backend.act_out(self._slot, event.fault)
             if event.fault is Fault.RESET:
                 raise CardReset("the card was reset", reader=self.reader) from None
             raise CardRemoved("the card was pulled out", reader=self.reader) from None
@@ -144,7 +149,8 @@ class VirtualLink:
             raise TransportError(
                 "the reader does not support this control code", control_code=f"{code:08X}"
             )
-        return self._slot.pinpad.control(code, data, card)
+        pinpad = self._slot.pinpad
+        return self._reach(lambda: pinpad.control(code, data, card))
 
     def close(self) -> None:
         if self._closed:

@@ -1,12 +1,9 @@
 """What the browser tests share: Debian's Chromium, headless, driven by Playwright
-(never Playwright's own browser build), free loopback ports, processes stopped
-cleanly, and a line printed past pytest's capture (where the artifacts are)."""
+(never Playwright's own browser build), and a line printed past pytest's capture
+(where the artifacts are)."""
 
 from __future__ import annotations
 
-import signal
-import socket
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,9 +20,7 @@ CHROMIUM_FLAGS = [
     "--disable-sync",
     "--no-first-run",
 ]
-LOOPBACK = "127.0.0.1"
 STEP_MS = 10_000  # ms, for one step in the browser (a page, a popup, an answer)
-STOP_TIMEOUT = 5.0
 
 
 def chromium(playwright: Playwright, profile: Path, *, locale: str) -> Iterator[BrowserContext]:
@@ -44,25 +39,6 @@ def chromium(playwright: Playwright, profile: Path, *, locale: str) -> Iterator[
         yield context
     finally:
         context.close()
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind((LOOPBACK, 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-def stop_process(process: subprocess.Popen[bytes], *, sig: int = signal.SIGTERM) -> int:
-    """Stop ``process`` with ``sig`` (killed if it does not stop); its exit status."""
-    if process.poll() is None:
-        process.send_signal(sig)
-        try:
-            process.wait(timeout=STOP_TIMEOUT * 3)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=STOP_TIMEOUT)
-    return process.returncode
 
 
 def announce(config: pytest.Config, line: str) -> None:

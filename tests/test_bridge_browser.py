@@ -35,7 +35,8 @@ from cardauth.errors import CardAuthError
 from cardauth.origins import Origin
 from cardauth.verify import Verifier
 from simulator.personas import load_cps
-from tests.browser_kit import LOOPBACK, STOP_TIMEOUT, announce, chromium, free_port, stop_process
+from tests.browser_kit import announce, chromium
+from tests.support import LOOPBACK, STOP_TIMEOUT, free_port, stop_process
 from tests.verifier_kit import crl_checker, trust_store
 
 CLIENT = Path(__file__).resolve().parents[1] / "webbridge" / "static" / "cardauth.js"

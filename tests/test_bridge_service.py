@@ -10,7 +10,6 @@ import io
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -21,18 +20,13 @@ from pathlib import Path
 import pytest
 
 from cardauth.origins import Origin
+from tests.support import free_port
 from webbridge.config import DEFAULT_PORT, BridgeConfig, config_from_settings, load_config
 from webbridge.consent import ConsentStore
 from webbridge.errors import BridgeConfigError
 from webbridge.server import main
 
 ORIGIN = "https://teleservice.example"
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def _run(*argv: str) -> tuple[int, str, str]:
@@ -147,7 +141,7 @@ def test_approvals_are_listed_and_withdrawn_from_the_command_line(tmp_path: Path
 
 @pytest.fixture
 def running(tmp_path: Path) -> Iterator[tuple[int, subprocess.Popen[str]]]:
-    port = _free_port()
+    port = free_port()
     command = [
         sys.executable, "-m", "webbridge.server", "--lang", "en", "--simulate",
         "--port", str(port), "--allow-origin", ORIGIN, "--state-dir", str(tmp_path),

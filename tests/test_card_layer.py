@@ -418,4 +418,4 @@ def test_a_damaged_certificate_is_a_typed_error() -> None:
     at = der.index(b"FONTAINE")
     der[at] = 0xC3  # a UTF-8 lead byte followed by an ASCII letter: invalid
     with pytest.raises(MalformedCardData):
-        CardApplication._parse_certificate(bytes(der))
+        CardApplication.parse_certificate(bytes(der))

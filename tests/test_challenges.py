@@ -6,7 +6,6 @@ from __future__ import annotations
 import datetime as dt
 import multiprocessing
 import shutil
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -25,14 +24,9 @@ from cardauth.challenges import (
     issue_challenge,
 )
 from cardauth.errors import AssertionRefused
+from tests.support import free_port
 
 NOW = dt.datetime(2026, 6, 1, 12, 0, tzinfo=dt.UTC)
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 class RedisServer:
@@ -40,7 +34,7 @@ class RedisServer:
 
     def __init__(self, workdir: Path) -> None:
         self.workdir = workdir
-        self.port = _free_port()
+        self.port = free_port()
         self.process: subprocess.Popen[bytes] | None = None
 
     @property

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from examples.demo import Demo, Ports
-from tests.browser_kit import free_port
+from tests.support import free_port
 
 
 def test_the_demo_runs_on_in_process_readers_and_stops(tmp_path: Path) -> None:

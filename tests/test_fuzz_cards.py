@@ -234,7 +234,7 @@ CERTIFICATE_BYTES = st.one_of(
 @fuzz(ci=400, long=20000)
 @given(CERTIFICATE_BYTES)
 def test_any_certificate_bytes_parse_or_are_malformed_card_data(der: bytes) -> None:
-    certificate = outcome(lambda: CardApplication._parse_certificate(der))
+    certificate = outcome(lambda: CardApplication.parse_certificate(der))
     if not isinstance(certificate, CardAuthError):
         summary = CertificateSummary.of(certificate)
         summary.to_dict(NOW)
@@ -242,7 +242,7 @@ def test_any_certificate_bytes_parse_or_are_malformed_card_data(der: bytes) -> N
 
 @pytest.mark.parametrize("der", [CPS_CERTIFICATE, VITALE_CERTIFICATE, CA_CERTIFICATE])
 def test_the_real_certificates_parse(der: bytes) -> None:
-    summary = CertificateSummary.of(CardApplication._parse_certificate(der))
+    summary = CertificateSummary.of(CardApplication.parse_certificate(der))
     assert summary.to_dict(NOW)["status"] == "valid"
 
 

@@ -13,7 +13,16 @@ from cardauth.cards import pinpad
 from cardauth.cards.cps import CpsCard
 from cardauth.cards.identify import open_card
 from cardauth.cards.pin import PinFormat
-from cardauth.errors import PinBlocked, PinEntryCancelled, PinEntryTimeout, TransportError, WrongPin
+from cardauth.errors import (
+    CardRemoved,
+    CardReset,
+    PinBlocked,
+    PinEntryCancelled,
+    PinEntryTimeout,
+    TransportError,
+    WrongPin,
+)
+from simulator.faults import Fault
 from simulator.readers import VirtualReaders
 from tests.support import card_for
 
@@ -94,3 +103,19 @@ def test_the_structure_follows_part_10() -> None:
     assert structure[5:7] == bytes((4, 4))  # wPINMaxExtraDigit: min 4, max 4
     assert structure[-13:] == bytes.fromhex("0020000108") + b"\xff" * 8
     assert int.from_bytes(structure[15:19], "little") == 13  # ulDataLength
+
+
+@pytest.mark.parametrize(
+    ("fault", "error"), [(Fault.REMOVAL, CardRemoved), (Fault.RESET, CardReset)]
+)
+def test_a_card_fault_during_the_keypads_verify_is_the_readers_error(
+    readers: VirtualReaders, fault: Fault, error: type[TransportError]
+) -> None:
+    virtual = card_for("doctor")
+    readers.insert(0, virtual)
+    keypad = readers.add_pinpad(0)
+    card = _cps(readers)
+    virtual.faults.arm(fault, ins=Ins.VERIFY)  # the card goes while the keypad talks to it
+    keypad.type("1234")
+    with pytest.raises(error):
+        card.verify_pin_on_pinpad(timeout=5)

@@ -28,12 +28,11 @@ from cardauth.origins import Origin
 from examples.teleservice import create_app
 from examples.teleservice.app import PUBLIC_ENDPOINTS
 from examples.teleservice.roles import RULES, Disclosure, disclosure_for
-from examples.teleservice.store import init_db
+from examples.teleservice.store import BUNDLED_SEED, init_db
 from simulator.trust_export import export_trust
 from simulator.workstation import virtual_workstation
 from tests.verifier_kit import NOW, ORIGIN, Forge
 
-SEED = Path(__file__).parents[1] / "examples" / "teleservice" / "seed.toml"
 KEY = bytes(range(32))
 BRIDGE = "http://127.0.0.1:24790"
 DOCTOR = "899700420013"  # simulator/personas/doctor.toml
@@ -82,7 +81,7 @@ def trust_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def config(tmp_path: Path, trust_dir: Path, **changes: object) -> dict[str, Any]:
     db = tmp_path / "teleservice.db"
     if not db.exists():
-        init_db(db, SEED)
+        init_db(db, BUNDLED_SEED)
     return {
         "SECRET_KEY": "test secret",
         "CARDAUTH_ORIGINS": [ORIGIN.value],
@@ -294,7 +293,9 @@ def test_a_patient_without_a_declared_doctor(app: Flask) -> None:
 
 def test_a_patient_unknown_to_the_service(tmp_path: Path, trust_dir: Path) -> None:
     seed = tmp_path / "seed.toml"
-    seed.write_text(SEED.read_text(encoding="utf-8").split("[[patients]]")[0], encoding="utf-8")
+    seed.write_text(
+        BUNDLED_SEED.read_text(encoding="utf-8").split("[[patients]]")[0], encoding="utf-8"
+    )
     init_db(tmp_path / "teleservice.db", seed)
     app = create_app(config(tmp_path, trust_dir), clock=lambda: NOW)
     result = lookup(logged_in(app)).get_json()
@@ -358,6 +359,13 @@ def test_a_lookup_nested_too_deep_is_refused_not_a_crash(app: Flask) -> None:
     response = client.post("/api/lookup", data=deep, content_type="application/json")
     assert response.status_code == 400
     assert response.get_json()["error"]["code"] == "lookup.fields"
+
+
+def test_an_oversized_lookup_is_a_typed_refusal(app: Flask) -> None:
+    client = logged_in(app)
+    response = client.post("/api/lookup", json={"assertion": "a" * 70_000})
+    assert response.status_code == 413
+    assert response.get_json()["error"]["code"] == "request.too_large"
 
 
 def test_a_lookup_signed_by_another_card_is_refused(app: Flask) -> None:

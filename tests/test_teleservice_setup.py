@@ -15,12 +15,10 @@ from examples.teleservice import Settings, create_app
 from examples.teleservice.__main__ import build_parser, main
 from examples.teleservice.errors import SeedError, SettingsError
 from examples.teleservice.settings import installation_secret
-from examples.teleservice.store import init_db, load_seed
+from examples.teleservice.store import BUNDLED_SEED, init_db, load_seed
 from simulator.personas import VitalePersona, bundled, load_cps
 from simulator.trust_export import export_trust
 from tests.verifier_kit import NOW
-
-SEED = Path(__file__).parents[1] / "examples" / "teleservice" / "seed.toml"
 
 
 def rows(db: Path, query: str) -> list[tuple[object, ...]]:
@@ -32,7 +30,7 @@ def rows(db: Path, query: str) -> list[tuple[object, ...]]:
 
 
 def test_the_seed_holds_the_simulator_s_vitale_personas() -> None:
-    seed = tomllib.loads(SEED.read_text(encoding="utf-8"))
+    seed = tomllib.loads(BUNDLED_SEED.read_text(encoding="utf-8"))
     personas = {
         str(persona.holder.insured.nir)
         for persona in bundled().values()
@@ -46,7 +44,7 @@ def test_the_seed_holds_the_simulator_s_vitale_personas() -> None:
 
 def test_the_seed_s_doctors_include_the_simulator_s_doctor() -> None:
     doctor = load_cps("doctor").holder
-    seed = load_seed(SEED)
+    seed = load_seed(BUNDLED_SEED)
     assert f"8{seed.doctors[0].rpps}" == str(doctor.idnat)
     assert (seed.doctors[0].surname, seed.doctors[0].given_name) == (
         doctor.surname,
@@ -56,9 +54,9 @@ def test_the_seed_s_doctors_include_the_simulator_s_doctor() -> None:
 
 def test_init_db_is_idempotent_and_private(tmp_path: Path) -> None:
     db = tmp_path / "data" / "teleservice.db"
-    assert init_db(db, SEED) == (2, 3)
+    assert init_db(db, BUNDLED_SEED) == (2, 3)
     first = rows(db, "SELECT * FROM patients ORDER BY nir")
-    assert init_db(db, SEED) == (2, 3)
+    assert init_db(db, BUNDLED_SEED) == (2, 3)
     assert rows(db, "SELECT * FROM patients ORDER BY nir") == first
     assert len(first) == 3
     assert stat.S_IMODE(db.stat().st_mode) == 0o600
@@ -66,10 +64,11 @@ def test_init_db_is_idempotent_and_private(tmp_path: Path) -> None:
 
 def test_init_db_brings_an_edited_seed_up_to_date(tmp_path: Path) -> None:
     db = tmp_path / "teleservice.db"
-    init_db(db, SEED)
+    init_db(db, BUNDLED_SEED)
     edited = tmp_path / "seed.toml"
     edited.write_text(
-        SEED.read_text(encoding="utf-8").replace("2021-09-06", "2024-01-02"), encoding="utf-8"
+        BUNDLED_SEED.read_text(encoding="utf-8").replace("2021-09-06", "2024-01-02"),
+        encoding="utf-8",
     )
     init_db(db, edited)
     assert ("2024-01-02",) in rows(db, "SELECT declared_on FROM patients")
@@ -86,7 +85,7 @@ def test_init_db_brings_an_edited_seed_up_to_date(tmp_path: Path) -> None:
 )
 def test_a_bad_seed_is_refused(tmp_path: Path, patient: str) -> None:
     seed = tmp_path / "seed.toml"
-    doctors = SEED.read_text(encoding="utf-8").split("[[patients]]")[0]
+    doctors = BUNDLED_SEED.read_text(encoding="utf-8").split("[[patients]]")[0]
     seed.write_text(f"{doctors}[[patients]]\n{patient}\n", encoding="utf-8")
     with pytest.raises(SeedError):
         load_seed(seed)
@@ -94,7 +93,7 @@ def test_a_bad_seed_is_refused(tmp_path: Path, patient: str) -> None:
 
 def test_the_init_db_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     db = tmp_path / "cli.db"
-    assert main(["init-db", "--seed", str(SEED), "--db", str(db)]) == 0
+    assert main(["init-db", "--seed", str(BUNDLED_SEED), "--db", str(db)]) == 0
     assert main(["init-db", "--db", str(db)]) == 0  # the bundled seed, again
     assert "2 doctors, 3 patients" in capsys.readouterr().out
     assert stat.S_IMODE(db.stat().st_mode) == 0o600
@@ -129,7 +128,7 @@ def test_create_app_from_settings(tmp_path: Path) -> None:
         trust_dir=tmp_path / "trust",
         allow_development_origins=True,
     )
-    init_db(tmp_path / "state" / "teleservice.db", SEED)
+    init_db(tmp_path / "state" / "teleservice.db", BUNDLED_SEED)
     app = create_app(settings)
     assert app.config["CARDAUTH_ORIGINS"] == ["http://127.0.0.1:8450"]
     assert app.config["SECRET_KEY"] == bytes.fromhex(
@@ -140,7 +139,7 @@ def test_create_app_from_settings(tmp_path: Path) -> None:
 
 def test_http_origins_need_the_development_setting(tmp_path: Path) -> None:
     export_trust(tmp_path / "trust", now=NOW)
-    init_db(tmp_path / "state" / "teleservice.db", SEED)
+    init_db(tmp_path / "state" / "teleservice.db", BUNDLED_SEED)
     settings = Settings(state_dir=tmp_path / "state", trust_dir=tmp_path / "trust")
     with pytest.raises(InvalidOrigin, match="https"):
         create_app(settings)

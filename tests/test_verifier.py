@@ -247,72 +247,37 @@ def test_login_and_verify_commands_through_pcscd(pcscd_station: Station, tmp_pat
     export_trust(tmp_path / "trust", now=dt.datetime.now(dt.UTC))
     challenge = "B" * 43
     env = {**os.environ, "CARDAUTH_LANG": "en"}
-    login = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "cardauth.cli",
-            "login",
-            "--origin",
-            ORIGIN.value,
-            "--challenge",
-            challenge,
-            "--with-vitale",
-            "--pin-stdin",
-        ],
-        input="1234\n",
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=env,
-        check=False,
-    )
+
+    def cardauth(*arguments: str, stdin: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "cardauth.cli", *arguments],
+            input=stdin,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=env,
+            check=False,
+        )
+
+    login = cardauth(
+        "login", "--origin", ORIGIN.value, "--challenge", challenge, "--with-vitale",
+        "--pin-stdin", stdin="1234\n",
+    )  # fmt: skip
     assert login.returncode == 0, login.stderr
     token = login.stdout.strip()
-    verify = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "cardauth.cli",
-            "verify",
-            "--origin",
-            ORIGIN.value,
-            "--challenge",
-            challenge,
-            "--trust",
-            str(tmp_path / "trust"),
-        ],
-        input=token,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=env,
-        check=False,
-    )
+    trust = str(tmp_path / "trust")
+    verify = cardauth(
+        "verify", "--origin", ORIGIN.value, "--challenge", challenge, "--trust", trust,
+        stdin=token,
+    )  # fmt: skip
     assert verify.returncode == 0, verify.stderr
     identity = json.loads(verify.stdout)
     assert identity["professional"]["idnat"] == "899700420013"
     assert identity["patient"]["nir"] == "285037511542370"
-    wrong_origin = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "cardauth.cli",
-            "verify",
-            "--origin",
-            "https://other.example",
-            "--challenge",
-            challenge,
-            "--trust",
-            str(tmp_path / "trust"),
-        ],
-        input=token,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=env,
-        check=False,
-    )
+    wrong_origin = cardauth(
+        "verify", "--origin", "https://other.example", "--challenge", challenge,
+        "--trust", trust, stdin=token,
+    )  # fmt: skip
     assert wrong_origin.returncode == 1
     assert "[origin.mismatch]" in wrong_origin.stderr
     cps = pcscd_station.workstation.card_in(1)

@@ -10,7 +10,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -34,6 +33,7 @@ from cardauth.verifier_service import (
 )
 from cardauth.verify import Verifier
 from simulator.trust_export import export_trust
+from tests.support import free_port
 from tests.verifier_kit import NOW, ORIGIN, Forge, crl_checker, trust_store
 
 TOKEN = "5f0c3a9e" * 8  # 32 bytes in hex, as the service makes them
@@ -183,9 +183,7 @@ def test_a_store_that_is_down_gives_503(closed_port: int) -> None:
 @pytest.fixture
 def closed_port() -> int:
     """A loopback port nobody listens on (bound, then released)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+    return free_port()
 
 
 # -- who may call ---------------------------------------------------------------------
@@ -270,12 +268,14 @@ def test_a_token_file_others_may_read_is_refused(tmp_path: Path) -> None:
     assert refused.value.code == "verifier.token_file"
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="giving a file to another user needs root")
-def test_a_token_file_of_another_user_is_refused(tmp_path: Path) -> None:
+def test_a_token_file_of_another_user_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     path = tmp_path / "verifier.token"
     path.write_text(TOKEN)
     path.chmod(0o600)
-    os.chown(path, 65534, 65534)  # nobody: who could have planted it, and knows it
+    owner = path.stat().st_uid  # as if the service ran as another user than its owner
+    monkeypatch.setattr(os, "geteuid", lambda: owner + 1)
     with pytest.raises(TokenFileError, match="another user"):
         load_token(path)
 

@@ -42,6 +42,7 @@ from werkzeug.wrappers import Response as WerkzeugResponse
 from cardauth import __version__, challenges
 from cardauth.errors import (
     CardAuthError,
+    CardError,
     CardNotPresent,
     CardRemoved,
     InvalidOrigin,
@@ -67,6 +68,7 @@ from webbridge.errors import (
     Cancelled,
     HostForbidden,
     InteractionDeclined,
+    Internal,
     MethodNotAllowed,
     NotFound,
     OriginForbidden,
@@ -108,7 +110,6 @@ def create_app(
     cards: CardService,
     consents: ConsentStore,
     clock: Callable[[], dt.datetime] = utc_now,
-    interactions: Interactions | None = None,
     host: str = LOOPBACK,
 ) -> Flask:
     app = Flask(__name__)
@@ -126,7 +127,7 @@ def create_app(
         config,
         cards,
         consents,
-        interactions or Interactions(),
+        Interactions(),
         guard,
         clock,
         threading.BoundedSemaphore(MAX_EVENT_STREAMS),
@@ -178,6 +179,8 @@ def create_app(
             response = _error_response(MethodNotAllowed(request.method))
             response.headers["Allow"] = ", ".join(error.valid_methods or ())
             return response
+        if (error.code or 500) >= 500:
+            return _error_response(Internal(error.name), status=error.code or 500)
         return _error_response(BadRequest(error.name), status=error.code or 400)
 
     return app
@@ -422,7 +425,7 @@ def _allow(bridge: Bridge, interaction: Interaction) -> str:
     except PinBlocked as error:
         interaction.finish(State.FAILED, error=error)
         return _render_interaction(bridge, interaction, error=error)
-    except (WrongPin, PinError, CardNotPresent, UnknownCard, CardRemoved) as error:
+    except (CardError, TransportError) as error:  # a wrong PIN, a card out or pulled...
         return _render_interaction(bridge, interaction, error=error)  # may try again
     except CardAuthError as error:
         interaction.finish(State.FAILED, error=error)
@@ -473,7 +476,7 @@ def _render_outcome(interaction: Interaction) -> str:
     elif interaction.state is State.DECLINED:
         text = messages.label("declined", language)
     else:
-        error = interaction.error or BridgeError("the login failed")
+        error = interaction.error or Internal("a failed login without its reason")
         text = messages.describe(error, language)
     return render_template(
         "outcome.html",

@@ -38,7 +38,7 @@ from cardauth.cards.vitale import VitaleCard
 from cardauth.errors import (
     CardAuthError,
     CardNotPresent,
-    MalformedCardData,
+    CardRemoved,
     PinBlocked,
     PinRequired,
     TransportError,
@@ -256,9 +256,9 @@ class CardService:
             with cps.channel.transaction():
                 self._present_pin(slot, cps, pin)
                 token = self._sign(slot, cps, origin, challenge, vitale_slot)
-            slot.pin_until = self._monotonic() + self._pin_idle
-            if self._pin_idle <= 0:
-                self._reset_pin(slot)
+                slot.pin_until = self._monotonic() + self._pin_idle
+                if self._pin_idle <= 0:  # in the same hold: no other program between
+                    self._reset_pin(slot)
             return token
 
     def _present_pin(self, slot: _Slot, cps: CpsCard, pin: str | Keypad | None) -> None:
@@ -443,7 +443,7 @@ def _held(slot: _Slot, kind: type[CardT]) -> CardT:
     slot was found (the monitor forgets a removed card at once)."""
     card = slot.card
     if not isinstance(card, kind) or slot.facts is None:
-        raise CardNotPresent("the card was removed", reader=slot.reader)
+        raise CardRemoved("the card was removed", reader=slot.reader)
     return card
 
 
@@ -461,10 +461,8 @@ def _view_of(reader: str, card: CardApplication, facts: CardFacts) -> CardView:
             profession=holder.profession,
             pinpad=pinpad,
         )
-    try:
-        certificate = x509.load_der_x509_certificate(facts.certificate_der)
-    except ValueError as exc:  # read whole, but damaged: the card is unreadable
-        raise MalformedCardData("the card's certificate does not parse") from exc
+    # Decoded in full (a damaged certificate is the card's error, never a crash).
+    certificate = card.parse_certificate(facts.certificate_der)
     return CardView(reader, CardKind.VITALE.value, holder=_name_of(certificate), pinpad=pinpad)
 
 

@@ -83,14 +83,14 @@ class BridgeConfig:
         )
 
 
-def load_config(path: Path | None, *, required: bool = False) -> BridgeConfig:
+def load_config(path: Path | None) -> BridgeConfig:
     """The settings in ``path`` (the default file when None). A missing default
     file means the defaults; a missing file that was named is an error."""
     file = path or default_config_path()
     try:
         text = file.read_text(encoding="utf-8")
     except FileNotFoundError:
-        if required or path is not None:
+        if path is not None:
             raise BridgeConfigError("configuration file not found", file=str(file)) from None
         return BridgeConfig()
     except (OSError, UnicodeDecodeError) as exc:

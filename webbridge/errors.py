@@ -84,6 +84,13 @@ class MethodNotAllowed(BridgeError):
     status = 405
 
 
+class Internal(BridgeError):
+    """The bridge failed on its own (a bug): nothing the page or the card did."""
+
+    code = "bridge.internal"
+    status = 500
+
+
 class RateLimited(BridgeError):
     """Too many authentication requests from this origin for now."""
 

@@ -69,12 +69,6 @@ class Guard:
     def is_approved(self, origin: Origin) -> bool:
         return origin in self.configured or self.consents.is_approved(origin, now=self.clock())
 
-    def approved_origin(self, request: Request) -> Origin:
-        origin = self.origin_of(request)
-        if not self.is_approved(origin):
-            raise OriginForbidden("this site is not approved", origin=origin.value)
-        return origin
-
     def check_own_form(self, request: Request) -> None:
         """A form of the bridge's own page: posted from the bridge's own origin."""
         if request.headers.get("Origin") not in self.own_origins:

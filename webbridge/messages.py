@@ -12,8 +12,8 @@ from cardauth.messages import Language
 
 ERRORS: Mapping[str, Mapping[Language, str]] = {
     "bridge.error": {
-        "fr": "Requête refusée par le pont local ({message}).",
-        "en": "Request refused by the local bridge ({message}).",
+        "fr": "Le pont local a refusé la demande du site : recommencez depuis le site.",
+        "en": "The local bridge refused the site's request: start again from the site.",
     },
     "bridge.config": {
         "fr": "Configuration du pont invalide : {message}.",
@@ -52,8 +52,14 @@ ERRORS: Mapping[str, Mapping[Language, str]] = {
         "en": "The request is too large.",
     },
     "bridge.bad_request": {
-        "fr": "Requête invalide : {message}.",
-        "en": "Invalid request: {message}.",
+        "fr": "La demande du site est incorrecte : recommencez depuis le site.",
+        "en": "The site's request is not valid: start again from the site.",
+    },
+    "bridge.internal": {
+        "fr": "Le pont local a rencontré une erreur : recommencez ; si elle revient, "
+        "redémarrez le pont (cardauth-bridge).",
+        "en": "The local bridge ran into an error: try again; if it comes back, "
+        "restart the bridge (cardauth-bridge).",
     },
     "bridge.not_found": {
         "fr": "Cette adresse n'existe pas sur le pont cardauth.",

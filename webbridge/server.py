@@ -173,7 +173,6 @@ class BridgeServer:
 
 def serve(args: argparse.Namespace, config: BridgeConfig, language: Language) -> int:
     host = args.host
-    _require_loopback(host)
     config = config.with_overrides(
         port=args.port,
         origins=args.allow_origin,

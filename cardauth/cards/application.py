@@ -87,7 +87,7 @@ class CardApplication:
             return files.read_der_file(self.channel, sfi)
 
     @staticmethod
-    def _parse_certificate(der: bytes) -> x509.Certificate:
+    def parse_certificate(der: bytes) -> x509.Certificate:
         try:
             return decode_certificate(der)
         except ValueError as exc:

@@ -205,7 +205,7 @@ class CpsCard(CardApplication):
         return self._certificate_der(sfi)
 
     def certificate(self, role: KeyRole = KeyRole.AUTHENTICATION) -> x509.Certificate:
-        return self._parse_certificate(self.certificate_der(role))
+        return self.parse_certificate(self.certificate_der(role))
 
     def pin_status(self) -> pin.PinStatus:
         with self.channel.transaction():

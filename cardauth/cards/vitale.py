@@ -227,7 +227,7 @@ class VitaleCard(CardApplication):
         return self._certificate_der(SFI_CERTIFICATE)
 
     def certificate(self) -> x509.Certificate:
-        return self._parse_certificate(self.certificate_der())
+        return self.parse_certificate(self.certificate_der())
 
     def authenticate(self, digest: bytes, scheme: SignatureScheme = SignatureScheme.ES256) -> bytes:
         """Sign a SHA-256 digest with the card key (no PIN)."""

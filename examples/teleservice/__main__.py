@@ -14,11 +14,10 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from waitress import serve
-
 from cardauth.errors import CardAuthError
 from cardauth.messages import choose_language
 from cardauth.origins import Origin
+from cardauth.serving import Served, listen
 from examples.teleservice import messages
 from examples.teleservice.app import create_app
 from examples.teleservice.settings import (
@@ -27,10 +26,9 @@ from examples.teleservice.settings import (
     DEFAULT_PORT,
     Settings,
 )
-from examples.teleservice.store import init_db
+from examples.teleservice.store import BUNDLED_SEED, init_db
 
 HOST = "127.0.0.1"
-SEED = Path(__file__).with_name("seed.toml")
 STATE_DIR = Path.home() / ".local" / "state" / "cardauth-teleservice"
 
 
@@ -54,7 +52,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     init = commands.add_parser("init-db", help="create or update the database from a seed file")
-    init.add_argument("--seed", type=Path, default=SEED, help="default: the bundled seed.toml")
+    init.add_argument(
+        "--seed", type=Path, default=BUNDLED_SEED, help="default: the bundled seed.toml"
+    )
     init.add_argument("--db", type=Path, dest="init_db", required=True)
     return parser
 
@@ -91,10 +91,10 @@ def run(args: argparse.Namespace) -> int:
     )
     db = args.db or args.state_dir / "teleservice.db"
     if not db.exists():
-        init_db(db, SEED)
+        init_db(db, BUNDLED_SEED)
     app = create_app(settings)
     print(f"Médecin traitant en ligne: http://{HOST}:{args.port}/ ({origin.value})", flush=True)
-    serve(app, host=HOST, port=args.port, ident="teleservice")
+    Served(app, listen(HOST, args.port), ident="teleservice").run()  # until Ctrl-C
     return 0
 
 

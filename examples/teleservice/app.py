@@ -23,11 +23,13 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from flask import Flask, Response, jsonify, redirect, render_template, request, url_for
+from flask import Flask, Response, abort, jsonify, redirect, render_template, request, url_for
 from flask_limiter import Limiter, RateLimitExceeded
 from flask_limiter.util import get_remote_address
+from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.wrappers import Response as WerkzeugResponse
 
+from cardauth.errors import CardAuthError, LoginRequired, RequestNotJson, RequestTooLarge
 from cardauth.flask import CardAuth, current_professional, extension
 from cardauth.messages import Language, choose_language
 from cardauth.trust import utc_now
@@ -35,11 +37,9 @@ from cardauth.verify import Verifier
 from examples.teleservice import messages, roles
 from examples.teleservice.errors import (
     LoginRateLimited,
-    LoginRequired,
     LookupFields,
     LookupForbidden,
     LookupRateLimited,
-    NotJson,
     SettingsError,
     TeleserviceError,
 )
@@ -99,6 +99,10 @@ def create_app(
     @app.errorhandler(TeleserviceError)
     def refused(error: TeleserviceError) -> Response:
         return _error_response(error)
+
+    @app.errorhandler(RequestEntityTooLarge)
+    def too_large(error: RequestEntityTooLarge) -> Response:
+        return _error_response(RequestTooLarge("the body is too large", limit=MAX_BODY), 413)
 
     @app.get("/")
     def index() -> str:
@@ -209,13 +213,13 @@ def require_login() -> Response | WerkzeugResponse | None:
         return None
     if request.method == "GET" and not request.path.startswith("/api/"):
         return redirect(url_for("index", lang=_language()))
-    return _error_response(LoginRequired("card login required"))
+    return _error_response(LoginRequired("card login required"), 401)
 
 
 def _professional() -> dict[str, Any]:
     professional = current_professional()
     if professional is None:  # require_login let nobody through: defence in depth
-        raise LoginRequired("card login required")
+        abort(_error_response(LoginRequired("card login required"), 401))
     return professional
 
 
@@ -228,7 +232,7 @@ def _lookup_body() -> object:
     """``{"assertion": ...}`` and nothing else: a body that names the patient
     (a NIR, a birth date, a name) is refused, it is never looked at."""
     if not request.is_json:
-        raise NotJson("a lookup is sent as JSON")
+        abort(_error_response(RequestNotJson("a lookup is sent as JSON"), 415))
     try:
         body = request.get_json(silent=True)
     except RecursionError:  # nested too deep for the parser: not a lookup either
@@ -317,8 +321,10 @@ def _other(language: Language) -> Language:
     return "en" if language == "fr" else "fr"
 
 
-def _error_response(error: TeleserviceError) -> Response:
+def _error_response(error: CardAuthError, status: int | None = None) -> Response:
+    """A refusal as JSON; ``status`` for the extension's errors (the teleservice's
+    own carry theirs)."""
     body = {"error": {"code": error.code, "message": messages.describe(error, _language())}}
     response = jsonify(body)
-    response.status_code = error.status
+    response.status_code = status or (error.status if isinstance(error, TeleserviceError) else 400)
     return response

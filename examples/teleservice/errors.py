@@ -13,11 +13,6 @@ class TeleserviceError(CardAuthError):
     status = 400
 
 
-class LoginRequired(TeleserviceError):
-    code = "login.required"  # the extension's code for the same refusal
-    status = 401
-
-
 class LookupFields(TeleserviceError):
     """The lookup body carries something else than the assertion (a NIR, a birth
     date...): the patient comes from the Vitale card only."""
@@ -43,11 +38,6 @@ class LoginRateLimited(TeleserviceError):
 
     code = "login.rate_limited"
     status = 429
-
-
-class NotJson(TeleserviceError):
-    code = "request.json"
-    status = 415
 
 
 class SeedError(TeleserviceError):

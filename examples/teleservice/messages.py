@@ -23,10 +23,6 @@ ERRORS: Mapping[str, Mapping[Language, str]] = {
         "fr": "Réglages du téléservice invalides : {message}.",
         "en": "Invalid teleservice settings: {message}.",
     },
-    "login.required": {
-        "fr": "Connectez-vous avec votre carte CPS.",
-        "en": "Log in with your CPS card.",
-    },
     "lookup.fields": {
         "fr": "La recherche ne prend que la signature de la carte Vitale du patient : "
         "aucun NIR ni date de naissance.",
@@ -43,10 +39,6 @@ ERRORS: Mapping[str, Mapping[Language, str]] = {
     "lookup.rate_limited": {
         "fr": "Trop de recherches : réessayez dans une minute.",
         "en": "Too many lookups: try again in a minute.",
-    },
-    "request.json": {
-        "fr": "La requête doit être envoyée en JSON.",
-        "en": "The request must be sent as JSON.",
     },
 }
 

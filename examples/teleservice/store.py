@@ -22,6 +22,8 @@ from cardauth.errors import InvalidIdentifier
 from cardauth.identifiers import Nir, Rpps
 from examples.teleservice.errors import SeedError
 
+BUNDLED_SEED = Path(__file__).with_name("seed.toml")  # the simulator's personas
+
 FILE_MODE = 0o600
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS doctors (
