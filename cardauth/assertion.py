@@ -96,7 +96,7 @@ def build_vitale_coassertion(
     them already (read while the card stayed in), spare reading them again."""
     with vitale.channel.transaction():
         facts = facts or vitale.facts()
-        certificate = _certificate_of(facts.certificate_der)
+        certificate = vitale.parse_certificate(facts.certificate_der)
         scheme = scheme_for(certificate)
         header = _header(VITALE_TYPE, scheme, facts.certificate_der, chain)
         payload = {
@@ -137,7 +137,7 @@ def build_assertion(
     caller has them already (else they are read, serial first)."""
     facts = facts or cps.facts()
     certificate_der = facts.certificate_der
-    certificate = _certificate_of(certificate_der)
+    certificate = cps.parse_certificate(certificate_der)
     scheme = scheme_for(certificate, prefer_pss=prefer_pss)
     payload: dict[str, Any] = {
         "aud": origin.value,
@@ -164,13 +164,6 @@ def build_assertion(
             scheme,
         )
         return jose.serialize(header, payload, sign)
-
-
-def _certificate_of(der: bytes) -> x509.Certificate:
-    try:
-        return x509.load_der_x509_certificate(der)
-    except ValueError as exc:
-        raise MalformedCardData("the card's certificate does not parse") from exc
 
 
 def _checked(

@@ -310,7 +310,7 @@ class LoginRequired(CardAuthError):
 
 
 class AssertionRefused(CardAuthError):
-    """A refusal by the verifier, with the reason as its stable code. ``token`` in
+    """A refusal by the verifier, with the reason as its stable code. ``jws`` in
     the context says which JWS is at fault: ``cps`` (the assertion) or ``vitale``
     (the co-assertion it carries)."""
 
@@ -320,3 +320,14 @@ class AssertionRefused(CardAuthError):
         super().__init__(message, **context)
         self.refusal = refusal
         self.code = refusal.value
+
+    @property
+    def service_unavailable(self) -> bool:
+        """The service could not check (its challenge store or revocation sources are
+        down): a 503, to try again later, not the card's fault."""
+        return self.refusal in UNAVAILABLE_REFUSALS
+
+
+UNAVAILABLE_REFUSALS = frozenset(
+    (Refusal.CHALLENGE_STORE, Refusal.REVOCATION_UNAVAILABLE, Refusal.REVOCATION_STALE)
+)

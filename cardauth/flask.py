@@ -38,7 +38,12 @@ from werkzeug.exceptions import RequestEntityTooLarge
 
 from cardauth.audit import AuditLog
 from cardauth.certificates import Patient
-from cardauth.challenges import ChallengeStore, issue_challenge, store_from_setting
+from cardauth.challenges import (
+    DEFAULT_LIFETIME,
+    ChallengeStore,
+    issue_challenge,
+    store_from_setting,
+)
 from cardauth.errors import (
     AssertionRefused,
     CardAuthError,
@@ -94,9 +99,14 @@ class CardAuth:
         self.challenges = self._challenges or store_from_setting(
             config.get("CARDAUTH_CHALLENGE_STORE", "memory")
         )
-        self.challenge_lifetime = dt.timedelta(
-            seconds=config.get("CARDAUTH_CHALLENGE_LIFETIME_SECONDS", 300)
+        seconds = config.get(
+            "CARDAUTH_CHALLENGE_LIFETIME_SECONDS", DEFAULT_LIFETIME.total_seconds()
         )
+        if isinstance(seconds, bool) or not isinstance(seconds, (int, float)):
+            raise TrustConfigError("CARDAUTH_CHALLENGE_LIFETIME_SECONDS is a number of seconds")
+        if not 10 <= seconds <= 3600:  # 0 or less would refuse every login as expired
+            raise TrustConfigError("CARDAUTH_CHALLENGE_LIFETIME_SECONDS is 10 to 3600")
+        self.challenge_lifetime = dt.timedelta(seconds=seconds)
         hours = config.get("CARDAUTH_SESSION_MAX_HOURS", DEFAULT_SESSION_HOURS)
         if isinstance(hours, bool) or not isinstance(hours, (int, float)) or not 0 < hours <= 168:
             raise TrustConfigError("CARDAUTH_SESSION_MAX_HOURS is a number of hours, 168 at most")
@@ -281,9 +291,7 @@ def _refusal_response(error: AssertionRefused) -> Response:
 
 
 def _status_for(error: AssertionRefused) -> int:
-    if error.code in ("challenge.store_unavailable", "revocation.unavailable", "revocation.stale"):
-        return 503
-    return 401
+    return 503 if error.service_unavailable else 401
 
 
 def _refusal(error: CardAuthError, status: int) -> Response:

@@ -233,8 +233,10 @@ ERRORS: Mapping[str, Mapping[Language, str]] = {
         "en": "Login refused: the login challenge expired. Log in again.",
     },
     "challenge.session": {
-        "fr": "Connexion refusée : ce défi a été demandé par une autre session de navigateur.",
-        "en": "Login refused: this challenge was asked for by another browser session.",
+        "fr": "Connexion refusée : ce défi a été demandé par une autre session de navigateur. "
+        "Rechargez la page puis recommencez.",
+        "en": "Login refused: this challenge was asked for by another browser session. "
+        "Reload the page and try again.",
     },
     "challenge.store_unavailable": {
         "fr": "Connexion impossible pour l'instant : le service ne peut pas vérifier le défi. "
@@ -302,8 +304,10 @@ ERRORS: Mapping[str, Mapping[Language, str]] = {
         "a moment.",
     },
     "revocation.stale": {
-        "fr": "Connexion impossible pour l'instant : la liste des cartes révoquées est périmée.",
-        "en": "Login impossible for now: the list of revoked cards is out of date.",
+        "fr": "Connexion impossible pour l'instant : la liste des cartes révoquées est "
+        "périmée. Réessayez plus tard ; si cela dure, prévenez le support du téléservice.",
+        "en": "Login impossible for now: the list of revoked cards is out of date. Try "
+        "again later; if it lasts, tell the teleservice's support.",
     },
     "revocation.crl_invalid": {
         "fr": "Connexion refusée : liste des cartes révoquées invalide.",

@@ -123,10 +123,18 @@ def policy_from_settings(settings: Mapping[str, Any]) -> RevocationPolicy:
         use_crl=settings.get("use_crl", defaults.use_crl),
         ocsp_responder=settings.get("ocsp_responder"),
         ocsp_timeout=float(settings.get("ocsp_timeout_seconds", defaults.ocsp_timeout)),
-        ocsp_max_age=dt.timedelta(hours=settings.get("ocsp_max_age_hours", 24)),
-        crl_grace=dt.timedelta(hours=settings.get("crl_grace_hours", 0)),
-        max_skew=dt.timedelta(seconds=settings.get("max_skew_seconds", 120)),
+        ocsp_max_age=_hours(settings, "ocsp_max_age_hours", defaults.ocsp_max_age),
+        crl_grace=_hours(settings, "crl_grace_hours", defaults.crl_grace),
+        max_skew=(
+            dt.timedelta(seconds=settings["max_skew_seconds"])
+            if "max_skew_seconds" in settings
+            else defaults.max_skew
+        ),
     )
+
+
+def _hours(settings: Mapping[str, Any], name: str, default: dt.timedelta) -> dt.timedelta:
+    return dt.timedelta(hours=settings[name]) if name in settings else default
 
 
 class RevocationChecker:

@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import hmac
-import ipaddress
 import json
 import os
 import re
@@ -52,7 +51,7 @@ from cardauth.challenges import (
     issue_challenge,
     store_from_setting,
 )
-from cardauth.errors import AssertionRefused, CardAuthError, Refusal
+from cardauth.errors import AssertionRefused, CardAuthError
 from cardauth.messages import LANGUAGES, Language, choose_language, describe, label
 from cardauth.origins import Origin, parse_origins
 from cardauth.serving import Served, is_loopback_address, listen
@@ -71,11 +70,7 @@ _TOKEN = re.compile(r"[A-Za-z0-9._~+/-]{32,512}=*", re.ASCII)
 # The teleservice's own session identifier (or anything opaque that stays the same
 # for one browser session): visible ASCII, no space.
 _SESSION = re.compile(r"[\x21-\x7e]{16,128}", re.ASCII)
-LOOPBACK_NAMES = frozenset(("localhost", "[::1]"))
 # The service cannot check now: the caller may try again later (as the Flask extension).
-UNAVAILABLE = frozenset(
-    (Refusal.CHALLENGE_STORE, Refusal.REVOCATION_UNAVAILABLE, Refusal.REVOCATION_STALE)
-)
 CHALLENGE_MEMBERS = frozenset(("session",))
 VERIFY_MEMBERS = frozenset(("assertion", "session", "challenge", "require_vitale"))
 VERIFY_REQUIRED = VERIFY_MEMBERS - {"require_vitale"}
@@ -378,13 +373,10 @@ def create_app(
 
 
 def _loopback_host(host: str) -> bool:
-    name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
-    if name in LOOPBACK_NAMES:
-        return True
-    try:
-        return ipaddress.IPv4Address(name).is_loopback
-    except ValueError:
-        return False
+    """A Host header naming this machine (localhost, [::1] or an IPv4 loopback
+    address), with or without a port."""
+    name = host if host.endswith("]") else host.rsplit(":", 1)[0]
+    return name in ("localhost", "[::1]") or is_loopback_address(name)
 
 
 def _json_body(allowed: frozenset[str], required: frozenset[str]) -> dict[str, Any]:
@@ -443,7 +435,7 @@ def http_status(error: CardAuthError) -> int:
     if isinstance(error, VerifierServiceError):
         return error.status
     if isinstance(error, AssertionRefused):
-        return 503 if error.refusal in UNAVAILABLE else 401
+        return 503 if error.service_unavailable else 401
     return 500
 
 

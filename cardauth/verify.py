@@ -6,17 +6,20 @@ each refusal with its own code (:class:`cardauth.errors.Refusal`):
 1. structure: size, three base64url parts, JSON objects without duplicate names;
 2. header: our type, our critical parameter and version, nothing else (no ``jku``,
    ``jwk``, ``x5u``: keys come from ``x5c`` only), an allowed ``alg``;
-3. claims: types, origin in its canonical form and equal to an expected origin,
-   challenge equal to the one expected, times within the lifetime and skew;
-4. certificate: ``alg`` matches its key, the signature holds, it is an
-   authentication certificate of the right kind of card, valid now, with a path to
-   a root of that kind (CPS and Vitale roots never mix);
-5. the Vitale co-assertion, when there is one (or required): the same checks, plus
+3. claims: exactly the expected ones with their types, times within the lifetime
+   and skew;
+4. certificate: ``alg`` matches its key, it is an authentication certificate of
+   the right kind of card, valid now, with a path to a root of that kind (CPS and
+   Vitale roots never mix);
+5. the signature, under the certified key;
+6. origin, in its canonical form, equal to an expected origin; challenge equal to
+   the one expected (constant time);
+7. the Vitale co-assertion, when there is one (or required): the same checks, plus
    the same origin and challenge and the CPS certificate's thumbprint;
-6. the challenge is taken out of the store, atomically: known, unexpired, issued
+8. the challenge is taken out of the store, atomically: known, unexpired, issued
    to this browser session, and never again (a refusal at an earlier step takes
    it out too: one try per challenge);
-7. revocation of every certificate of each path but the root, last: no network
+9. revocation of every certificate of each path but the root, last: no network
    work for a forged token.
 
 Identity comes from the certificates only. No pyscard here: teleservices import

@@ -15,6 +15,7 @@ from flask.testing import FlaskClient
 
 from cardauth.audit import AuditConfigError, AuditLog
 from cardauth.flask import CardAuth, current_professional, extension, login_required
+from cardauth.trust import TrustConfigError
 from cardauth.verify import Verifier
 from tests.verifier_kit import NOW, ORIGIN, Forge, crl_checker, trust_store
 
@@ -254,3 +255,11 @@ def test_pseudonyms_depend_on_the_key(tmp_path: Path) -> None:
     assert first.pseudonym(nir) == first.pseudonym(nir)
     assert first.pseudonym(nir) != second.pseudonym(nir)
     assert nir not in first.pseudonym(nir)
+
+
+@pytest.mark.parametrize("seconds", ["300", 0, -5, 86_400, True])
+def test_a_challenge_lifetime_that_would_break_logins_is_refused_at_start(
+    tmp_path: Path, seconds: object
+) -> None:
+    with pytest.raises(TrustConfigError, match="CARDAUTH_CHALLENGE_LIFETIME_SECONDS"):
+        make_app(tmp_path, CARDAUTH_CHALLENGE_LIFETIME_SECONDS=seconds)
