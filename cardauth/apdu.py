@@ -26,10 +26,12 @@ class Ins(IntEnum):
     CHANGE_REFERENCE_DATA = 0x24
     PERFORM_SECURITY_OPERATION = 0x2A
     RESET_RETRY_COUNTER = 0x2C
+    GET_CHALLENGE = 0x84
     INTERNAL_AUTHENTICATE = 0x88
     SELECT = 0xA4
     READ_BINARY = 0xB0
     GET_RESPONSE = 0xC0
+    GET_DATA = 0xCB  # odd INS: data field in BER-TLV (ISO 7816-4 § 11.4.3)
 
 
 class StatusWord(IntEnum):

@@ -51,11 +51,12 @@ from cardauth.protocol import (
 )
 
 
-def scheme_for(certificate: x509.Certificate, *, prefer_pss: bool = False) -> SignatureScheme:
-    """The JWS algorithm that the certificate's key type calls for."""
+def scheme_for(certificate: x509.Certificate) -> SignatureScheme:
+    """The JWS algorithm that the certificate's key type calls for: RS256 for RSA (a
+    CPS card pads PKCS#1 v1.5 itself), ES256 for P-256."""
     key = certificate.public_key()
     if isinstance(key, rsa.RSAPublicKey):
-        return SignatureScheme.PS256 if prefer_pss else SignatureScheme.RS256
+        return SignatureScheme.RS256
     if isinstance(key, ec.EllipticCurvePublicKey) and isinstance(key.curve, ec.SECP256R1):
         return SignatureScheme.ES256
     raise CardError("the card's key is neither RSA nor ECDSA P-256")
@@ -126,7 +127,6 @@ def build_assertion(
     vitale: VitaleCard | None = None,
     chain: Sequence[x509.Certificate] = (),
     vitale_chain: Sequence[x509.Certificate] = (),
-    prefer_pss: bool = False,
     lifetime: dt.timedelta = DEFAULT_LIFETIME,
     facts: CardFacts | None = None,
     vitale_facts: CardFacts | None = None,
@@ -138,7 +138,7 @@ def build_assertion(
     facts = facts or cps.facts()
     certificate_der = facts.certificate_der
     certificate = cps.parse_certificate(certificate_der)
-    scheme = scheme_for(certificate, prefer_pss=prefer_pss)
+    scheme = scheme_for(certificate)
     payload: dict[str, Any] = {
         "aud": origin.value,
         "nonce": challenge,

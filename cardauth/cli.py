@@ -22,6 +22,7 @@ from cardauth.cards.application import CardKind
 from cardauth.cards.cps import CpsCard
 from cardauth.cards.identify import find_card
 from cardauth.cards.inventory import CardReport, CertificateSummary, inventory
+from cardauth.cards.session import pin_session
 from cardauth.cards.vitale import VitaleCard
 from cardauth.challenges import DEFAULT_LIFETIME as DEFAULT_CHALLENGE_LIFETIME
 from cardauth.challenges import ChallengeRecord, MemoryChallengeStore, session_digest
@@ -203,20 +204,14 @@ def command_login(args: argparse.Namespace, out: Output) -> int:
         vitale = find_card(backend, CardKind.VITALE) if args.with_vitale else None
         assert isinstance(cps, CpsCard)
         assert vitale is None or isinstance(vitale, VitaleCard)
-        pin = _read_pin(args.pin_stdin, out)
-        with cps.channel.transaction():
-            cps.verify_pin(pin)
-            try:
-                token = build_assertion(
-                    cps,
-                    origin=origin,
-                    challenge=challenge,
-                    now=dt.datetime.now(dt.UTC),
-                    vitale=vitale,
-                    prefer_pss=args.pss,
-                )
-            finally:
-                cps.reset_pin_status()
+        with pin_session(cps, _read_pin(args.pin_stdin, out)):
+            token = build_assertion(
+                cps,
+                origin=origin,
+                challenge=challenge,
+                now=dt.datetime.now(dt.UTC),
+                vitale=vitale,
+            )
     finally:
         backend.close()
     out.line(token)
@@ -279,7 +274,6 @@ def _configure_login(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="read the PIN from standard input instead of the terminal",
     )
-    parser.add_argument("--pss", action="store_true", help="sign with PS256 instead of RS256")
     parser.add_argument(
         "--allow-development-origin",
         action="store_true",

@@ -11,7 +11,8 @@ SYSTEM_PACKAGES=(
   libpcsclite-dev   # headers to build pyscard
   swig              # to build pyscard
   pcsc-tools        # pcsc_scan
-  opensc            # opensc-tool
+  opensc            # OpenSC's tools and PKCS#11 module: the test oracle for the CPS card
+  openssl           # checks the card's signatures in the OpenSC tests
   redis-server      # the challenge store shared by several teleservice processes
   chromium          # headless browser for the bridge's browser test (driven by Playwright)
   python3-venv

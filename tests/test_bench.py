@@ -16,7 +16,7 @@ BENCH = Path(__file__).resolve().parent.parent / "bench"
 @pytest.mark.pcscd
 def test_card_layer_benchmark_runs_and_counts_apdus() -> None:
     result = subprocess.run(
-        [sys.executable, str(BENCH / "card_layer.py"), "--rounds", "3", "--apdus", "20", "--json"],
+        [sys.executable, str(BENCH / "card_layer.py"), "--rounds", "5", "--json"],
         capture_output=True,
         text=True,
         timeout=120,
@@ -24,12 +24,36 @@ def test_card_layer_benchmark_runs_and_counts_apdus() -> None:
     )
     figures = json.loads(result.stdout)
     assert figures["apdus"] == {
-        "identify_both_cards": 2,
-        "read_cps_holder_and_certificate": 8,
-        "pin_and_sign": 5,
+        "first sight: serial, certificate, identity, tries left": 28,
+        "first login with the PIN (PIN object read)": 5,
+        "login on the kept PIN": 4,
+        "document signature with the PIN, then log out": 7,
     }
-    assert figures["per_apdu"]["ratio"] > 0
-    assert figures["read_holder_and_certificate"]["apdus"] == 8
+    transactions = figures["transactions"]
+    assert [t["apdus"] for t in transactions.values()] == [4, 4, 6, 7]
+    assert all(t["ratio"] > 0 for t in transactions.values())
+
+
+@pytest.mark.pcscd
+def test_the_opensc_peer_benchmark_runs_and_counts_apdus() -> None:
+    result = subprocess.run(
+        [
+            *(sys.executable, str(BENCH / "opensc_peer.py")),
+            "--rounds",
+            "1",
+            "--latency",
+            "none",
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=True,
+    )
+    figures = json.loads(result.stdout)
+    assert figures["cardauth_read"]["apdus"] == 18
+    assert figures["cardauth_sign"]["apdus"] < figures["opensc_sign"]["apdus"] / 2
+    assert figures["warm"] == {"read_after_put_back": 3, "login_with_pin": 5, "login_pin_kept": 4}
 
 
 def test_verifier_benchmark_runs() -> None:
@@ -55,5 +79,5 @@ def test_bridge_benchmark_runs_and_counts_apdus() -> None:
     )
     figures = json.loads(result.stdout)
     assert figures["apdus_warm"] == 4
-    assert (figures["apdus_at_insertion"], figures["apdus_first_login"]) == (11, 5)
+    assert (figures["apdus_at_insertion"], figures["apdus_first_login"]) == (28, 5)
     assert 0 < figures["outside_card_ms"] < figures["total_ms"]

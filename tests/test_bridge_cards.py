@@ -246,11 +246,25 @@ def test_a_card_is_read_once_and_a_repeated_login_costs_four_commands(
     post_json(scene.client(), "/v1/authenticate", {"challenge": scene.challenge()})
     warm = cps.total_commands - before
     assert warm <= 4  # SELECT, MSE SET, INTERNAL AUTHENTICATE, GET RESPONSE (T=0)
-    assert cps.commands[Ins.READ_BINARY] == 8  # serial, holder (6Cxx: twice), certificate (5)
-    # At insertion (11): SELECT and READ of the serial, SELECT of the application,
-    # holder data (2: 6Cxx), certificate (5), tries left; the login (5): SELECT,
-    # VERIFY, MSE SET, INTERNAL AUTHENTICATE, GET RESPONSE.
-    assert (read_at_insertion, first_login) == (11, 5)
+    # Serial (1), five PKCS#15 files (ODF, AODF, PrKDF, CDF, DODF: 2 each, 6Cxx then the
+    # exact length), the certificate (5), the holder's identity object (2).
+    assert cps.commands[Ins.READ_BINARY] == 18
+    # At insertion (28): SELECT and READ of the serial, SELECT of the PKCS#15
+    # application, then SELECT and two READs for each of the five directory files,
+    # SELECT and five READs for the certificate, SELECT and two READs for the identity,
+    # and the tries left; the login (5): VERIFY, SELECT, MSE SET, INTERNAL
+    # AUTHENTICATE, GET RESPONSE.
+    assert (read_at_insertion, first_login) == (28, 5)
+
+
+def test_a_card_put_back_is_known_by_its_serial(scene: BridgeScene) -> None:
+    """Its PKCS#15 application and certificate were read once: put back, the card is
+    asked its serial, its application and its tries left (4 commands)."""
+    cps = scene.card(0)
+    scene.remove(0)
+    before = cps.total_commands
+    scene.insert(0, "doctor")
+    assert cps.total_commands - before == 4
 
 
 # -- events ------------------------------------------------------------------------------

@@ -15,17 +15,18 @@ from collections.abc import Callable
 from typing import TypeVar
 
 import pytest
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.serialization import Encoding
 from hypothesis import example, given
 from hypothesis import strategies as st
 
 from cardauth import tlv
 from cardauth.apdu import CommandApdu, Ins, ResponseApdu
-from cardauth.cards import files, pin, pinpad, security
-from cardauth.cards.algorithms import SignatureScheme
+from cardauth.cards import files, pin, pinpad, pkcs15, security
+from cardauth.cards.algorithms import CardAlgorithm, HashReference, SignatureScheme, digest_info
 from cardauth.cards.application import CardApplication
 from cardauth.cards.atr import Atr
-from cardauth.cards.cps import PIN_FORMAT, CpsCard, CpsHolder
+from cardauth.cards.cps import PKCS15_CACHE, CpsCard, CpsHolder
 from cardauth.cards.identify import extended_length_usable, identify_with_facts
 from cardauth.cards.inventory import CertificateSummary, read_card
 from cardauth.cards.vitale import VitaleCard, VitaleHolder
@@ -34,6 +35,7 @@ from cardauth.transport.base import CardLink, SlotState
 from cardauth.transport.channel import CardChannel
 from simulator.personas import load_cps, load_vitale
 from simulator.pki import simulator_pki
+from simulator.profiles import IDENTITY_FILE
 from tests.fuzz_cards import (
     READER,
     STEERING_SW,
@@ -50,6 +52,7 @@ NOW = dt.datetime(2026, 6, 1, 12, 0, tzinfo=dt.UTC)
 STABLE_CODE = re.compile(r"^[a-z0-9_]+(\.[a-z0-9_]+)+$")
 DIGEST = hashlib.sha256(b"fuzz").digest()
 CARD_PERSONAS = ["doctor", "pharmacist", "cpf-student", "patient", "parent", "unknown-card"]
+PIN_FORMAT = pin.PinFormat(min_digits=4, max_digits=8, encoded_length=8)
 
 
 def outcome(action: Callable[[], T]) -> T | CardAuthError:
@@ -68,15 +71,33 @@ def _channel(link: CardLink) -> CardChannel:
     return CardChannel(link, extended_length=extended_length_usable(link.atr, link.protocol))
 
 
+def _read(card: CardApplication, path: bytes) -> bytes:
+    files.select_file(card.channel, path)
+    return files.read_file(card.channel)
+
+
 def _real_answers(persona: str) -> tuple[bytes, bytes]:
     """The holder file and authentication certificate a persona's card holds."""
     card, facts = identify_with_facts(_channel(MutatingLink(fresh_card(persona), bytes)))
-    assert isinstance(card, CpsCard | VitaleCard)
+    if isinstance(card, CpsCard):
+        return _read(card, IDENTITY_FILE.to_bytes(2, "big")), facts.certificate_der
+    assert isinstance(card, VitaleCard)
     return files.read_file(card.channel, 0x01), facts.certificate_der
+
+
+def _directories() -> list[bytes]:
+    """The doctor's card's PKCS#15 files: ODF, AODF, PrKDF, CDF, DODF, TokenInfo."""
+    card, _ = identify_with_facts(_channel(MutatingLink(fresh_card("doctor"), bytes)))
+    assert isinstance(card, CpsCard)
+    return [
+        _read(card, fid)
+        for fid in (b"\x50\x31", b"\x70\x01", b"\x70\x02", b"\x70\x05", b"\x70\x04", b"\x50\x32")
+    ]
 
 
 CPS_HOLDER, CPS_CERTIFICATE = _real_answers("doctor")
 VITALE_HOLDER, VITALE_CERTIFICATE = _real_answers("parent")
+ODF, AODF, PRKDF, CDF, DODF, TOKEN_INFO = _directories()
 CA_CERTIFICATE = simulator_pki().cps_ca.certificate.public_bytes(Encoding.DER)
 SIGNATURE_CERTIFICATE = (
     simulator_pki().cps_certificates(load_cps("doctor")).signature.public_bytes(Encoding.DER)
@@ -157,6 +178,36 @@ def test_any_vitale_holder_file_reads_or_is_refused(data: bytes) -> None:
     holder = outcome(lambda: VitaleHolder.from_tlv(data))
     if isinstance(holder, VitaleHolder):
         holder.to_dict()
+
+
+PKCS15_FILES = st.one_of(
+    st.sampled_from([ODF, AODF, PRKDF, CDF, DODF, TOKEN_INFO]).flatmap(byte_mutations),
+    st.lists(st.one_of(st.binary(max_size=80), PADDING), max_size=4).map(b"".join),
+)
+PKCS15_PARSERS: dict[str, Callable[[bytes], object]] = {
+    "ODF": pkcs15.parse_odf,
+    "AODF": pkcs15.parse_aodf,
+    "PrKDF": pkcs15.parse_prkdf,
+    "CDF": pkcs15.parse_cdf,
+    "DODF": pkcs15.parse_dodf,
+    "TokenInfo": pkcs15.parse_token_info,
+}
+
+
+@fuzz(ci=400, long=20000)
+@given(st.sampled_from(sorted(PKCS15_PARSERS)), PKCS15_FILES)
+def test_any_pkcs15_directory_reads_or_is_malformed_card_data(kind: str, data: bytes) -> None:
+    outcome(lambda: PKCS15_PARSERS[kind](data))
+
+
+def test_the_real_pkcs15_directories_read() -> None:
+    """The control: the doctor's card's directories decode to its PIN, keys, certificates."""
+    assert len(pkcs15.parse_odf(ODF)) == 4
+    assert [p.reference for p in pkcs15.parse_aodf(AODF)] == [1, 2]
+    assert {k.key_reference for k in pkcs15.parse_prkdf(PRKDF)} == {0x81, 0x82}
+    assert len(pkcs15.parse_cdf(CDF)) == 2
+    assert next(d.label for d in pkcs15.parse_dodf(DODF)) == "CPS_ID_CARD"
+    assert len(pkcs15.parse_token_info(TOKEN_INFO)[1]) == 6
 
 
 def test_the_real_holder_files_read() -> None:
@@ -252,7 +303,9 @@ def test_the_real_certificates_parse(der: bytes) -> None:
 def _converse(link: CardLink) -> list[object]:
     """What the bridge and the CLI ask a card: identify it with its serial and
     certificate, read everything it says (holder, certificates, PIN status), then
-    have it sign (after the PIN, for a CPS card)."""
+    have it sign (after the PIN, for a CPS card). It starts cold: nothing of the
+    card cached from an earlier conversation."""
+    PKCS15_CACHE.clear()
     channel = _channel(link)
     found = outcome(lambda: identify_with_facts(channel))
     if isinstance(found, CardAuthError):
@@ -302,8 +355,20 @@ OPERATIONS: dict[str, Callable[[CardChannel], object]] = {
     "VERIFY": lambda channel: pin.verify_pin(channel, 0x01, "1234", PIN_FORMAT),
     "PIN pad features": pinpad.reader_features,
     "PIN pad VERIFY": lambda channel: pinpad.verify_pin_on_pinpad(channel, 0x01, PIN_FORMAT),
-    "sign": lambda channel: security.compute_signature(
-        channel, security.CRT_AUTHENTICATION, 0x82, SignatureScheme.RS256, DIGEST
+    "authenticate": lambda channel: security.authenticate(
+        channel, 0x82, CardAlgorithm.RSA_PKCS1, digest_info(hashes.SHA256(), DIGEST)
+    ),
+    "sign a hash": lambda channel: security.sign_hash(
+        channel, 0x81, HashReference.SHA256, CardAlgorithm.SHA256_RSA_PKCS1, DIGEST
+    ),
+    "unblock": lambda channel: pin.unblock_pin(
+        channel,
+        0x01,
+        "4321",
+        PIN_FORMAT,
+        code_reference=0x02,
+        code="12345678",
+        code_format=PIN_FORMAT,
     ),
     "identify": identify_with_facts,
 }

@@ -86,7 +86,7 @@ def test_identity_comes_from_the_certificate(
     assert login.card_serial == "a host's claim"  # carried, labelled, never an identity
 
 
-def test_pss_and_the_chain_in_x5c(station: Station) -> None:
+def test_the_chain_in_x5c(station: Station) -> None:
     cps, _vitale = _cards(station)
     scene = Scene(Verifier(trust=trust_store(), revocation=crl_checker()))
     cps.verify_pin("1234")
@@ -95,9 +95,17 @@ def test_pss_and_the_chain_in_x5c(station: Station) -> None:
         origin=ORIGIN,
         challenge=scene.challenge,
         now=NOW,
-        prefer_pss=True,
         chain=[simulator_pki().cps_ca.certificate],
     )
+    assert scene.verify(token).professional.surname == "FONTAINE"
+
+
+def test_a_pss_assertion_verifies() -> None:
+    """PS256 is in the protocol for RSA keys that sign PSS (a CPS3 signs PKCS#1 v1.5
+    only, so its assertions are RS256): such an assertion verifies."""
+    scene = Scene(Verifier(trust=trust_store(), revocation=crl_checker()))
+    forge = Forge()
+    token = forge.assertion(scene.challenge, header=forge.header(alg="PS256"))
     assert scene.verify(token).professional.surname == "FONTAINE"
 
 

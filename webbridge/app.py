@@ -40,6 +40,7 @@ from werkzeug.exceptions import NotFound as RouteNotFound
 from werkzeug.wrappers import Response as WerkzeugResponse
 
 from cardauth import __version__, challenges
+from cardauth.cards.session import Keypad
 from cardauth.errors import (
     CardAuthError,
     CardError,
@@ -57,7 +58,7 @@ from cardauth.messages import Language, choose_language
 from cardauth.origins import Origin
 from cardauth.trust import utc_now
 from webbridge import messages
-from webbridge.cards import CardService, Keypad
+from webbridge.cards import CardService
 from webbridge.config import LOOPBACK, BridgeConfig
 from webbridge.consent import ConsentStore
 from webbridge.errors import (

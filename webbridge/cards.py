@@ -6,7 +6,8 @@ one transaction) and
 what was read is kept while it stays in: a later login costs the card only its
 signature. The verified-PIN state is kept too, for ``pin_idle_seconds`` after
 its last use; removing the card forgets everything at once, and an idle PIN is
-reset on the card (VERIFY with P1 = FF), so the key cannot be used afterwards.
+reset on the card (it logs out: :mod:`cardauth.cards.session`), so the key cannot
+be used afterwards.
 
 Operations on one card run one at a time (a lock per slot, and the card layer's
 PC/SC transactions across processes). A VERIFY is sent only with a PIN that the
@@ -23,7 +24,6 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from enum import Enum
 from typing import TypeVar
 
 from cryptography import x509
@@ -34,6 +34,7 @@ from cardauth.cards.application import CardApplication, CardFacts, CardKind
 from cardauth.cards.cps import CpsCard
 from cardauth.cards.identify import APPLICATIONS, connect_channel, identify_with_facts
 from cardauth.cards.pin import PinStatus
+from cardauth.cards.session import PinSource, pin_session
 from cardauth.cards.vitale import VitaleCard
 from cardauth.errors import (
     CardAuthError,
@@ -51,12 +52,6 @@ from cardauth.transport.monitor import CardEvent, CardMonitor, EventType
 
 EVENT_QUEUE_SIZE = 64
 CardT = TypeVar("CardT", bound=CardApplication)
-
-
-class Keypad(Enum):
-    """The PIN of a login is typed on the reader's keypad (not a value the bridge sees)."""
-
-    ENTRY = "keypad"
 
 
 @dataclass(frozen=True, slots=True)
@@ -243,7 +238,7 @@ class CardService:
         origin: Origin,
         challenge: str,
         with_vitale: bool,
-        pin: str | Keypad | None = None,
+        pin: PinSource | None = None,
     ) -> str:
         """An assertion for ``origin`` and ``challenge``, signed by the CPS card (and
         co-signed by the Vitale card). ``pin``: the PIN typed on the bridge's page,
@@ -253,33 +248,34 @@ class CardService:
         vitale_slot = self._find(CardKind.VITALE)[0] if with_vitale else None
         with slot.lock, self._card_errors(slot):
             cps = _held(slot, CpsCard)
-            with cps.channel.transaction():
-                self._present_pin(slot, cps, pin)
+            if pin is None and not self._fresh(slot):
+                raise PinRequired("the PIN must be typed for this login")
+            keep = self._pin_idle > 0  # idle 0: logged out in the same hold, no program between
+            with (
+                self._pin_outcome(slot, presented=pin is not None),
+                pin_session(cps, pin, keep=keep, keypad_timeout=self._pin_entry_timeout),
+            ):
                 token = self._sign(slot, cps, origin, challenge, vitale_slot)
-                slot.pin_until = self._monotonic() + self._pin_idle
-                if self._pin_idle <= 0:  # in the same hold: no other program between
-                    self._reset_pin(slot)
+            slot.pin_until = self._monotonic() + self._pin_idle if keep else None
+            if not keep:
+                slot.pin = None  # logged out: asked again when needed
             return token
 
-    def _present_pin(self, slot: _Slot, cps: CpsCard, pin: str | Keypad | None) -> None:
-        """One VERIFY at most, and only with what the professional typed."""
-        if pin is None:
-            if not self._fresh(slot):
-                raise PinRequired("the PIN must be typed for this login")
-            return
-        slot.pin_until = None  # whatever the outcome, the old state is gone
+    @contextmanager
+    def _pin_outcome(self, slot: _Slot, *, presented: bool) -> Iterator[None]:
+        """Keep what the card answered to the PIN (tries left, blocked, verified)."""
+        if presented:
+            slot.pin_until = None  # whatever the outcome, the old state is gone
         try:
-            if pin is Keypad.ENTRY:
-                cps.verify_pin_on_pinpad(timeout=self._pin_entry_timeout)
-            else:
-                cps.verify_pin(pin)
+            yield
         except WrongPin as wrong:
             slot.pin = PinStatus(verified=False, tries_left=wrong.tries_left, blocked=False)
             raise
         except PinBlocked:
             slot.pin = PinStatus(verified=False, tries_left=0, blocked=True)
             raise
-        slot.pin = PinStatus(verified=True, tries_left=None, blocked=False)
+        if presented:
+            slot.pin = PinStatus(verified=True, tries_left=None, blocked=False)
 
     def _sign(
         self,
@@ -378,7 +374,7 @@ class CardService:
         card = slot.card
         if isinstance(card, CpsCard):
             try:
-                card.reset_pin_status()
+                card.log_out()
             except CardAuthError:
                 slot.forget()
 
@@ -448,21 +444,21 @@ def _held(slot: _Slot, kind: type[CardT]) -> CardT:
 
 
 def _view_of(reader: str, card: CardApplication, facts: CardFacts) -> CardView:
-    """The card's view; a CPS card's holder data is read here, in the caller's
-    transaction (the application is still selected)."""
+    """The card's view: the holder's name (and a professional's title) from the
+    certificate, decoded in full (a damaged certificate is the card's error, never a
+    crash); a CPS card's type from its holder data, read here in the caller's
+    transaction."""
     pinpad = _has_pinpad(card)
+    certificate = card.parse_certificate(facts.certificate_der)
     if isinstance(card, CpsCard):
-        holder = card.holder()
         return CardView(
             reader,
             CardKind.CPS.value,
-            holder=f"{holder.given_name} {holder.surname}",
-            card_type=holder.card_type.value,
-            profession=holder.profession,
+            holder=_name_of(certificate),
+            card_type=card.identity().card_type.value,
+            profession=_title_of(certificate),
             pinpad=pinpad,
         )
-    # Decoded in full (a damaged certificate is the card's error, never a crash).
-    certificate = card.parse_certificate(facts.certificate_der)
     return CardView(reader, CardKind.VITALE.value, holder=_name_of(certificate), pinpad=pinpad)
 
 
@@ -472,6 +468,11 @@ def _atr_of_a_known_card(atr: bytes) -> bool:
 
 def _has_pinpad(card: CardApplication) -> bool:
     return isinstance(card, CpsCard) and card.has_pinpad()
+
+
+def _title_of(certificate: x509.Certificate) -> str | None:
+    titles = certificate.subject.get_attributes_for_oid(NameOID.TITLE)
+    return str(titles[0].value) if titles else None
 
 
 def _name_of(certificate: x509.Certificate) -> str | None:

@@ -1,8 +1,10 @@
 """Signature algorithms a card key offers, and the DigestInfo the host sends.
 
 The algorithm reference is the byte a host puts in tag 80 of MANAGE SECURITY
-ENVIRONMENT (ISO 7816-4 § 11.5.11); the values are those of our card profiles
-(docs/simulator.md lists them).
+ENVIRONMENT (ISO 7816-4 § 11.5.11). The RSA and hash values are IAS-ECC's, as
+real CPS3 cards list them in their EF.TokenInfo (``algRef``) and as their
+middleware sends them; the ECDSA value is our Vitale profile's
+(docs/simulator.md).
 """
 
 from __future__ import annotations
@@ -17,9 +19,17 @@ from cardauth.errors import MalformedApdu
 class CardAlgorithm(IntEnum):
     """What the card does with the data of INTERNAL AUTHENTICATE or PSO CDS."""
 
-    RSA_PKCS1_DIGEST_INFO = 0x02  # data = DigestInfo; card pads (RFC 8017 § 9.2, EMSA-PKCS1-v1_5)
+    RSA_PKCS1 = 0x02  # INTERNAL AUTHENTICATE: data = a DigestInfo, the card pads it (type 1)
+    SHA1_RSA_PKCS1 = 0x12  # PSO CDS: the SHA-1 hash (from PSO HASH), signed with its DigestInfo
+    SHA256_RSA_PKCS1 = 0x42  # PSO CDS: the SHA-256 hash (from PSO HASH), signed likewise
     ECDSA_SHA256 = 0x04  # data = SHA-256 hash; card returns r || s, each the curve size
-    RSA_PSS_SHA256 = 0x05  # data = SHA-256 hash; card does EMSA-PSS, MGF1-SHA-256, 32-byte salt
+
+
+class HashReference(IntEnum):
+    """The hash of the hash template (MSE SET AA), for PSO HASH (IAS-ECC)."""
+
+    SHA1 = 0x10
+    SHA256 = 0x40
 
 
 # DER prefixes of DigestInfo for each hash (RFC 8017 § 9.2, note 1).
@@ -56,7 +66,6 @@ class SignatureScheme(StrEnum):
     """How a digest is signed by a card key, named as in JOSE (RFC 7518 § 3.1)."""
 
     RS256 = "RS256"  # RSASSA-PKCS1-v1_5 with SHA-256
-    PS256 = "PS256"  # RSASSA-PSS with SHA-256, MGF1-SHA-256, 32-byte salt
     ES256 = "ES256"  # ECDSA P-256 with SHA-256, signature as r || s
 
     @property
@@ -73,7 +82,6 @@ class SignatureScheme(StrEnum):
 
 
 _CARD_ALGORITHMS = {
-    SignatureScheme.RS256: CardAlgorithm.RSA_PKCS1_DIGEST_INFO,
-    SignatureScheme.PS256: CardAlgorithm.RSA_PSS_SHA256,
+    SignatureScheme.RS256: CardAlgorithm.RSA_PKCS1,
     SignatureScheme.ES256: CardAlgorithm.ECDSA_SHA256,
 }

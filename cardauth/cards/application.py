@@ -39,9 +39,10 @@ class CardApplication:
     AID: ClassVar[bytes]
     ATR_PATTERNS: ClassVar[tuple[AtrPattern, ...]]
 
-    def __init__(self, channel: CardChannel) -> None:
+    def __init__(self, channel: CardChannel, *, serial: str | None = None) -> None:
         self.channel = channel
         self._selected_in: int | None = None
+        self._serial = serial  # read once: a card that goes away ends this object's link
 
     @classmethod
     def matches_atr(cls, atr: bytes) -> bool:
@@ -56,6 +57,14 @@ class CardApplication:
         """The application was just selected (by a probe) in the current transaction."""
         self._selected_in = self.channel.transaction_number
 
+    def forget_selection(self) -> None:
+        """Another file or application was selected: select the application again."""
+        self._selected_in = None
+
+    def adopt_serial(self, serial: str) -> None:
+        """The serial, read by the caller in this card's transaction (identify_with_facts)."""
+        self._serial = serial
+
     def _select(self) -> None:
         if self._selected_in == self.channel.transaction_number:
             return
@@ -67,9 +76,11 @@ class CardApplication:
 
     def serial(self) -> str:
         """The chip serial number (EF.SN.ICC), as hexadecimal digits."""
-        with self.channel.transaction():
-            self._selected_in = None  # selecting EF.SN.ICC leaves the application
-            return files.read_chip_serial(self.channel)
+        if self._serial is None:
+            with self.channel.transaction():
+                self._selected_in = None  # selecting EF.SN.ICC leaves the application
+                self._serial = files.read_chip_serial(self.channel)
+        return self._serial
 
     def facts(self) -> CardFacts:
         """The serial and the authentication certificate, in one transaction."""
@@ -80,11 +91,6 @@ class CardApplication:
     def certificate_der(self) -> bytes:
         """The authentication certificate (DER), as the card holds it."""
         raise NotImplementedError
-
-    def _certificate_der(self, sfi: int) -> bytes:
-        with self.channel.transaction():
-            self._select()
-            return files.read_der_file(self.channel, sfi)
 
     @staticmethod
     def parse_certificate(der: bytes) -> x509.Certificate:

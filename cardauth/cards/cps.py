@@ -1,35 +1,40 @@
-"""The CPS card (Carte de Professionnel de Santé), CPS3 style, IAS-ECC based.
+"""The CPS card (Carte de Professionnel de Santé), CPS3 generation, IAS-ECC based,
+read as real middleware reads it (docs/card-layer.md).
 
-Recognition follows the real cards (ATRs and AIDs of docs/simulator.md and
-../shared/DOMAIN.md). Holder data layout, file identifiers and the PIN
-reference are ours where the real ones are not public; they are written down
-in docs/simulator.md and kept here, in one place, for both the card layer
-(``from_tlv``) and the simulator (``to_tlv``).
+Recognition follows the real cards (ATRs of ../shared/DOMAIN.md): the ATR, then
+a SELECT of the card's PKCS#15 application, "CPX IAS". Everything else is found
+through that application's objects (:mod:`cardauth.cards.pkcs15`), never by file
+ids of our own: the PIN (its reference, lengths and padding, in the AODF), the
+authentication and signature keys (their references, by usage, in the PrKDF),
+their certificates (same ids, in the CDF) and the holder's data objects (by
+label, in the DODF). What the application says cannot change while the card's
+serial stays the same, so it is read once per serial (:class:`Pkcs15Cache`).
 
-Layout of the IAS application (AID ``80 25 00 00 01 FF 01 00``, DF 3F00/0001):
-
-- SFI 01 (EF C001): holder data, BER-TLV, template ``70``;
-- SFI 02 (EF C002): authentication certificate (DER);
-- SFI 03 (EF C003): signature (non-repudiation) certificate (DER);
-- PIN reference 01 (4 digits, 3 tries), PUK reference 02 (8 digits);
-- key 82: authentication (INTERNAL AUTHENTICATE, PIN once per session);
-- key 81: signature (PSO COMPUTE DIGITAL SIGNATURE, PIN before each signature).
+The holder data objects (``CPS_ID_CARD``, ``CPS_ACTIVITY_nn_PS``) carry the
+labels the card's own middleware gives them; their contents are encoded as
+:class:`CpsHolder` and :class:`Situation` say (ours: the real CPS2ter encoding is
+not public). Identity is taken from the certificate wherever it matters.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import threading
+from collections import OrderedDict
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
 from enum import Enum, StrEnum
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from cryptography import x509
 
 from cardauth import tlv
-from cardauth.cards import files, pin, pinpad, security
-from cardauth.cards.algorithms import SignatureScheme
+from cardauth.apdu import CommandApdu, Ins
+from cardauth.cards import files, pin, pinpad, pkcs15, security
+from cardauth.cards.algorithms import CardAlgorithm, HashReference, SignatureScheme
 from cardauth.cards.application import CardApplication, CardKind
 from cardauth.cards.atr import AtrPattern
-from cardauth.errors import MalformedCardData
+from cardauth.errors import MalformedCardData, UnexpectedStatus
 from cardauth.identifiers import IdNat
 from cardauth.professions import profession_label
 
@@ -38,25 +43,16 @@ ATR_PATTERNS = (
     AtrPattern.masked("3BAC00402A001225006480000310009000", "FF00000000FFFFFFFFFFFF000000FFFFFF"),
     AtrPattern.exact("3B9B188001001225006480040100009044"),
 )
-IAS_AID = bytes.fromhex("8025000001FF0100")
-PKCS15_AID = bytes.fromhex("E828BD080F8025000001FF0010")
-IAS_DF = 0x0001
+ROOT_AID = bytes.fromhex("8025000001FF0100")  # the IAS-ECC root: the MF's DF name
+PKCS15_AID = bytes.fromhex("E828BD080F8025000001FF0010")  # "CPX IAS", the contact application
+PKCS15_CONTACTLESS_AID = bytes.fromhex("E828BD080F8025000001FF0020")  # "CPX IAS CL"
 
-SFI_HOLDER = 0x01
-SFI_AUTHENTICATION_CERTIFICATE = 0x02
-SFI_SIGNATURE_CERTIFICATE = 0x03
-FID_HOLDER = 0xC001
-FID_AUTHENTICATION_CERTIFICATE = 0xC002
-FID_SIGNATURE_CERTIFICATE = 0xC003
-
-PIN_REFERENCE = 0x01
-PUK_REFERENCE = 0x02
-PIN_FORMAT = pin.PinFormat(min_digits=4, max_digits=4, encoded_length=8)
-PUK_FORMAT = pin.PinFormat(min_digits=8, max_digits=8, encoded_length=8)
+AUTHENTICATION_KEY_LABEL = "CPS_PRIV_AUT"
+SIGNATURE_KEY_LABEL = "CPS_PRIV_SIG"
+IDENTITY_LABEL = "CPS_ID_CARD"
+ACTIVITY_LABEL_PREFIX = "CPS_ACTIVITY_"
+DATA_APPLICATION = "CPS"
 PIN_TRIES = 3
-
-KEY_SIGNATURE = 0x81
-KEY_AUTHENTICATION = 0x82
 
 # Holder data: template 70 and its fields (ours; see the module docstring).
 TAG_HOLDER = 0x70
@@ -73,10 +69,10 @@ class CardType(StrEnum):
 
 
 class KeyRole(Enum):
-    """The two key pairs of a CPS card."""
+    """The two key pairs of a CPS card, told apart by their PKCS#15 usage."""
 
-    AUTHENTICATION = KEY_AUTHENTICATION
-    SIGNATURE = KEY_SIGNATURE
+    AUTHENTICATION = "authentication"  # usage sign: logins (INTERNAL AUTHENTICATE)
+    SIGNATURE = "signature"  # usage nonRepudiation: documents (PSO CDS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,8 +100,8 @@ class Situation:
         return tlv.encode(TAG_SITUATION, tlv.encode_all((t, v) for t, v in fields if v))
 
     @classmethod
-    def from_tlv(cls, template: tlv.Tlv) -> Situation:
-        objects = template.children()
+    def from_tlv(cls, data: bytes) -> Situation:
+        objects = tlv.require(tlv.parse(data), TAG_SITUATION).children()
         values = {}
         for i, name in enumerate(cls.FIELDS):
             found = tlv.find(objects, 0x80 + i)
@@ -147,11 +143,11 @@ class CpsHolder:
         ]
         if self.profession_code is not None:
             fields.append((0x85, self.profession_code.encode()))
-        body = tlv.encode_all(fields) + b"".join(s.to_tlv() for s in self.situations)
-        return tlv.encode(TAG_HOLDER, body)
+        return tlv.encode(TAG_HOLDER, tlv.encode_all(fields))
 
     @classmethod
-    def from_tlv(cls, data: bytes) -> CpsHolder:
+    def from_tlv(cls, data: bytes, situations: tuple[Situation, ...] = ()) -> CpsHolder:
+        """The holder from the identity object, with the situations read beside it."""
         template = tlv.require(tlv.parse(data), TAG_HOLDER)
         objects = template.children()
         try:
@@ -166,7 +162,7 @@ class CpsHolder:
             surname=tlv.require(objects, 0x83).text(),
             given_name=tlv.require(objects, 0x84).text(),
             profession_code=profession.text() if profession else None,
-            situations=tuple(Situation.from_tlv(o) for o in objects if o.tag == TAG_SITUATION),
+            situations=situations,
         )
 
     def to_dict(self) -> dict[str, object]:
@@ -184,39 +180,140 @@ class CpsHolder:
         }
 
 
+def _key_for(keys: tuple[pkcs15.PrivateKey, ...], role: KeyRole) -> pkcs15.PrivateKey:
+    """The key of ``role``, by its PKCS#15 usage: nonRepudiation for the signature key,
+    sign (without nonRepudiation) for the authentication key; by label among several."""
+    if role is KeyRole.SIGNATURE:
+        candidates = [k for k in keys if "nonRepudiation" in k.usage]
+    else:
+        candidates = [k for k in keys if "sign" in k.usage and "nonRepudiation" not in k.usage]
+    if not candidates:
+        raise MalformedCardData("the card's PrKDF has no key for this use", role=role.value)
+    label = AUTHENTICATION_KEY_LABEL if role is KeyRole.AUTHENTICATION else SIGNATURE_KEY_LABEL
+    return next((k for k in candidates if k.label == label), candidates[0])
+
+
+_PARSERS = {
+    pkcs15.DirectoryKind.AUTH_OBJECTS: pkcs15.parse_aodf,
+    pkcs15.DirectoryKind.PRIVATE_KEYS: pkcs15.parse_prkdf,
+    pkcs15.DirectoryKind.CERTIFICATES: pkcs15.parse_cdf,
+    pkcs15.DirectoryKind.DATA_OBJECTS: pkcs15.parse_dodf,
+}
+
+
+@dataclass(slots=True)
+class _CardRecord:
+    """What was read of one card's PKCS#15 application: its files by path, and its
+    directories decoded. Each is read the first time an operation needs it."""
+
+    files: dict[bytes, bytes] = field(default_factory=dict)
+    directories: dict[pkcs15.DirectoryKind, tuple[Any, ...]] = field(default_factory=dict)
+
+
+class Pkcs15Cache:
+    """What was read of each card's PKCS#15 application, by card serial, bounded
+    (least recently used first out). Shared by every CpsCard of the process: a card
+    pulled and put back is not read again."""
+
+    def __init__(self, size: int = 64) -> None:
+        self._size = size
+        self._records: OrderedDict[str, _CardRecord] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, serial: str) -> _CardRecord | None:
+        with self._lock:
+            record = self._records.get(serial)
+            if record is not None:
+                self._records.move_to_end(serial)
+            return record
+
+    def put(self, serial: str, record: _CardRecord) -> None:
+        with self._lock:
+            self._records[serial] = record
+            self._records.move_to_end(serial)
+            while len(self._records) > self._size:
+                self._records.popitem(last=False)
+
+    def discard(self, serial: str) -> None:
+        with self._lock:
+            self._records.pop(serial, None)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._records.clear()
+
+
+PKCS15_CACHE = Pkcs15Cache()
+
+
 class CpsCard(CardApplication):
-    """Commands to a CPS card."""
+    """Commands to a CPS card. Each public method runs in one card transaction."""
 
     KIND = CardKind.CPS
-    AID = IAS_AID
+    AID = PKCS15_AID
     ATR_PATTERNS = ATR_PATTERNS
+    CACHE: ClassVar[Pkcs15Cache] = PKCS15_CACHE
+
+    def key(self, role: KeyRole) -> pkcs15.PrivateKey:
+        """The private key of ``role``, as the card's PrKDF describes it."""
+        with self.transaction():
+            return _key_for(self._directory(pkcs15.DirectoryKind.PRIVATE_KEYS), role)
+
+    def user_pin(self) -> pkcs15.Pin:
+        """The holder's PIN object: the AODF's PIN that is not an unblocking code (the
+        one that guards the authentication key, if the AODF has several)."""
+        with self.transaction():
+            pins = [
+                p for p in self._directory(pkcs15.DirectoryKind.AUTH_OBJECTS) if not p.unblocking
+            ]
+            if len(pins) > 1:
+                auth_id = self.key(KeyRole.AUTHENTICATION).auth_id
+                pins = [p for p in pins if p.auth_id == auth_id]
+            if not pins:
+                raise MalformedCardData("the card's AODF has no PIN")
+            found: pkcs15.Pin = pins[0]
+            return found
+
+    def identity(self) -> CpsHolder:
+        """The holder's identity object (card type, names, profession), without the
+        practice situations."""
+        with self.transaction():
+            return CpsHolder.from_tlv(self._content(self._data_object(IDENTITY_LABEL)))
 
     def holder(self) -> CpsHolder:
-        with self.channel.transaction():
-            self._select()
-            return CpsHolder.from_tlv(files.read_file(self.channel, SFI_HOLDER))
+        """The holder data objects: identity and practice situations."""
+        with self.transaction():
+            situations = tuple(
+                Situation.from_tlv(self._content(d.path))
+                for d in sorted(self._data_objects(), key=lambda d: d.label)
+                if d.label.startswith(ACTIVITY_LABEL_PREFIX)
+            )
+            return replace(self.identity(), situations=situations)
 
     def certificate_der(self, role: KeyRole = KeyRole.AUTHENTICATION) -> bytes:
-        sfi = (
-            SFI_AUTHENTICATION_CERTIFICATE
-            if role is KeyRole.AUTHENTICATION
-            else SFI_SIGNATURE_CERTIFICATE
-        )
-        return self._certificate_der(sfi)
+        """The certificate of the key of ``role``: the CDF entry with the key's id."""
+        with self.transaction():
+            key = self.key(role)
+            certificates = self._directory(pkcs15.DirectoryKind.CERTIFICATES)
+            certificate = next((c for c in certificates if c.id == key.id), None)
+            if certificate is None:
+                raise MalformedCardData(
+                    "the card's CDF has no certificate for its key", key=key.label
+                )
+            return self._content(certificate.path, der=True)
 
     def certificate(self, role: KeyRole = KeyRole.AUTHENTICATION) -> x509.Certificate:
         return self.parse_certificate(self.certificate_der(role))
 
     def pin_status(self) -> pin.PinStatus:
-        with self.channel.transaction():
-            self._select()
-            return pin.pin_status(self.channel, PIN_REFERENCE)
+        with self.transaction():
+            return pin.pin_status(self.channel, self.user_pin().reference)
 
     def verify_pin(self, value: str) -> None:
         """Present the PIN the holder typed, once."""
-        with self.channel.transaction():
-            self._select()
-            pin.verify_pin(self.channel, PIN_REFERENCE, value, PIN_FORMAT)
+        with self.transaction():
+            user_pin = self.user_pin()
+            pin.verify_pin(self.channel, user_pin.reference, value, pin.PinFormat.of(user_pin))
 
     def has_pinpad(self) -> bool:
         """Whether the reader has a keypad for secure PIN entry (PC/SC part 10)."""
@@ -224,43 +321,148 @@ class CpsCard(CardApplication):
 
     def verify_pin_on_pinpad(self, *, timeout: int = pinpad.DEFAULT_TIMEOUT_SECONDS) -> None:
         """Have the holder type the PIN on the reader's keypad, once."""
-        with self.channel.transaction():
-            self._select()
-            pinpad.verify_pin_on_pinpad(self.channel, PIN_REFERENCE, PIN_FORMAT, timeout=timeout)
+        with self.transaction():
+            user_pin = self.user_pin()
+            pinpad.verify_pin_on_pinpad(
+                self.channel, user_pin.reference, pin.PinFormat.of(user_pin), timeout=timeout
+            )
 
-    def reset_pin_status(self) -> None:
-        """Forget the verified PIN on the card. A verified PIN stays verified until the
-        card is reset or removed, and any connection may use the authentication key
-        meanwhile: callers that do not keep a PIN session call this when done."""
-        with self.channel.transaction():
-            self._select()
-            pin.reset_pin_status(self.channel, PIN_REFERENCE)
+    def log_out(self) -> None:
+        """Forget the verified PIN on the card, as OpenSC logs out of an IAS-ECC card:
+        by selecting the root application again (its security status is reset). A
+        verified PIN stays verified until then, and any connection may use the keys
+        meanwhile: :mod:`cardauth.cards.session` does this when a session ends."""
+        with self.transaction():
+            select = CommandApdu(
+                0x00, Ins.SELECT, files.SELECT_BY_AID, files.SELECT_NO_DATA, ROOT_AID
+            )
+            files.expect_ok(self.channel.transmit(select), "SELECT (log out)")
+            self.forget_selection()
 
     def change_pin(self, old: str, new: str) -> None:
-        with self.channel.transaction():
-            self._select()
-            pin.change_pin(self.channel, PIN_REFERENCE, old, new, PIN_FORMAT)
+        with self.transaction():
+            user_pin = self.user_pin()
+            pin.change_pin(self.channel, user_pin.reference, old, new, pin.PinFormat.of(user_pin))
 
     def unblock_pin(self, puk: str, new_pin: str | None = None) -> None:
-        with self.channel.transaction():
-            self._select()
-            pin.unblock_pin(self.channel, PIN_REFERENCE, puk, PUK_FORMAT, new_pin, PIN_FORMAT)
+        """Unblock the PIN with the unblocking code (and set a new PIN), then log out,
+        so that the code's verified state does not outlive the command."""
+        with self.transaction():
+            user_pin = self.user_pin()
+            pins = self._directory(pkcs15.DirectoryKind.AUTH_OBJECTS)
+            code = next((p for p in pins if p.unblocking), None)
+            if code is None:
+                raise MalformedCardData("the card's AODF has no unblocking code")
+            try:
+                pin.unblock_pin(
+                    self.channel,
+                    user_pin.reference,
+                    new_pin,
+                    pin.PinFormat.of(user_pin),
+                    code_reference=code.reference,
+                    code=puk,
+                    code_format=pin.PinFormat.of(code),
+                )
+            finally:
+                self.log_out()
 
     def authenticate(self, digest: bytes, scheme: SignatureScheme = SignatureScheme.RS256) -> bytes:
-        """Sign a SHA-256 digest with the authentication key (needs the PIN verified)."""
-        return self._sign(KeyRole.AUTHENTICATION, digest, scheme)
-
-    def sign(self, digest: bytes, scheme: SignatureScheme = SignatureScheme.RS256) -> bytes:
-        """Sign a SHA-256 digest with the non-repudiation key (PIN before each use)."""
-        return self._sign(KeyRole.SIGNATURE, digest, scheme)
-
-    def _sign(self, role: KeyRole, digest: bytes, scheme: SignatureScheme) -> bytes:
-        data = scheme.card_input(digest)
-        template = (
-            security.CRT_AUTHENTICATION
-            if role is KeyRole.AUTHENTICATION
-            else security.CRT_DIGITAL_SIGNATURE
-        )
-        with self.channel.transaction():
+        """Sign a SHA-256 digest with the authentication key (needs the PIN verified):
+        MSE SET AT and INTERNAL AUTHENTICATE with its DigestInfo."""
+        if scheme is not SignatureScheme.RS256:
+            raise MalformedCardData("a CPS card's keys sign RS256 only", scheme=scheme.value)
+        with self.transaction():
+            key = self.key(KeyRole.AUTHENTICATION)
             self._select()
-            return security.compute_signature(self.channel, template, role.value, scheme, data)
+            return security.authenticate(
+                self.channel, key.key_reference, CardAlgorithm.RSA_PKCS1, scheme.card_input(digest)
+            )
+
+    def sign(self, digest: bytes) -> bytes:
+        """Sign a SHA-256 digest (computed on the host) with the non-repudiation key:
+        MSE SET HT and DST, PSO HASH with the hash, PSO CDS. The card wants the PIN
+        verified again before each signature."""
+        with self.transaction():
+            key = self.key(KeyRole.SIGNATURE)
+            self._select()
+            return security.sign_hash(
+                self.channel,
+                key.key_reference,
+                HashReference.SHA256,
+                CardAlgorithm.SHA256_RSA_PKCS1,
+                digest,
+            )
+
+    # -- reading the application ----------------------------------------------------
+
+    def _record(self) -> _CardRecord:
+        serial = self.serial()
+        record = self.CACHE.get(serial)
+        if record is None:
+            record = _CardRecord()
+            self.CACHE.put(serial, record)
+        return record
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """The card held for one operation. When the operation finds the card's data
+        or answers wrong, what was cached of the card is dropped: an answer damaged on
+        the way is read again next time rather than kept for the card's life."""
+        with self.channel.transaction():
+            try:
+                yield
+            except (MalformedCardData, UnexpectedStatus):
+                if self._serial is not None:
+                    self.CACHE.discard(self._serial)
+                raise
+
+    def _directory(self, kind: pkcs15.DirectoryKind) -> tuple[Any, ...]:
+        """A directory file the card's EF.ODF names, decoded, read once per serial."""
+        record = self._record()
+        decoded = record.directories.get(kind)
+        if decoded is None:
+            odf = pkcs15.parse_odf(self._content(pkcs15.FilePath(_fid(pkcs15.PKCS15_ODF))))
+            path = odf.get(kind)
+            if path is None:
+                if kind is pkcs15.DirectoryKind.DATA_OBJECTS:
+                    return ()  # data objects are optional
+                raise MalformedCardData("the card's EF.ODF lacks a directory", kind=kind.name)
+            decoded = record.directories[kind] = _PARSERS[kind](self._content(path))
+        return decoded
+
+    def _data_objects(self) -> tuple[pkcs15.DataObject, ...]:
+        objects = self._directory(pkcs15.DirectoryKind.DATA_OBJECTS)
+        return tuple(d for d in objects if d.application_name == DATA_APPLICATION)
+
+    def _data_object(self, label: str) -> pkcs15.FilePath:
+        found = next((d for d in self._data_objects() if d.label == label), None)
+        if found is None:
+            raise MalformedCardData("the card has no such data object", label=label)
+        return found.path
+
+    def _content(self, path: pkcs15.FilePath, *, der: bool = False) -> bytes:
+        """A file the application names, read once per card serial."""
+        record = self._record()
+        key = (path.aid or b"") + path.value
+        content = record.files.get(key)
+        if content is None:
+            content = record.files[key] = self._read(path, der=der)
+        return content
+
+    def _read(self, path: pkcs15.FilePath, *, der: bool = False) -> bytes:
+        """Select a file by a PKCS#15 path (relative to the application unless it
+        starts with 3F00) and read it whole."""
+        with self.transaction():
+            if path.aid is not None and path.aid != self.AID:
+                raise MalformedCardData(
+                    "a PKCS#15 path into another application", aid=path.aid.hex()
+                )
+            self._select()
+            files.select_file(self.channel, path.value)
+            if path.absolute or len(path.value) > 2:
+                self.forget_selection()  # the path may have left the application
+            return files.read_der_file(self.channel) if der else files.read_file(self.channel)
+
+
+def _fid(value: int) -> bytes:
+    return value.to_bytes(2, "big")

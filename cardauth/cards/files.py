@@ -7,10 +7,13 @@ from cardauth.apdu import SHORT_MAX_NE, CommandApdu, Ins, ResponseApdu, StatusWo
 from cardauth.errors import MalformedCardData, UnexpectedStatus
 from cardauth.transport.channel import CardChannel
 
-# SELECT P1 (ISO 7816-4 § 11.1.1, table 39) and P2 "no response data".
+# SELECT P1 (ISO 7816-4 § 11.1.1, table 39), in the forms real CPS3 cards and their
+# middleware use (docs/card-layer.md), and P2 "no response data".
+SELECT_BY_FID = 0x02
 SELECT_BY_AID = 0x04
-SELECT_PATH_FROM_MF = 0x08
+SELECT_PATH = 0x09  # from the current DF; a path starting with 3F00 starts at the MF
 SELECT_NO_DATA = 0x0C
+MF_PATH = b"\x3f\x00"
 
 EF_SN_ICC = 0xD003  # chip serial number, under the MF
 SN_ICC_TAG = 0x5A
@@ -50,12 +53,18 @@ def select_application(channel: CardChannel, aid: bytes) -> bool:
     )
 
 
+def select_file(channel: CardChannel, path: bytes, command: str = "SELECT") -> None:
+    """SELECT a file by its id (two bytes: P1 02) or by path (P1 09), without FCP."""
+    p1 = SELECT_BY_FID if len(path) == 2 and path != MF_PATH else SELECT_PATH
+    if not path or len(path) % 2:
+        raise MalformedCardData("a file path is an even, non-zero number of bytes")
+    expect_ok(channel.transmit(CommandApdu(0x00, Ins.SELECT, p1, SELECT_NO_DATA, path)), command)
+
+
 def read_chip_serial(channel: CardChannel) -> str:
-    """The card serial from EF.SN.ICC (3F00/D003): ``5A 0A`` + issuer + serial, as hex."""
-    select = CommandApdu(
-        0x00, Ins.SELECT, SELECT_PATH_FROM_MF, SELECT_NO_DATA, EF_SN_ICC.to_bytes(2, "big")
-    )
-    expect_ok(channel.transmit(select), "SELECT EF.SN.ICC")
+    """The card serial from EF.SN.ICC (3F00/D003): ``5A 0A`` + issuer + serial, as hex.
+    Selected by path from the MF, as the card's own middleware does."""
+    select_file(channel, MF_PATH + EF_SN_ICC.to_bytes(2, "big"), "SELECT EF.SN.ICC")
     data = expect_ok(
         channel.transmit(CommandApdu(0x00, Ins.READ_BINARY, 0, 0, ne=SN_ICC_LENGTH)),
         "READ BINARY EF.SN.ICC",
@@ -65,8 +74,9 @@ def read_chip_serial(channel: CardChannel) -> str:
     return data[2:].hex().upper()
 
 
-def read_file(channel: CardChannel, sfi: int) -> bytes:
-    """The whole content of a transparent EF named by its short file identifier.
+def read_file(channel: CardChannel, sfi: int | None = None) -> bytes:
+    """The whole content of a transparent EF: the one named by its short file
+    identifier, or the current EF (``sfi`` None).
 
     Reads as much as one response can carry until the card gives less (or says
     6282, end of file, or 6B00 at an offset just past the end).
@@ -84,7 +94,7 @@ def read_file(channel: CardChannel, sfi: int) -> bytes:
             raise MalformedCardData("card file larger than any we read", sfi=sfi)
 
 
-def read_der_file(channel: CardChannel, sfi: int) -> bytes:
+def read_der_file(channel: CardChannel, sfi: int | None = None) -> bytes:
     """A file holding one DER object (a certificate): the length in its header
     tells how much to read, so the last read asks for exactly what remains."""
     size = _chunk_size(channel)
@@ -112,10 +122,10 @@ def _read_data(response: ResponseApdu) -> bytes:
     return expect_ok(response, "READ BINARY")
 
 
-def _read_chunk(channel: CardChannel, sfi: int, offset: int, ne: int) -> ResponseApdu:
+def _read_chunk(channel: CardChannel, sfi: int | None, offset: int, ne: int) -> ResponseApdu:
     """READ BINARY: by SFI at the first read (ISO 7816-4 § 11.2.3: P1 = 80 | SFI,
     P2 = offset), then by offset in the EF that the first read made current."""
-    if offset == 0:
+    if offset == 0 and sfi is not None:
         command = CommandApdu(0x00, Ins.READ_BINARY, 0x80 | sfi, 0, ne=ne)
     else:
         if offset > 0x7FFF:

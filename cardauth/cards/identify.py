@@ -78,9 +78,11 @@ def identify_with_facts(channel: CardChannel) -> tuple[CardApplication, CardFact
         except (MalformedCardData, UnexpectedStatus):
             serial = None  # an unknown card, most likely: identify says so
         card = identify(channel)
-        if serial is None:
-            serial = card.serial()  # the card says why it has none
-        return card, CardFacts(serial, card.certificate_der())
+        if serial is not None:
+            card.adopt_serial(serial)
+        return card, CardFacts(
+            card.serial(), card.certificate_der()
+        )  # no serial: the card says why
 
 
 def find_card(backend: ReaderBackend, kind: CardKind) -> CardApplication:

@@ -11,7 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from cardauth.apdu import CommandApdu, Ins, ResponseApdu, StatusWord, describe_sw, tries_left_of
+from cardauth.cards.pkcs15 import Pin, PinType
 from cardauth.errors import (
+    MalformedCardData,
     PinBlocked,
     PinFormatInvalid,
     PukBlocked,
@@ -24,18 +26,32 @@ from cardauth.transport.channel import CardChannel
 
 @dataclass(frozen=True, slots=True)
 class PinFormat:
-    """What a PIN looks like and how it is sent: ASCII digits padded with FF."""
+    """What a PIN looks like and how it is sent: ASCII digits padded to the stored
+    length (with FF on CPS cards), as the card's PKCS#15 PIN object says."""
 
     min_digits: int
     max_digits: int
     encoded_length: int
+    pad: int = 0xFF
+
+    @classmethod
+    def of(cls, pin: Pin) -> PinFormat:
+        """The format of a PKCS#15 PIN object; only ASCII digits are supported."""
+        if (
+            pin.pin_type is not PinType.ASCII_NUMERIC
+            or not 1 <= pin.min_length <= pin.stored_length
+        ):
+            raise MalformedCardData("the card's PIN object is not one of ASCII digits")
+        maximum = min(pin.max_length or pin.stored_length, pin.stored_length)
+        pad = pin.pad_char if pin.needs_padding and pin.pad_char is not None else 0xFF
+        return cls(pin.min_length, maximum, pin.stored_length, pad)
 
     def encode(self, pin: str, *, what: str = "PIN") -> bytes:
         if not (pin.isascii() and pin.isdigit() and self.min_digits <= len(pin) <= self.max_digits):
             raise PinFormatInvalid(
                 f"the {what} must be {self._describe()} digits", digits=self._describe()
             )
-        return pin.encode("ascii").ljust(self.encoded_length, b"\xff")
+        return pin.encode("ascii").ljust(self.encoded_length, bytes((self.pad,)))
 
     def _describe(self) -> str:
         if self.min_digits == self.max_digits:
@@ -75,14 +91,6 @@ def verify_pin(channel: CardChannel, reference: int, pin: str, pin_format: PinFo
     check_pin_answer(response.sw, "VERIFY")
 
 
-def reset_pin_status(channel: CardChannel, reference: int) -> None:
-    """VERIFY with P1 = FF (ISO 7816-4 § 11.5.6): the PIN is no longer verified, so
-    nobody else on the workstation can use the key it unlocked."""
-    response = channel.transmit(CommandApdu(0x00, Ins.VERIFY, 0xFF, reference))
-    if response.sw != StatusWord.OK:
-        raise _unexpected(response, "VERIFY (reset)")
-
-
 def change_pin(
     channel: CardChannel, reference: int, old: str, new: str, pin_format: PinFormat
 ) -> None:
@@ -95,20 +103,19 @@ def change_pin(
 def unblock_pin(
     channel: CardChannel,
     reference: int,
-    puk: str,
-    puk_format: PinFormat,
     new_pin: str | None,
     pin_format: PinFormat,
+    *,
+    code_reference: int,
+    code: str,
+    code_format: PinFormat,
 ) -> None:
-    """RESET RETRY COUNTER with the PUK; with ``new_pin`` the PIN is replaced too."""
-    data = puk_format.encode(puk, what="PUK")
-    p1 = 0x01
-    if new_pin is not None:
-        data += pin_format.encode(new_pin, what="new PIN")
-        p1 = 0x00
-    response = channel.transmit(CommandApdu(0x00, Ins.RESET_RETRY_COUNTER, p1, reference, data))
-    if response.sw == StatusWord.OK:
-        return
+    """Unblock as IAS-ECC does: VERIFY of the unblocking code under its own reference,
+    then RESET RETRY COUNTER with P1 = 02 and the new PIN, or P1 = 03 to keep the PIN
+    (ISO 7816-4 § 11.5.10). The caller logs out afterwards."""
+    new = pin_format.encode(new_pin, what="new PIN") if new_pin is not None else b""
+    encoded = code_format.encode(code, what="PUK")
+    response = channel.transmit(CommandApdu(0x00, Ins.VERIFY, 0x00, code_reference, encoded))
     if response.sw == StatusWord.AUTHENTICATION_METHOD_BLOCKED:
         raise PukBlocked("the unblocking code is blocked")
     tries = tries_left_of(response.sw)
@@ -116,7 +123,12 @@ def unblock_pin(
         raise PukBlocked("the unblocking code is now blocked")
     if tries is not None:
         raise WrongPuk("wrong unblocking code", tries_left=tries)
-    raise _unexpected(response, "RESET RETRY COUNTER")
+    if response.sw != StatusWord.OK:
+        raise _unexpected(response, "VERIFY (unblocking code)")
+    p1 = 0x02 if new else 0x03
+    response = channel.transmit(CommandApdu(0x00, Ins.RESET_RETRY_COUNTER, p1, reference, new))
+    if response.sw != StatusWord.OK:
+        raise _unexpected(response, "RESET RETRY COUNTER")
 
 
 def check_pin_answer(sw: int, command: str) -> None:

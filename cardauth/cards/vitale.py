@@ -224,7 +224,9 @@ class VitaleCard(CardApplication):
             return VitaleHolder.from_tlv(files.read_file(self.channel, SFI_HOLDER))
 
     def certificate_der(self) -> bytes:
-        return self._certificate_der(SFI_CERTIFICATE)
+        with self.channel.transaction():
+            self._select()
+            return files.read_der_file(self.channel, SFI_CERTIFICATE)
 
     def certificate(self) -> x509.Certificate:
         return self.parse_certificate(self.certificate_der())
@@ -234,6 +236,6 @@ class VitaleCard(CardApplication):
         data = scheme.card_input(digest)
         with self.channel.transaction():
             self._select()
-            return security.compute_signature(
-                self.channel, security.CRT_AUTHENTICATION, KEY_AUTHENTICATION, scheme, data
+            return security.authenticate(
+                self.channel, KEY_AUTHENTICATION, scheme.card_algorithm, data
             )
