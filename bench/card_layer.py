@@ -32,7 +32,7 @@ from typing import Any
 
 from smartcard import scard  # noqa: TID251 - raw pyscard is the baseline
 
-from cardauth.cards.cps import PKCS15_CACHE, CpsCard
+from cardauth.cards.cps import CpsCard
 from cardauth.cards.identify import connect_channel, identify, identify_with_facts
 from cardauth.cards.session import pin_session
 from cardauth.transport.base import CardLink
@@ -151,7 +151,8 @@ def _operations(
     card: CpsCard, backend: PcscBackend, reader: str
 ) -> dict[str, Callable[[], object]]:
     """The card transactions of a login and of a signature, each one call of the card
-    layer (the PKCS#15 application already read: these run for a card known)."""
+    layer: a card's insertion (on a connection of its own, so read in full), then the
+    logins and a signature on the card read once."""
 
     def insertion() -> object:
         channel = connect_channel(backend, reader)
@@ -175,7 +176,7 @@ def _operations(
             return card.sign(DIGEST)
 
     return {
-        "insertion of a known card (serial, application, tries left)": insertion,
+        "insertion: serial, PKCS#15 objects, certificate, tries left": insertion,
         "login on the kept PIN (bridge fast path)": login_on_kept_pin,
         "login with the PIN, then log out": login_with_pin,
         "document signature with the PIN, then log out": document_signature,
@@ -249,8 +250,7 @@ def _recorded_insertion(backend: PcscBackend, reader: str) -> list[list[int]]:
 
 def _apdu_counts(reader: str) -> dict[str, int]:
     """APDUs sent to the CPS card (every one: GET RESPONSE and re-issues included),
-    from a first sight of the card (nothing of it cached) to a login on a kept PIN."""
-    PKCS15_CACHE.clear()
+    from the card's insertion (nothing of it read yet) to a login on a kept PIN."""
     backend = PcscBackend()
     channel = connect_channel(backend, reader)
 

@@ -77,7 +77,10 @@ class Served:
         self._closing.set()
         if self._running.is_set():
             trigger: Any = self._server.trigger  # a waitress.trigger.trigger (not an int)
-            trigger.pull_trigger(lambda: wasyncore.close_all(self._map))
+            try:
+                trigger.pull_trigger(lambda: wasyncore.close_all(self._map))
+            except OSError:  # the loop ended meanwhile, and closed its trigger with it
+                wasyncore.close_all(self._map)
             if self._thread is not None:
                 self._thread.join(STOP_WAIT_SECONDS)
         else:

@@ -41,6 +41,7 @@ from simulator.filesystem import MF_FID, DedicatedFile, ElementaryFile, find_app
 from simulator.hashing import finish_sha256
 from simulator.security import (
     CHV_RESET,
+    CHV_VERIFY,
     FILE_READ,
     KEY_INTERNAL_AUTHENTICATE,
     KEY_PSO_SIGNATURE,
@@ -365,7 +366,7 @@ class VirtualCard:
             ef = session.current_ef
             offset = (command.p1 << 8) | command.p2
         self._require(ef.access.scb(FILE_READ))
-        if offset > len(ef.data):
+        if offset > len(ef.data) or (offset == len(ef.data) and ef.data):  # outside the EF
             raise CardStatus(StatusWord.WRONG_P1_P2)
         chunk = ef.data[offset : offset + command.ne]
         if len(chunk) < command.ne and not self.spec.t0:
@@ -450,6 +451,8 @@ class VirtualCard:
             raise CardStatus(StatusWord.INCORRECT_P1_P2)
         session = self._session
         pin = self._pin_for(command.p2)
+        if pin.access.scb(CHV_VERIFY) == SCB_NEVER:
+            raise CardStatus(StatusWord.SECURITY_STATUS_NOT_SATISFIED)
         if pin.blocked:
             raise CardStatus(StatusWord.AUTHENTICATION_METHOD_BLOCKED)
         if not command.data:
@@ -497,8 +500,14 @@ class VirtualCard:
             raise CardStatus(StatusWord.WRONG_LENGTH)
         if command.p1 == 0x02 and len(command.data) != pin.stored_length:
             raise CardStatus(StatusWord.WRONG_LENGTH)
-        if self._unblocking_code_of(pin) not in self._session.verified:
+        code = self._unblocking_code_of(pin)
+        if code not in self._session.verified:
             raise CardStatus(StatusWord.SECURITY_STATUS_NOT_SATISFIED)
+        unblocking = self._pin_for(code) if code is not None else None
+        if unblocking is not None and unblocking.usage_left is not None:
+            if unblocking.usage_left == 0:  # the code's uses are spent
+                raise CardStatus(StatusWord.REFERENCE_DATA_NOT_USABLE)
+            unblocking.usage_left -= 1
         if command.p1 == 0x02:
             if not _valid_pin_encoding(command.data, pin):
                 raise CardStatus(StatusWord.INCORRECT_DATA)
@@ -508,12 +517,16 @@ class VirtualCard:
         return ResponseApdu(b"", StatusWord.OK)
 
     def _unblocking_code_of(self, pin: PinObject) -> int | None:
-        """The PIN's reset rule names a security environment (SCB 1n: SE n), whose
-        authentication template names the code to verify (usage: user password)."""
+        """The code the PIN's reset rule names (SCB 1n: the code of SE n)."""
         scb = pin.access.scb(CHV_RESET)
         if scb & 0xF0 != SCB_USER_AUTHENTICATION:
             return None
-        environment = self.spec.environments.get(scb & 0x0F)
+        return self._user_code(scb & 0x0F)
+
+    def _user_code(self, environment_reference: int) -> int | None:
+        """The code a security environment's authentication template names (usage:
+        user password), as IAS-ECC resolves an SCB of user authentication."""
+        environment = self.spec.environments.get(environment_reference)
         if environment is None:
             return None
         return next(
@@ -551,13 +564,14 @@ class VirtualCard:
             session.environments[CRT_HASH] = _Environment(None, algorithm.value[0])
             session.hash_value = None
             return ResponseApdu(b"", StatusWord.OK)
-        key_ref = tlv.find(objects, 0x84) or tlv.find(objects, 0x83)
+        key_ref = tlv.find(objects, 0x84)  # a private key's reference (ISO 7816-4 table 64)
         if key_ref is None or len(key_ref.value) != 1:
             raise CardStatus(StatusWord.INCORRECT_DATA)
         key = self.spec.keys.get(key_ref.value[0])
         if key is None or key.home != session.current_df.fid:
             raise CardStatus(StatusWord.REFERENCE_DATA_NOT_FOUND)
-        if algorithm.value[0] not in key.algorithms:
+        fits = _TEMPLATES[key.operation] == command.p2
+        if not fits or algorithm.value[0] not in key.algorithms:  # the other key's template
             raise CardStatus(StatusWord.INCORRECT_DATA)
         session.environments[command.p2] = _Environment(key, algorithm.value[0])
         return ResponseApdu(b"", StatusWord.OK)
@@ -659,10 +673,13 @@ class VirtualCard:
         return signature
 
     def _require(self, scb: int) -> None:
-        """Check an access rule: always, never, or a PIN verified (SCB 1n)."""
+        """Check an access rule: always, never, or user authentication (SCB 1n: the code
+        that security environment n names must be verified)."""
         if scb == SCB_ALWAYS:
             return
-        if scb == SCB_NEVER or not self._session.verified:
+        if scb & 0xF0 != SCB_USER_AUTHENTICATION or self._user_code(scb & 0x0F) not in (
+            self._session.verified
+        ):
             raise CardStatus(StatusWord.SECURITY_STATUS_NOT_SATISFIED)
 
 

@@ -19,7 +19,6 @@ from asn1crypto import core
 from cardauth import tlv
 from cardauth.cards.pkcs15 import (
     AccessControlRule,
-    AlgorithmInfo,
     CommonAuthenticationObjectAttributes,
     CommonCertificateAttributes,
     CommonDataObjectAttributes,
@@ -29,7 +28,6 @@ from cardauth.cards.pkcs15 import (
     Path,
     PinAttributes,
     PrivateRsaKeyAttributes,
-    TokenInfo,
     X509CertificateAttributes,
 )
 
@@ -46,6 +44,35 @@ CKM_SHA1_RSA_PKCS = 0x0006
 CKM_SHA256_RSA_PKCS = 0x0040
 CKM_SHA_1 = 0x0220
 CKM_SHA256 = 0x0250
+
+
+class AlgorithmInfo(core.Sequence):
+    _fields = [
+        ("reference", core.Integer),
+        ("algorithm", core.Integer),  # a PKCS#11 mechanism
+        ("parameters", core.Any),
+        ("supported_operations", core.Any),
+        ("alg_id", core.ObjectIdentifier, {"optional": True}),
+        ("alg_ref", core.Integer, {"optional": True}),
+    ]
+
+
+class SupportedAlgorithms(core.SequenceOf):
+    _child_spec = AlgorithmInfo
+
+
+class TokenInfo(core.Sequence):
+    """EF.TokenInfo (PKCS#15 § 6.9), the fields a CPS3 fills."""
+
+    _fields = [
+        ("version", core.Integer),
+        ("serial_number", core.OctetString),
+        ("manufacturer_id", core.UTF8String, {"optional": True}),
+        ("label", core.UTF8String, {"implicit": 0, "optional": True}),
+        ("token_flags", core.Any),
+        ("supported_algorithms", SupportedAlgorithms, {"implicit": 2, "optional": True}),
+        ("last_update", core.GeneralizedTime, {"implicit": 5, "optional": True}),
+    ]
 
 
 class AlgorithmOperations(core.BitString):

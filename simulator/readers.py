@@ -152,11 +152,13 @@ class VirtualLink:
         pinpad = self._slot.pinpad
         return self._reach(lambda: pinpad.control(code, data, card))
 
-    def close(self) -> None:
+    def close(self, *, reset: bool = False) -> None:
         if self._closed:
             return
         self._closed = True
         self._backend.release_holds_of(self)
+        if reset and self._slot.card is self._card and self._slot.events == self._events:
+            self._backend.reset_card(self._slot)
 
 
 class VirtualReaders:
@@ -233,6 +235,14 @@ class VirtualReaders:
             if slot.card is not None:
                 slot.atr = slot.card.power_on()
             self._changed.notify_all()
+
+    def reset_card(self, slot: _Slot) -> None:
+        """A reset asked by a connection as it closes: the card's volatile state goes,
+        and the connections opened before see the reset."""
+        with self._changed:
+            if slot.card is not None:
+                slot.atr = slot.card.power_on()
+                slot.resets += 1
 
     def add_pinpad(self, slot: str | int) -> PinPad:
         """Give a slot's reader a keypad for secure PIN entry (and return it)."""

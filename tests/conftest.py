@@ -11,7 +11,6 @@ from dataclasses import dataclass, field
 import pytest
 
 from cardauth.cards.application import CardApplication
-from cardauth.cards.cps import PKCS15_CACHE
 from cardauth.cards.identify import open_card
 from cardauth.transport.base import ReaderBackend
 from simulator.card import VirtualCard
@@ -47,13 +46,6 @@ def _default_language(monkeypatch: pytest.MonkeyPatch) -> None:
     for variable in ("CARDAUTH_LANG", "LC_ALL", "LC_MESSAGES"):
         monkeypatch.delenv(variable, raising=False)
     monkeypatch.setenv("LANG", "C.UTF-8")
-
-
-@pytest.fixture(autouse=True)
-def _cards_unknown() -> None:
-    """Every test starts with no card known: nothing of a PKCS#15 application cached
-    from another test's card of the same serial."""
-    PKCS15_CACHE.clear()
 
 
 @pytest.fixture(scope="session")

@@ -92,8 +92,9 @@ class MutatingLink:
     def control(self, code: int, data: bytes) -> bytes:
         raise TransportError("no PIN pad on this reader", control_code=f"{code:08X}")
 
-    def close(self) -> None:
-        return None
+    def close(self, *, reset: bool = False) -> None:
+        if reset:
+            self.card.power_on()
 
 
 class ScriptedLink:
@@ -130,5 +131,5 @@ class ScriptedLink:
     def control(self, code: int, data: bytes) -> bytes:
         return self.answer()
 
-    def close(self) -> None:
+    def close(self, *, reset: bool = False) -> None:
         return None

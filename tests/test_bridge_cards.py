@@ -17,8 +17,10 @@ from pathlib import Path
 import pytest
 
 from cardauth.apdu import Ins
+from cardauth.errors import UnexpectedStatus
 from cardauth.jose import CompactJws
 from cardauth.origins import Origin
+from simulator.faults import Fault
 from tests.bridge_flows import Page, answer, open_page, outcome, reload
 from tests.bridge_kit import TELESERVICE, BridgeScene, bridge_scene, get, post_json
 
@@ -108,10 +110,24 @@ def test_an_idle_pin_is_forgotten_by_the_card_too(tmp_path: Path) -> None:
         _login_with_pin(scene, scene.challenge())
         time.sleep(0.8)
         status = scene.cards.pin_status()
-        assert not status.verified  # the card was told to forget (VERIFY P1 = FF)
+        assert not status.verified  # the card logged out (its root application selected)
         again = post_json(scene.client(), "/v1/authenticate", {"challenge": scene.challenge()})
         assert again.get_json()["status"] == "interaction_required"
         assert scene.card(0).pins_presented == 1
+
+
+def test_a_login_that_fails_after_the_pin_leaves_it_unverified(scene: BridgeScene) -> None:
+    """The PIN is typed, then the Vitale card refuses to co-sign: the CPS card logs out,
+    whatever the idle time (nobody else may use the key the PIN unlocked)."""
+    scene.card(1).faults.arm(Fault.WRONG_STATUS, ins=Ins.MANAGE_SECURITY_ENVIRONMENT, status=0x6A88)
+    with pytest.raises(UnexpectedStatus):
+        scene.cards.authenticate(
+            origin=TELESERVICE, challenge=scene.challenge(), with_vitale=True, pin="1234"
+        )
+    assert scene.card(0).pins_presented == 1
+    assert not scene.cards.pin_is_fresh()
+    state = scene.card(0).process(bytes.fromhex("00200001"))  # VERIFY, no data: the state
+    assert state == bytes.fromhex("63C3")  # the card itself says so
 
 
 def test_removing_the_card_ends_the_pin_state(scene: BridgeScene) -> None:
@@ -257,14 +273,16 @@ def test_a_card_is_read_once_and_a_repeated_login_costs_four_commands(
     assert (read_at_insertion, first_login) == (28, 5)
 
 
-def test_a_card_put_back_is_known_by_its_serial(scene: BridgeScene) -> None:
-    """Its PKCS#15 application and certificate were read once: put back, the card is
-    asked its serial, its application and its tries left (4 commands)."""
+def test_a_card_put_back_is_read_again(scene: BridgeScene) -> None:
+    """What was read of a card is kept while it stays in, not by its serial: a card
+    reports the serial it likes, and one claiming another's must not use what was
+    read of the other."""
     cps = scene.card(0)
+    inserted = cps.total_commands
     scene.remove(0)
     before = cps.total_commands
     scene.insert(0, "doctor")
-    assert cps.total_commands - before == 4
+    assert cps.total_commands - before == inserted
 
 
 # -- events ------------------------------------------------------------------------------

@@ -17,7 +17,8 @@ from cardauth.cards import pin
 from cardauth.cards.algorithms import SignatureScheme
 from cardauth.cards.application import CardApplication, CardKind
 from cardauth.cards.cps import CardType, CpsCard, KeyRole
-from cardauth.cards.identify import find_card, open_card
+from cardauth.cards.identify import find_card, identify, open_card
+from cardauth.cards.session import pin_session
 from cardauth.cards.vitale import Relationship, VitaleCard
 from cardauth.errors import (
     CardBusy,
@@ -37,10 +38,12 @@ from cardauth.errors import (
 from cardauth.identifiers import IdNatType
 from cardauth.transport.channel import CardChannel
 from cardauth.transport.monitor import CardMonitor, EventType
+from simulator.faults import Fault
 from simulator.personas import load_cps
 from simulator.pki import simulator_pki
 from simulator.readers import VirtualReaders
 from tests.conftest import Station
+from tests.fuzz_cards import MutatingLink, fresh_card
 from tests.support import card_for
 
 CHALLENGE = b"teleservice challenge"
@@ -395,9 +398,9 @@ def test_extended_length_card_sends_its_certificate_in_one_response() -> None:
     with card.channel.transaction():
         certificate = card.certificate()
     assert certificate.subject.rfc4514_string().startswith("CN=899700420013")
-    # One READ BINARY per file, the 1,191-byte certificate included: EF.SN.ICC, EF.ODF,
-    # the PrKDF (the authentication key's id), the CDF, the certificate.
-    assert virtual.commands[Ins.READ_BINARY] == 5
+    # One READ BINARY per file, the 1,191-byte certificate included: EF.ODF, the PrKDF
+    # (the authentication key's id), the CDF, the certificate.
+    assert virtual.commands[Ins.READ_BINARY] == 4
 
 
 def test_extended_length_is_not_used_over_t0() -> None:
@@ -419,3 +422,58 @@ def test_a_damaged_certificate_is_a_typed_error() -> None:
     der[at] = 0xC3  # a UTF-8 lead byte followed by an ASCII letter: invalid
     with pytest.raises(MalformedCardData):
         CardApplication.parse_certificate(bytes(der))
+
+
+# -- PIN sessions and what a session leaves on the card ------------------------------
+
+
+def test_a_pin_session_logs_out_when_it_ends(station: Station) -> None:
+    virtual = station.insert(0, "doctor")
+    card = open_cps(station)
+    with pin_session(card, "1234"):
+        card.authenticate(DIGEST)
+    assert card.pin_status().verified is False
+    assert virtual.pin(0x01).tries_left == 3
+
+
+def test_a_failed_session_logs_out_even_when_the_pin_was_to_be_kept(station: Station) -> None:
+    station.insert(0, "doctor")
+    card = open_cps(station)
+    with pytest.raises(CardNotPresent), pin_session(card, "1234", keep=True):
+        raise CardNotPresent("no Vitale card", kind="vitale")  # the signing went wrong
+    assert card.pin_status().verified is False
+
+
+def test_a_log_out_the_card_refuses_resets_the_card(station: Station) -> None:
+    virtual = station.insert(0, "doctor")
+    card = open_cps(station)
+    virtual.faults.arm(Fault.WRONG_STATUS, ins=Ins.SELECT, status=0x6F00)
+    with pytest.raises(UnexpectedStatus), pin_session(card, "1234"):
+        card.authenticate(DIGEST)  # selects the application: refused
+    assert open_cps(station).pin_status().verified is False  # reset as its link closed
+
+
+def test_changing_the_pin_logs_out(station: Station) -> None:
+    station.insert(0, "doctor")
+    card = open_cps(station)
+    card.change_pin("1234", "2468")
+    assert card.pin_status().verified is False
+
+
+def test_a_certificate_damaged_on_the_way_is_read_again_next_time() -> None:
+    """The certificate's first part comes back with its inner SEQUENCE tag damaged (a
+    reader that flipped a byte): it is refused, and not kept; the next read is good."""
+    damaged: list[bytes] = []
+
+    def damage(answer: bytes) -> bytes:
+        if not damaged and answer[:2] == b"\x30\x82" and len(answer) > 100:
+            damaged.append(answer)
+            return answer[:4] + b"\xcf" + answer[5:]
+        return answer
+
+    card = identify(CardChannel(MutatingLink(fresh_card("doctor"), damage)))
+    assert isinstance(card, CpsCard)
+    with pytest.raises(MalformedCardData):
+        card.certificate()
+    assert damaged
+    assert card.certificate().subject.rfc4514_string().startswith("CN=899700420013")

@@ -38,7 +38,7 @@ class ScriptedLink:
     def control(self, code: int, data: bytes) -> bytes:
         raise NotImplementedError
 
-    def close(self) -> None:
+    def close(self, *, reset: bool = False) -> None:
         pass
 
 

@@ -26,7 +26,7 @@ from cardauth.cards import files, pin, pinpad, pkcs15, security
 from cardauth.cards.algorithms import CardAlgorithm, HashReference, SignatureScheme, digest_info
 from cardauth.cards.application import CardApplication
 from cardauth.cards.atr import Atr
-from cardauth.cards.cps import PKCS15_CACHE, CpsCard, CpsHolder
+from cardauth.cards.cps import CpsCard, CpsHolder
 from cardauth.cards.identify import extended_length_usable, identify_with_facts
 from cardauth.cards.inventory import CertificateSummary, read_card
 from cardauth.cards.vitale import VitaleCard, VitaleHolder
@@ -86,18 +86,18 @@ def _real_answers(persona: str) -> tuple[bytes, bytes]:
 
 
 def _directories() -> list[bytes]:
-    """The doctor's card's PKCS#15 files: ODF, AODF, PrKDF, CDF, DODF, TokenInfo."""
+    """The doctor's card's PKCS#15 files: ODF, AODF, PrKDF, CDF, DODF."""
     card, _ = identify_with_facts(_channel(MutatingLink(fresh_card("doctor"), bytes)))
     assert isinstance(card, CpsCard)
     return [
         _read(card, fid)
-        for fid in (b"\x50\x31", b"\x70\x01", b"\x70\x02", b"\x70\x05", b"\x70\x04", b"\x50\x32")
+        for fid in (b"\x50\x31", b"\x70\x01", b"\x70\x02", b"\x70\x05", b"\x70\x04")
     ]
 
 
 CPS_HOLDER, CPS_CERTIFICATE = _real_answers("doctor")
 VITALE_HOLDER, VITALE_CERTIFICATE = _real_answers("parent")
-ODF, AODF, PRKDF, CDF, DODF, TOKEN_INFO = _directories()
+ODF, AODF, PRKDF, CDF, DODF = _directories()
 CA_CERTIFICATE = simulator_pki().cps_ca.certificate.public_bytes(Encoding.DER)
 SIGNATURE_CERTIFICATE = (
     simulator_pki().cps_certificates(load_cps("doctor")).signature.public_bytes(Encoding.DER)
@@ -181,7 +181,7 @@ def test_any_vitale_holder_file_reads_or_is_refused(data: bytes) -> None:
 
 
 PKCS15_FILES = st.one_of(
-    st.sampled_from([ODF, AODF, PRKDF, CDF, DODF, TOKEN_INFO]).flatmap(byte_mutations),
+    st.sampled_from([ODF, AODF, PRKDF, CDF, DODF]).flatmap(byte_mutations),
     st.lists(st.one_of(st.binary(max_size=80), PADDING), max_size=4).map(b"".join),
 )
 PKCS15_PARSERS: dict[str, Callable[[bytes], object]] = {
@@ -190,7 +190,6 @@ PKCS15_PARSERS: dict[str, Callable[[bytes], object]] = {
     "PrKDF": pkcs15.parse_prkdf,
     "CDF": pkcs15.parse_cdf,
     "DODF": pkcs15.parse_dodf,
-    "TokenInfo": pkcs15.parse_token_info,
 }
 
 
@@ -207,7 +206,6 @@ def test_the_real_pkcs15_directories_read() -> None:
     assert {k.key_reference for k in pkcs15.parse_prkdf(PRKDF)} == {0x81, 0x82}
     assert len(pkcs15.parse_cdf(CDF)) == 2
     assert next(d.label for d in pkcs15.parse_dodf(DODF)) == "CPS_ID_CARD"
-    assert len(pkcs15.parse_token_info(TOKEN_INFO)[1]) == 6
 
 
 def test_the_real_holder_files_read() -> None:
@@ -303,9 +301,7 @@ def test_the_real_certificates_parse(der: bytes) -> None:
 def _converse(link: CardLink) -> list[object]:
     """What the bridge and the CLI ask a card: identify it with its serial and
     certificate, read everything it says (holder, certificates, PIN status), then
-    have it sign (after the PIN, for a CPS card). It starts cold: nothing of the
-    card cached from an earlier conversation."""
-    PKCS15_CACHE.clear()
+    have it sign (after the PIN, for a CPS card)."""
     channel = _channel(link)
     found = outcome(lambda: identify_with_facts(channel))
     if isinstance(found, CardAuthError):

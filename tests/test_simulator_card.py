@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import struct
+from dataclasses import replace
 
 import pytest
 from cryptography.hazmat.primitives import hashes
@@ -18,9 +19,11 @@ from cardauth import tlv
 from cardauth.cards import cps, vitale
 from cardauth.cards.algorithms import digest_info
 from simulator.card import VirtualCard
+from simulator.filesystem import DedicatedFile, ElementaryFile, build_tree
 from simulator.hashing import _compress
 from simulator.personas import load_cps, load_vitale
 from simulator.pki import simulator_pki
+from simulator.security import AccessRules
 from tests.support import card_for
 
 PIN = "31323334FFFFFFFF"  # "1234", ASCII padded with FF
@@ -661,3 +664,46 @@ def test_commands_are_counted_by_instruction(doctor: VirtualCard) -> None:
     assert doctor.commands[0xA4] == 1
     assert doctor.commands[0xB0] == 2
     assert doctor.total_commands == 3
+
+
+# -- each key in its own template; access rules name their code ---------------------------
+
+
+@pytest.mark.parametrize(
+    "mse",
+    [
+        "00 22 41 B6 06 80 01 02 84 01 82",  # the authentication key set for a signature
+        "00 22 41 A4 06 80 01 42 84 01 81",  # the signature key set for authentication
+        "00 22 41 A4 06 80 01 02 83 01 82",  # tag 83 names a public key, not this one
+    ],
+)
+def test_a_key_is_set_in_its_own_template_only(doctor: VirtualCard, mse: str) -> None:
+    ok(doctor, "00 20 00 01 08" + PIN)
+    ok(doctor, SELECT_CPS3)
+    assert sw(doctor, mse) == 0x6A80
+    assert sw(doctor, PSO_CDS) == 0x6985  # nothing was set: no signature, no crash
+
+
+def test_unblocking_spends_one_of_the_codes_uses(doctor: VirtualCard) -> None:
+    ok(doctor, "00 20 00 02 08" + PUK)
+    ok(doctor, "00 2C 03 01")
+    assert bytes.fromhex("9D020063") in ok(doctor, "00 CB 3F FF 0A 4D 08 70 06 BF 81 02 02 A0 80")
+
+
+def test_a_read_rule_wants_the_code_it_names_not_any_code() -> None:
+    """A file readable after the PIN (SCB 11: the code of SE 1, the PIN) stays closed
+    when only the unblocking code is verified."""
+    card = card_for("doctor", t0=False)
+    protected = ElementaryFile(
+        0xB001, b"secret", access=AccessRules(bytes.fromhex("7BFFFFFFFFFF11"))
+    )
+    card.spec = replace(
+        card.spec,
+        mf=build_tree(DedicatedFile(0x3F00, cps.ROOT_AID, (*card.spec.mf.children, protected))),
+    )
+    card.power_on()
+    ok(card, "00 A4 00 0C 02 B001")
+    ok(card, "00 20 00 02 08" + PUK)
+    assert sw(card, "00 B0 00 00 06") == 0x6982
+    ok(card, "00 20 00 01 08" + PIN)
+    assert ok(card, "00 B0 00 00 06") == b"secret"

@@ -1,13 +1,12 @@
 """The cards in the readers, as the bridge keeps them.
 
 A monitor thread follows insertions and removals. A card is read once when it
-comes in (serial, certificate, the CPS holder data and its PIN's tries left, in
-one transaction) and
-what was read is kept while it stays in: a later login costs the card only its
-signature. The verified-PIN state is kept too, for ``pin_idle_seconds`` after
-its last use; removing the card forgets everything at once, and an idle PIN is
-reset on the card (it logs out: :mod:`cardauth.cards.session`), so the key cannot
-be used afterwards.
+comes in (serial, certificate, a CPS card's PKCS#15 objects, identity object and
+PIN's tries left, in one transaction) and what was read is kept while it stays in: a
+later login costs the card only its signature. The verified-PIN state is kept too,
+for ``pin_idle_seconds`` after its last use, and only after a login that went well;
+removing the card forgets everything at once, and an idle PIN is reset on the card
+(it logs out: :mod:`cardauth.cards.session`), so the key cannot be used afterwards.
 
 Operations on one card run one at a time (a lock per slot, and the card layer's
 PC/SC transactions across processes). A VERIFY is sent only with a PIN that the
@@ -34,7 +33,7 @@ from cardauth.cards.application import CardApplication, CardFacts, CardKind
 from cardauth.cards.cps import CpsCard
 from cardauth.cards.identify import APPLICATIONS, connect_channel, identify_with_facts
 from cardauth.cards.pin import PinStatus
-from cardauth.cards.session import PinSource, pin_session
+from cardauth.cards.session import PinSource, log_out, pin_session
 from cardauth.cards.vitale import VitaleCard
 from cardauth.errors import (
     CardAuthError,
@@ -374,9 +373,9 @@ class CardService:
         card = slot.card
         if isinstance(card, CpsCard):
             try:
-                card.log_out()
+                log_out(card)
             except CardAuthError:
-                slot.forget()
+                slot.forget()  # reset as it closed: the card was read again next time
 
     # -- threads -------------------------------------------------------------------
 

@@ -7,8 +7,12 @@ through that application's objects (:mod:`cardauth.cards.pkcs15`), never by file
 ids of our own: the PIN (its reference, lengths and padding, in the AODF), the
 authentication and signature keys (their references, by usage, in the PrKDF),
 their certificates (same ids, in the CDF) and the holder's data objects (by
-label, in the DODF). What the application says cannot change while the card's
-serial stays the same, so it is read once per serial (:class:`Pkcs15Cache`).
+label, in the DODF). What the application says cannot change while the card stays
+in the reader, so each directory and file is read once per insertion (the card
+object keeps them), the first time an operation needs it. They are not shared
+between insertions by serial number: a card chooses the serial it reports, and a
+card claiming another's serial must not plant, say, the unblocking code's reference
+where the genuine card's PIN reference would be read.
 
 The holder data objects (``CPS_ID_CARD``, ``CPS_ACTIVITY_nn_PS``) carry the
 labels the card's own middleware gives them; their contents are encoded as
@@ -18,8 +22,6 @@ not public). Identity is taken from the certificate wherever it matters.
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -34,9 +36,10 @@ from cardauth.cards import files, pin, pinpad, pkcs15, security
 from cardauth.cards.algorithms import CardAlgorithm, HashReference, SignatureScheme
 from cardauth.cards.application import CardApplication, CardKind
 from cardauth.cards.atr import AtrPattern
-from cardauth.errors import MalformedCardData, UnexpectedStatus
+from cardauth.errors import InvalidIdentifier, MalformedCardData, UnexpectedStatus
 from cardauth.identifiers import IdNat
 from cardauth.professions import profession_label
+from cardauth.transport.channel import CardChannel
 
 ATR_PATTERNS = (
     # CPS3 (two ATRs seen, both match this mask), and CPS4.
@@ -203,47 +206,12 @@ _PARSERS = {
 
 @dataclass(slots=True)
 class _CardRecord:
-    """What was read of one card's PKCS#15 application: its files by path, and its
-    directories decoded. Each is read the first time an operation needs it."""
+    """What was read of one card's PKCS#15 application while it stays in: its files by
+    path, and its directories decoded. Each is read the first time an operation needs
+    it."""
 
     files: dict[bytes, bytes] = field(default_factory=dict)
     directories: dict[pkcs15.DirectoryKind, tuple[Any, ...]] = field(default_factory=dict)
-
-
-class Pkcs15Cache:
-    """What was read of each card's PKCS#15 application, by card serial, bounded
-    (least recently used first out). Shared by every CpsCard of the process: a card
-    pulled and put back is not read again."""
-
-    def __init__(self, size: int = 64) -> None:
-        self._size = size
-        self._records: OrderedDict[str, _CardRecord] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def get(self, serial: str) -> _CardRecord | None:
-        with self._lock:
-            record = self._records.get(serial)
-            if record is not None:
-                self._records.move_to_end(serial)
-            return record
-
-    def put(self, serial: str, record: _CardRecord) -> None:
-        with self._lock:
-            self._records[serial] = record
-            self._records.move_to_end(serial)
-            while len(self._records) > self._size:
-                self._records.popitem(last=False)
-
-    def discard(self, serial: str) -> None:
-        with self._lock:
-            self._records.pop(serial, None)
-
-    def clear(self) -> None:
-        with self._lock:
-            self._records.clear()
-
-
-PKCS15_CACHE = Pkcs15Cache()
 
 
 class CpsCard(CardApplication):
@@ -252,7 +220,10 @@ class CpsCard(CardApplication):
     KIND = CardKind.CPS
     AID = PKCS15_AID
     ATR_PATTERNS = ATR_PATTERNS
-    CACHE: ClassVar[Pkcs15Cache] = PKCS15_CACHE
+
+    def __init__(self, channel: CardChannel, *, serial: str | None = None) -> None:
+        super().__init__(channel, serial=serial)
+        self._record = _CardRecord()
 
     def key(self, role: KeyRole) -> pkcs15.PrivateKey:
         """The private key of ``role``, as the card's PrKDF describes it."""
@@ -263,9 +234,9 @@ class CpsCard(CardApplication):
         """The holder's PIN object: the AODF's PIN that is not an unblocking code (the
         one that guards the authentication key, if the AODF has several)."""
         with self.transaction():
-            pins = [
-                p for p in self._directory(pkcs15.DirectoryKind.AUTH_OBJECTS) if not p.unblocking
-            ]
+            objects = self._directory(pkcs15.DirectoryKind.AUTH_OBJECTS)
+            codes = {p.reference for p in objects if p.unblocking}
+            pins = [p for p in objects if not p.unblocking and p.reference not in codes]
             if len(pins) > 1:
                 auth_id = self.key(KeyRole.AUTHENTICATION).auth_id
                 pins = [p for p in pins if p.auth_id == auth_id]
@@ -303,7 +274,9 @@ class CpsCard(CardApplication):
             return self._content(certificate.path, der=True)
 
     def certificate(self, role: KeyRole = KeyRole.AUTHENTICATION) -> x509.Certificate:
-        return self.parse_certificate(self.certificate_der(role))
+        """The certificate, decoded in full (a damaged one is read again next time)."""
+        with self.transaction():
+            return self.parse_certificate(self.certificate_der(role))
 
     def pin_status(self) -> pin.PinStatus:
         with self.transaction():
@@ -340,19 +313,23 @@ class CpsCard(CardApplication):
             self.forget_selection()
 
     def change_pin(self, old: str, new: str) -> None:
+        """Change the PIN, then log out: the card counts the change as a verification,
+        which must not outlive the command."""
         with self.transaction():
             user_pin = self.user_pin()
-            pin.change_pin(self.channel, user_pin.reference, old, new, pin.PinFormat.of(user_pin))
+            try:
+                pin.change_pin(
+                    self.channel, user_pin.reference, old, new, pin.PinFormat.of(user_pin)
+                )
+            finally:
+                self.log_out()
 
     def unblock_pin(self, puk: str, new_pin: str | None = None) -> None:
         """Unblock the PIN with the unblocking code (and set a new PIN), then log out,
         so that the code's verified state does not outlive the command."""
         with self.transaction():
             user_pin = self.user_pin()
-            pins = self._directory(pkcs15.DirectoryKind.AUTH_OBJECTS)
-            code = next((p for p in pins if p.unblocking), None)
-            if code is None:
-                raise MalformedCardData("the card's AODF has no unblocking code")
+            code = self._unblocking_code(user_pin)
             try:
                 pin.unblock_pin(
                     self.channel,
@@ -395,30 +372,21 @@ class CpsCard(CardApplication):
 
     # -- reading the application ----------------------------------------------------
 
-    def _record(self) -> _CardRecord:
-        serial = self.serial()
-        record = self.CACHE.get(serial)
-        if record is None:
-            record = _CardRecord()
-            self.CACHE.put(serial, record)
-        return record
-
     @contextmanager
     def transaction(self) -> Iterator[None]:
         """The card held for one operation. When the operation finds the card's data
-        or answers wrong, what was cached of the card is dropped: an answer damaged on
-        the way is read again next time rather than kept for the card's life."""
+        or answers wrong, what was read of the card is dropped: an answer damaged on
+        the way is read again next time rather than kept while the card stays in."""
         with self.channel.transaction():
             try:
                 yield
-            except (MalformedCardData, UnexpectedStatus):
-                if self._serial is not None:
-                    self.CACHE.discard(self._serial)
+            except (MalformedCardData, UnexpectedStatus, InvalidIdentifier):
+                self._record = _CardRecord()
                 raise
 
     def _directory(self, kind: pkcs15.DirectoryKind) -> tuple[Any, ...]:
-        """A directory file the card's EF.ODF names, decoded, read once per serial."""
-        record = self._record()
+        """A directory file the card's EF.ODF names, decoded, read once per insertion."""
+        record = self._record
         decoded = record.directories.get(kind)
         if decoded is None:
             odf = pkcs15.parse_odf(self._content(pkcs15.FilePath(_fid(pkcs15.PKCS15_ODF))))
@@ -429,6 +397,20 @@ class CpsCard(CardApplication):
                 raise MalformedCardData("the card's EF.ODF lacks a directory", kind=kind.name)
             decoded = record.directories[kind] = _PARSERS[kind](self._content(path))
         return decoded
+
+    def _unblocking_code(self, user_pin: pkcs15.Pin) -> pkcs15.Pin:
+        """The code that unblocks ``user_pin``: the one its own authId names (PKCS#15
+        § 6.8), or the AODF's only unblocking code; never the PIN itself."""
+        codes = [
+            p
+            for p in self._directory(pkcs15.DirectoryKind.AUTH_OBJECTS)
+            if p.unblocking and p.reference != user_pin.reference
+        ]
+        named = [c for c in codes if c.auth_id == user_pin.protected_by]
+        if named or len(codes) == 1:
+            found: pkcs15.Pin = (named or codes)[0]
+            return found
+        raise MalformedCardData("the card's AODF names no unblocking code for its PIN")
 
     def _data_objects(self) -> tuple[pkcs15.DataObject, ...]:
         objects = self._directory(pkcs15.DirectoryKind.DATA_OBJECTS)
@@ -441,8 +423,8 @@ class CpsCard(CardApplication):
         return found.path
 
     def _content(self, path: pkcs15.FilePath, *, der: bool = False) -> bytes:
-        """A file the application names, read once per card serial."""
-        record = self._record()
+        """A file the application names, read once per insertion."""
+        record = self._record
         key = (path.aid or b"") + path.value
         content = record.files.get(key)
         if content is None:

@@ -26,7 +26,7 @@ from asn1crypto import core, parser
 from cardauth.errors import MalformedCardData
 
 PKCS15_ODF = 0x5031  # EF.ODF, in the application DF (PKCS#15 v1.1 § 5.5.1)
-PKCS15_TOKEN_INFO = 0x5032  # EF.TokenInfo
+MAX_PIN_LENGTH = 64  # a PIN's stored length fits one short APDU many times over
 
 
 # -- ASN.1 types -------------------------------------------------------------------
@@ -182,35 +182,6 @@ class DirectoryKind(IntEnum):
     AUTH_OBJECTS = 8
 
 
-class AlgorithmInfo(core.Sequence):
-    _fields = [
-        ("reference", core.Integer),
-        ("algorithm", core.Integer),  # a PKCS#11 mechanism
-        ("parameters", core.Any),
-        ("supported_operations", core.Any),
-        ("alg_id", core.ObjectIdentifier, {"optional": True}),
-        ("alg_ref", core.Integer, {"optional": True}),
-    ]
-
-
-class SupportedAlgorithms(core.SequenceOf):
-    _child_spec = AlgorithmInfo
-
-
-class TokenInfo(core.Sequence):
-    """EF.TokenInfo (PKCS#15 § 6.9), as far as cardauth reads it."""
-
-    _fields = [
-        ("version", core.Integer),
-        ("serial_number", core.OctetString),
-        ("manufacturer_id", core.UTF8String, {"optional": True}),
-        ("label", core.UTF8String, {"implicit": 0, "optional": True}),
-        ("token_flags", core.Any),
-        ("supported_algorithms", SupportedAlgorithms, {"implicit": 2, "optional": True}),
-        ("last_update", core.GeneralizedTime, {"implicit": 5, "optional": True}),
-    ]
-
-
 # -- decoded objects ---------------------------------------------------------------
 
 
@@ -233,6 +204,7 @@ class Pin:
 
     label: str
     auth_id: bytes
+    protected_by: bytes | None  # the authId of the code that unblocks it (PKCS#15 § 6.8)
     reference: int
     pin_type: PinType
     min_length: int
@@ -258,7 +230,6 @@ class PrivateKey:
     id: bytes
     usage: frozenset[str]
     key_reference: int
-    modulus_length: int
     auth_id: bytes | None
 
 
@@ -274,16 +245,6 @@ class DataObject:
     label: str
     application_name: str
     path: FilePath
-
-
-@dataclass(frozen=True, slots=True)
-class Algorithm:
-    """A supported algorithm of EF.TokenInfo: the PKCS#11 mechanism and the byte the
-    card wants in tag 80 of MANAGE SECURITY ENVIRONMENT for it (``algRef``)."""
-
-    reference: int
-    mechanism: int
-    alg_ref: int | None
 
 
 _PIN_TYPES = {name: PinType(value) for value, name in PinTypeEnumerated._map.items()}
@@ -306,20 +267,6 @@ def parse_odf(data: bytes) -> dict[DirectoryKind, FilePath]:
         path = _decode(Path, element.contents, "EF.ODF")
         directories.setdefault(kind, _file_path(path))
     return directories
-
-
-def parse_token_info(data: bytes) -> tuple[str, tuple[Algorithm, ...]]:
-    """EF.TokenInfo: the token's label and supported algorithms."""
-    info = _decode(TokenInfo, _first_element(data, "EF.TokenInfo"), "EF.TokenInfo")
-    algorithms = tuple(
-        Algorithm(
-            reference=int(entry["reference"].native),
-            mechanism=int(entry["algorithm"].native),
-            alg_ref=_optional_int(entry["alg_ref"]),
-        )
-        for entry in _optional_list(info["supported_algorithms"])
-    )
-    return _optional_text(info["label"]), algorithms
 
 
 @dataclass(frozen=True, slots=True)
@@ -379,11 +326,14 @@ def parse_aodf(data: bytes) -> tuple[Pin, ...]:
             Pin(
                 label=_optional_text(parts.common["label"]),
                 auth_id=bytes(auth["auth_id"].native),
-                reference=_optional_int(attributes["pin_reference"]) or 0,
+                protected_by=_optional_bytes(parts.common["auth_id"]),
+                reference=_bounded(_optional_int(attributes["pin_reference"]) or 0, 0xFF, "AODF"),
                 pin_type=pin_type,
-                min_length=int(attributes["min_length"].native),
-                stored_length=int(attributes["stored_length"].native),
-                max_length=_optional_int(attributes["max_length"]),
+                min_length=_bounded(int(attributes["min_length"].native), MAX_PIN_LENGTH, "AODF"),
+                stored_length=_bounded(
+                    int(attributes["stored_length"].native), MAX_PIN_LENGTH, "AODF"
+                ),
+                max_length=_optional_length(attributes["max_length"]),
                 pad_char=pad.native[0] if _present(pad) and len(pad.native) == 1 else None,
                 flags=frozenset(_named_bits(attributes["pin_flags"])),
             )
@@ -396,7 +346,7 @@ def parse_prkdf(data: bytes) -> tuple[PrivateKey, ...]:
     keys = []
     for parts in _entries(data, "PrKDF"):
         common_key = _decode(CommonKeyAttributes, parts.class_attributes, "PrKDF")
-        rsa = _decode(PrivateRsaKeyAttributes, parts.type_attributes, "PrKDF")
+        _decode(PrivateRsaKeyAttributes, parts.type_attributes, "PrKDF")  # an RSA key indeed
         reference = _optional_int(common_key["key_reference"])
         if reference is None:
             raise MalformedCardData("PrKDF: a private key without a key reference")
@@ -405,8 +355,7 @@ def parse_prkdf(data: bytes) -> tuple[PrivateKey, ...]:
                 label=_optional_text(parts.common["label"]),
                 id=bytes(common_key["id"].native),
                 usage=frozenset(_named_bits(common_key["usage"])),
-                key_reference=reference,
-                modulus_length=int(rsa["modulus_length"].native),
+                key_reference=_bounded(reference, 0xFF, "PrKDF"),
                 auth_id=_optional_bytes(parts.common["auth_id"]),
             )
         )
@@ -460,13 +409,6 @@ def _elements(data: bytes, where: str) -> Iterator[_Element]:
         offset += size
 
 
-def _first_element(data: bytes, where: str) -> bytes:
-    first = next(_elements(data, where), None)
-    if first is None:
-        raise MalformedCardData(f"{where} is empty")
-    return first.encoded
-
-
 def _decode(spec: type[_Sequence], data: bytes, where: str) -> _Sequence:
     """Decode ``data`` as ``spec`` in full (asn1crypto parses lazily: touching every
     field here turns a hostile encoding into MalformedCardData, not a later crash)."""
@@ -495,6 +437,18 @@ def _file_path(path: Path) -> FilePath:
     )
 
 
+def _bounded(value: int, highest: int, where: str) -> int:
+    """A reference or a length, which a card's command byte must hold."""
+    if not 0 <= value <= highest:
+        raise MalformedCardData(f"{where}: a value out of range", value=str(value)[:12])
+    return value
+
+
+def _optional_length(value: core.Asn1Value) -> int | None:
+    length = _optional_int(value)
+    return None if length is None else _bounded(length, MAX_PIN_LENGTH, "AODF")
+
+
 def _present(value: core.Asn1Value) -> bool:
     return not isinstance(value, core.Void)
 
@@ -509,10 +463,6 @@ def _optional_text(value: core.Asn1Value) -> str:
 
 def _optional_bytes(value: core.Asn1Value) -> bytes | None:
     return bytes(value.native) if _present(value) else None
-
-
-def _optional_list(value: core.Asn1Value) -> list[Any]:
-    return list(value) if _present(value) else []
 
 
 def _named_bits(value: core.BitString) -> set[str]:

@@ -48,7 +48,8 @@ def pin_session(
 ) -> Iterator[CpsCard]:
     """Hold the card for one transaction: present ``pin`` (None: use the PIN state
     the card has, as the bridge's fast path does), let the caller sign, then log
-    out unless ``keep``. A wrong PIN ends the session at once (WrongPin, PinBlocked);
+    out, unless ``keep`` and the signing went well (a failed session never leaves
+    the PIN verified). A wrong PIN ends the session at once (WrongPin, PinBlocked);
     nothing was verified, so there is nothing to put back."""
     with card.transaction():
         if pin is not None:
@@ -58,17 +59,20 @@ def pin_session(
             yield card
             failed = False
         finally:
-            if not keep:
-                _log_out(card, quietly=failed)
+            if failed or not keep:
+                log_out(card, quietly=failed)
 
 
-def _log_out(card: CpsCard, *, quietly: bool) -> None:
-    """Log out; a card that went away has forgotten the PIN with everything else. When
-    the session is already failing, its own error is the one the caller sees."""
+def log_out(card: CpsCard, *, quietly: bool = False) -> None:
+    """Log the card out. A card that went away has forgotten the PIN with everything
+    else; a card that does not answer the log-out is reset as its connection closes,
+    so that the PIN is not left verified either way. When a session is already
+    failing (``quietly``), its own error is the one the caller sees."""
     try:
         card.log_out()
     except TransportError:
         return
     except CardAuthError:
+        card.channel.close(reset=True)
         if not quietly:
             raise

@@ -59,7 +59,10 @@ class CardLink(Protocol):
         """A reader control command (SCardControl), e.g. secure PIN entry."""
         ...
 
-    def close(self) -> None: ...
+    def close(self, *, reset: bool = False) -> None:
+        """Disconnect; with ``reset`` the card is reset on the way (PC/SC
+        SCARD_RESET_CARD): its volatile state, a verified PIN included, is gone."""
+        ...
 
 
 class ReaderBackend(Protocol):

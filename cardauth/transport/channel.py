@@ -158,5 +158,6 @@ class CardChannel:
             raise CardMute("the card does not answer", reader=self.reader, ins=f"{command.ins:02X}")
         return ResponseApdu.from_bytes(raw)
 
-    def close(self) -> None:
-        self.link.close()
+    def close(self, *, reset: bool = False) -> None:
+        """Disconnect; ``reset`` resets the card on the way (a verified PIN is gone)."""
+        self.link.close(reset=reset)

@@ -244,10 +244,11 @@ class PcscLink:
             raise pcsc_error(result, "SCardControl", self._reader)
         return bytes(response)
 
-    def close(self) -> None:
+    def close(self, *, reset: bool = False) -> None:
         if self._handle:
             # Disconnecting first also wakes a worker blocked in SCardBeginTransaction.
-            scard.SCardDisconnect(self._handle, scard.SCARD_LEAVE_CARD)
+            disposition = scard.SCARD_RESET_CARD if reset else scard.SCARD_LEAVE_CARD
+            scard.SCardDisconnect(self._handle, disposition)
             self._handle = 0
             self._gate.close()
         if self._context:
