@@ -151,6 +151,22 @@ class CardNotPresent(CardError):
     code = "card.not_present"
 
 
+class CardOutOfValidity(CardError):
+    """The card's certificate is not valid now: expired, or not valid yet (a new
+    card sent ahead of its date). Said before the PIN is asked for, since no
+    teleservice would accept what the card signs."""
+
+    code = "card.out_of_validity"
+
+
+class CardExpired(CardOutOfValidity):
+    code = "card.expired"
+
+
+class CardNotYetValid(CardOutOfValidity):
+    code = "card.not_yet_valid"
+
+
 class PinError(CardError):
     """Base of PIN refusals."""
 

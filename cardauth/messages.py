@@ -88,6 +88,22 @@ ERRORS: Mapping[str, Mapping[Language, str]] = {
         "fr": "Aucune carte {kind} n'est insérée. Insérez-la dans le lecteur.",
         "en": "No {kind} card is inserted. Insert it in the reader.",
     },
+    "card.out_of_validity": {
+        "fr": "La carte {kind} n'est pas valable à cette date : elle ne permet pas de se "
+        "connecter.",
+        "en": "The {kind} card is not valid at this date: it cannot be used to log in.",
+    },
+    "card.expired": {
+        "fr": "La carte {kind} a expiré le {date} : elle ne permet plus de se connecter. "
+        "Utilisez la nouvelle carte qui vous a été envoyée.",
+        "en": "The {kind} card expired on {date}: it can no longer be used to log in. "
+        "Use the new card that was sent to you.",
+    },
+    "card.not_yet_valid": {
+        "fr": "La carte {kind} n'est valable qu'à partir du {date} : utilisez votre carte "
+        "actuelle jusque-là.",
+        "en": "The {kind} card is valid from {date} only: use your current card until then.",
+    },
     "pin.format": {
         "fr": "Le code porteur doit comporter {digits} chiffres. Aucun essai n'a été compté.",
         "en": "The PIN must be {digits} digits. No try was counted.",

@@ -14,6 +14,12 @@ One command starts, on loopback:
 
 It prints what to open, shows card events as they come, and stops everything
 (the cards unplugged, the private pcscd stopped) on Ctrl-C.
+
+``--public-origin https://name:port`` is for a teleservice reached as in
+production: over https, under a name, behind a TLS front (a reverse proxy) that
+forwards to the teleservice's loopback port. The bridge then trusts that origin
+and the teleservice expects it in assertions (docs/bridge.md, "Testing as in
+production").
 """
 
 from __future__ import annotations
@@ -108,6 +114,7 @@ class Demo:
     state_dir: Path
     ports: Ports = field(default_factory=Ports)
     readers: Readers = "auto"
+    public_origin: Origin | None = None  # the teleservice behind an https front
     say: Callable[[str], None] = print
     language: Language = "fr"
     bridge: BridgeServer | None = None
@@ -121,6 +128,12 @@ class Demo:
     @property
     def teleservice_url(self) -> str:
         return f"http://{HOST}:{self.ports.teleservice}"
+
+    @property
+    def teleservice_origin(self) -> Origin:
+        """Where browsers reach the teleservice: its loopback address, or the
+        public origin of the front it is served behind."""
+        return self.public_origin or Origin.parse(self.teleservice_url, allow_development=True)
 
     @property
     def control_url(self) -> str:
@@ -178,7 +191,7 @@ class Demo:
         assert self._backend is not None
         config = BridgeConfig(
             port=self.ports.bridge,
-            allowed_origins=(Origin.parse(self.teleservice_url, allow_development=True),),
+            allowed_origins=(self.teleservice_origin,),
             allow_development_origins=True,
             state_dir=self.state_dir / "bridge",
         )
@@ -192,7 +205,7 @@ class Demo:
         settings = Settings(
             state_dir=data,
             trust_dir=trust,
-            origin=self.teleservice_url,
+            origin=self.teleservice_origin.value,
             bridge_url=self.bridge_url,
             allow_development_origins=True,
         )
@@ -203,7 +216,7 @@ class Demo:
     def announce(self) -> None:
         doctor, patient = load_cps(PERSONAS[0]), load_vitale(PERSONAS[1])
         self.say(self._text("title"))
-        self.say(self._text("teleservice", url=f"{self.teleservice_url}/"))
+        self.say(self._text("teleservice", url=f"{self.teleservice_origin.value}/"))
         self.say(self._text("control", url=f"{self.control_url}/"))
         self.say(self._text("bridge", url=self.bridge_url))
         readers = self._text("pcscd" if self.readers_used == "pcscd" else "in_process")
@@ -273,7 +286,20 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--state-dir", type=Path, help="keep approvals, audit and data here (default: temporary)"
     )
+    parser.add_argument(
+        "--public-origin",
+        type=_public_origin,
+        help="the teleservice's origin behind an https front (https://name:port), "
+        "which the bridge trusts (default: its loopback address)",
+    )
     return parser
+
+
+def _public_origin(text: str) -> Origin:
+    try:
+        return Origin.parse(text)
+    except CardAuthError as error:
+        raise argparse.ArgumentTypeError(describe(error, choose_language(None))) from None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -290,7 +316,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="cardauth-demo-") as temporary:
         state_dir = args.state_dir or Path(temporary)
         say = functools.partial(print, flush=True)
-        demo = Demo(state_dir, ports=ports, readers=args.readers, say=say, language=language)
+        demo = Demo(
+            state_dir,
+            ports=ports,
+            readers=args.readers,
+            public_origin=args.public_origin,
+            say=say,
+            language=language,
+        )
         try:
             demo.start()
             demo.announce()

@@ -168,6 +168,12 @@ class VirtualCard:
         return sum(self.commands.values())
 
     @property
+    def verified_codes(self) -> frozenset[int]:
+        """The references of the codes verified now (for tests: what a log-out left)."""
+        with self._lock:
+            return frozenset(self._session.verified)
+
+    @property
     def atr(self) -> bytes:
         """The answer to reset. A mute card gets no further than its first byte, so
         that no reader can agree a protocol with it (PC/SC: "protocol mismatch")."""

@@ -4,7 +4,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -23,14 +23,17 @@ CHROMIUM_FLAGS = [
 STEP_MS = 10_000  # ms, for one step in the browser (a page, a popup, an answer)
 
 
-def chromium(playwright: Playwright, profile: Path, *, locale: str) -> Iterator[BrowserContext]:
-    """Debian's Chromium, headless, with a fresh profile in ``profile``."""
+def chromium(
+    playwright: Playwright, profile: Path, *, locale: str, flags: Sequence[str] = ()
+) -> Iterator[BrowserContext]:
+    """Debian's Chromium, headless, with a fresh profile in ``profile`` (and ``flags``
+    besides the usual ones)."""
     assert CHROMIUM.exists(), f"{CHROMIUM} missing: scripts/setup.sh installs Debian's chromium"
     context = playwright.chromium.launch_persistent_context(
         profile,
         executable_path=CHROMIUM,
         headless=True,
-        args=CHROMIUM_FLAGS,
+        args=[*CHROMIUM_FLAGS, *flags],
         locale=locale,
         viewport={"width": 900, "height": 700},
     )

@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -79,6 +80,7 @@ const bridge = new CardAuthBridge({ url: new URLSearchParams(location.search).ge
 const $ = (id) => document.getElementById(id);
 window.bridge = bridge;
 window.cardEvents = [];
+window.loginErrors = [];
 
 async function challenge() {
   const answer = await (await fetch("/challenge", { method: "POST" })).json();
@@ -106,6 +108,7 @@ $("login").addEventListener("click", async () => {
     $("state").textContent = "logged in";
     document.body.dataset.outcome = "ok";
   } catch (error) {
+    window.loginErrors.push({ code: error.code, message: error.message });
     $("error").textContent = error.code ?? String(error);
     $("state").textContent = "failed";
     document.body.dataset.outcome = "error";
@@ -358,11 +361,12 @@ def click_login_and_get_popup(page: Page, browser: BrowserContext, bridge: Bridg
 
 
 def answer_on_bridge_page(popup: Page, button: str, artifacts: Path) -> None:
-    """Click a button of the bridge's page; its form posts to the bridge itself."""
+    """Click a button of the bridge's page; its form posts to the bridge itself,
+    which shows the page again by GET (post/redirect/get)."""
     with popup.expect_response(lambda response: response.request.method == "POST") as posted:
         popup.click(button)
     response = posted.value
-    assert response.status == 200, (response.status, response.request.header_value("origin"))
+    assert response.status == 303, (response.status, response.request.header_value("origin"))
     popup.wait_for_load_state()
 
 
@@ -491,3 +495,46 @@ def test_a_site_not_approved_cannot_tell_that_the_bridge_runs(
     code = page.evaluate("window.bridge.status().then(() => 'answered', (e) => e.code)")
     assert code == "bridge.unreachable"
     assert bridge.status(sites.stranger.origin)[0] == 403  # it runs all the same
+
+
+def test_closing_the_bridges_window_then_logging_in_again_starts_afresh(
+    page: Page, browser: BrowserContext, bridge: Bridge, sites: Sites
+) -> None:
+    """The professional closes the bridge's window instead of answering, then clicks
+    the login button again: a new window, a new login (the first one ends with
+    "bridge.replaced", never "a login is under way")."""
+    open_teleservice(page, sites.stranger, bridge)
+    first = click_login_and_get_popup(page, browser, bridge)
+    first.close()
+    second = click_login_and_get_popup(page, browser, bridge)
+    answer_on_bridge_page(second, "#decline", Path())
+    page.wait_for_function("window.loginErrors.length >= 2")
+    errors: list[dict[str, str]] = page.evaluate("window.loginErrors")
+    assert [e["code"] for e in errors] == ["bridge.replaced", "bridge.declined"]
+    assert errors[1]["message"] == "You refused this site access to your card."  # the bridge's
+    assert errors[0]["message"] == "A new card login was asked for: this one is given up."
+
+
+CODE_USE = re.compile(r'#fail\(\s*"([a-z_.]+)"|describe\(\s*"([a-z_.]+)"|MESSAGES\["([a-z_.]+)"\]')
+
+
+def test_every_code_of_the_client_speaks_french_and_english(
+    page: Page, bridge: Bridge, sites: Sites
+) -> None:
+    """The client's messages, as the browser loads them: every code it raises has a
+    sentence in each language, and the two differ."""
+    open_teleservice(page, sites.trusted, bridge)
+    messages: dict[str, dict[str, str]] = page.evaluate(
+        "import('./cardauth.js').then((module) => module.MESSAGES)"
+    )
+    used = {next(g for g in match if g) for match in CODE_USE.findall(CLIENT.read_text())}
+    assert used, "no code found in cardauth.js: the pattern is stale"
+    assert used <= set(messages), sorted(used - set(messages))
+    for code, texts in messages.items():
+        assert set(texts) == {"fr", "en"}, code
+        assert all(text.strip() for text in texts.values()), code
+        assert texts["fr"] != texts["en"], code
+    french = page.evaluate(
+        "import('./cardauth.js').then((m) => new m.CardAuthBridge({ lang: 'fr' }).lang)"
+    )
+    assert french == "fr"

@@ -21,7 +21,7 @@ from cardauth.errors import UnexpectedStatus
 from cardauth.jose import CompactJws
 from cardauth.origins import Origin
 from simulator.faults import Fault
-from tests.bridge_flows import Page, answer, open_page, outcome, reload
+from tests.bridge_flows import Page, answer, open_page, outcome, reload, resend
 from tests.bridge_kit import TELESERVICE, BridgeScene, bridge_scene, get, post_json
 
 
@@ -69,10 +69,16 @@ def test_three_wrong_pins_block_the_card_and_the_page_says_what_to_do(
     assert "PUK" in page.html
     assert 'id="pin"' not in page.html  # no more PIN field
     assert scene.card(0).pins_presented == 3
-    assert outcome(scene.client(), page) == {"status": "failed", "error": {"code": "pin.blocked"}}
+    ended = outcome(scene.client(), page)
+    assert (ended["status"], ended["error"]["code"]) == ("failed", "pin.blocked")
+    assert "PUK" in ended["error"]["message"]  # in words, for the site's page to show
     later = open_page(scene, TELESERVICE.value, scene.challenge())
     assert 'id="blocked"' in later.html
-    assert later.token is None  # no form to type into
+    assert 'id="pin"' not in later.html  # nothing to type into, nothing to allow
+    assert 'id="allow"' not in later.html
+    assert 'id="decline"' in later.html  # but a way out
+    answer(scene, later, action="decline")
+    assert outcome(scene.client(), later)["status"] == "declined"
     assert scene.card(0).pins_presented == 3
 
 
@@ -168,7 +174,8 @@ def test_no_card_says_so_and_a_card_inserted_later_works(scene: BridgeScene) -> 
     assert response.get_json()["error"]["code"] == "card.not_present"
     page = open_page(scene, TELESERVICE.value, challenge)
     assert 'id="no-card"' in page.html
-    assert page.token is None
+    assert 'id="pin"' not in page.html
+    assert 'id="reload"' in page.html  # the way on, once the card is in
     scene.insert(0, "doctor")
     reload(scene, page)
     answer(scene, page, pin="1234")
@@ -335,3 +342,62 @@ def test_slot_events_say_which_card_went(scene: BridgeScene) -> None:
             "removed",
             "vitale",
         )
+
+
+# -- what the page asks, and when ------------------------------------------------------
+
+
+def test_reloading_the_page_after_a_wrong_pin_sends_nothing(scene: BridgeScene) -> None:
+    page = open_page(scene, TELESERVICE.value, scene.challenge())
+    answer(scene, page, pin="0000")
+    assert scene.card(0).pins_presented == 1
+    resend(scene, page)  # the browser posts the same form again
+    assert scene.card(0).pins_presented == 1
+    assert 'data-code="bridge.form_spent"' in page.html
+    assert "Essais restants : 2" in page.html  # the card's count, unchanged
+    reload(scene, page)  # a reload of the page itself (a GET): nothing either
+    assert scene.card(0).pins_presented == 1
+    answer(scene, page, pin="1234")
+    assert outcome(scene.client(), page)["status"] == "ok"
+
+
+def test_an_expired_card_is_refused_before_its_pin(scene: BridgeScene) -> None:
+    scene.remove(0)
+    scene.insert(0, "cps-expired")
+    refused = post_json(scene.client(), "/v1/authenticate", {"challenge": scene.challenge()})
+    assert refused.status_code == 409
+    assert refused.get_json()["error"]["code"] == "card.expired"
+    page = open_page(scene, TELESERVICE.value, scene.challenge())
+    assert 'data-code="card.expired"' in page.html
+    assert "31/12/2022" in page.html
+    assert 'id="pin"' not in page.html
+    assert 'id="decline"' in page.html  # the way out
+    answer(scene, page, action="allow", pin="1234")  # a form forged or kept from before
+    assert scene.card(0).pins_presented == 0
+    assert 'data-code="card.expired"' in page.html
+
+
+def test_logging_out_of_a_site_makes_the_next_login_ask_the_pin(scene: BridgeScene) -> None:
+    _login_with_pin(scene, scene.challenge())
+    fast = post_json(scene.client(), "/v1/authenticate", {"challenge": scene.challenge()})
+    assert fast.get_json()["status"] == "ok"
+    assert post_json(scene.client(), "/v1/logout", {}).get_json() == {"status": "ok"}
+    again = post_json(scene.client(), "/v1/authenticate", {"challenge": scene.challenge()})
+    assert again.get_json() == {"status": "interaction_required"}
+    assert not scene.card(0).verified_codes  # the card itself forgot it
+
+
+def test_every_page_has_a_way_out(scene: BridgeScene) -> None:
+    pages = []
+    page = open_page(scene, TELESERVICE.value, scene.challenge())
+    pages.append(page.html)  # the PIN page: refuse
+    scene.remove(0)
+    pages.append(reload(scene, page).get_data(as_text=True))  # no card: refuse, reload
+    scene.insert(0, "doctor")
+    reload(scene, page)
+    for _ in range(3):
+        answer(scene, page, pin="0000")
+    pages.append(page.html)  # blocked: close
+    pages.append(get(scene.client(None), "/interaction/" + "x" * 32).get_data(as_text=True))
+    for html in pages:
+        assert 'id="decline"' in html or 'id="close"' in html, html

@@ -1,6 +1,7 @@
-"""Logins waiting on the bridge's page: bounded per site and in all, forgotten when
-they expire, never handed to another site, and a page that never collects its
-outcomes cannot grow the bridge's memory."""
+"""Logins waiting on the bridge's page: one per site (a new one replaces it), places
+that no other site can take from an approved one, forgotten when they expire,
+never handed to another site, a form good for one answer, and a page that never
+collects its outcomes cannot grow the bridge's memory."""
 
 from __future__ import annotations
 
@@ -9,12 +10,14 @@ import pytest
 from cardauth.errors import CardAuthError
 from cardauth.origins import Origin
 from tests.bridge_kit import request_id
-from webbridge.errors import BadRequest, Busy, Cancelled, InteractionUnknown
+from webbridge.errors import BadRequest, Busy, InteractionUnknown, Replaced
 from webbridge.interactions import (
     LIFETIME_SECONDS,
     MAX_KEPT,
-    MAX_PENDING,
-    MAX_PENDING_PER_ORIGIN,
+    MAX_OPEN_UNAPPROVED,
+    MAX_UNOPENED,
+    UNOPENED_SECONDS,
+    Interaction,
     Interactions,
     State,
 )
@@ -31,64 +34,167 @@ class Clock:
         return self.now
 
 
-def open_login(interactions: Interactions, origin: Origin = SITE) -> str:
-    rid = request_id()
-    interactions.create(origin=origin, challenge=CHALLENGE, with_vitale=False, request_id=rid)
-    return rid
+def open_login(
+    interactions: Interactions, origin: Origin = SITE, *, approved: bool = True
+) -> Interaction:
+    return interactions.create(
+        origin=origin,
+        challenge=CHALLENGE,
+        with_vitale=False,
+        request_id=request_id(),
+        page_id=request_id(),
+        approved=approved,
+    )
 
 
-def test_a_site_keeps_its_newest_logins_waiting() -> None:
+def sites(count: int, prefix: str = "s") -> list[Origin]:
+    return [Origin.parse(f"https://{prefix}{n}.attacker.example") for n in range(count)]
+
+
+def test_a_new_login_of_a_site_replaces_the_one_waiting() -> None:
     interactions = Interactions()
     first = open_login(interactions)
-    later = [open_login(interactions) for _ in range(MAX_PENDING_PER_ORIGIN)]
-    oldest = interactions.for_request(first, SITE)
-    assert oldest.state is State.FAILED
-    assert isinstance(oldest.error, Cancelled)
-    assert all(interactions.for_request(rid, SITE).state is State.PENDING for rid in later)
+    second = open_login(interactions)
+    assert first.state is State.FAILED
+    assert isinstance(first.error, Replaced)
+    assert first.finished.is_set()  # the page waiting on it is told at once
+    assert second.state is State.PENDING
+    other = open_login(interactions, Origin.parse("https://other.example"))
+    assert second.state is State.PENDING  # another site's login replaces nothing of it
+    assert other.state is State.PENDING
 
 
-def test_logins_waiting_are_bounded_in_all() -> None:
+def test_sites_not_approved_never_take_an_approved_sites_place() -> None:
     interactions = Interactions()
-    sites = [Origin.parse(f"https://s{n}.teleservice.example") for n in range(MAX_PENDING)]
-    for site in sites:
-        open_login(interactions, site)
-    with pytest.raises(Busy):
-        open_login(interactions, Origin.parse("https://one-more.example"))
+    for site in sites(10 * MAX_UNOPENED):
+        open_login(interactions, site, approved=False)
+    trusted = open_login(interactions, SITE, approved=True)
+    assert trusted.state is State.PENDING
 
 
-def test_a_request_id_serves_once_and_for_its_site_only() -> None:
+def test_unopened_logins_of_sites_not_approved_are_bounded_oldest_dropped() -> None:
     interactions = Interactions()
-    rid = open_login(interactions)
-    with pytest.raises(BadRequest):
-        interactions.create(origin=SITE, challenge=CHALLENGE, with_vitale=False, request_id=rid)
+    flood = [open_login(interactions, site, approved=False) for site in sites(MAX_UNOPENED)]
+    newcomer = open_login(interactions, Origin.parse("https://first-time.example"), approved=False)
+    assert newcomer.state is State.PENDING  # a new site is never refused for the flood
+    assert flood[0].state is State.FAILED
+    assert isinstance(flood[0].error, Busy)
+    assert all(i.state is State.PENDING for i in flood[1:])
+
+
+def test_a_login_whose_page_is_shown_is_never_dropped_for_unopened_ones() -> None:
+    interactions = Interactions()
+    shown = open_login(interactions, Origin.parse("https://first-time.example"), approved=False)
+    interactions.open(shown.id)
+    for site in sites(3 * MAX_UNOPENED):
+        open_login(interactions, site, approved=False)
+    assert shown.state is State.PENDING
+
+
+def test_a_login_whose_page_is_not_opened_soon_is_dropped() -> None:
+    clock = Clock()
+    interactions = Interactions(monotonic=clock)
+    unopened = open_login(interactions, approved=False)
+    shown = open_login(interactions, Origin.parse("https://other.example"), approved=False)
+    interactions.open(shown.id)
+    clock.now += UNOPENED_SECONDS
     with pytest.raises(InteractionUnknown):
-        interactions.for_request(rid, Origin.parse("https://other.example"))
-    with pytest.raises(BadRequest):
-        interactions.create(origin=SITE, challenge=CHALLENGE, with_vitale=False, request_id="short")
+        interactions.get(unopened.id)
+    assert interactions.get(shown.id).state is State.PENDING  # a page open waits longer
+
+
+def test_pages_open_for_sites_not_approved_are_bounded() -> None:
+    interactions = Interactions()
+    for site in sites(MAX_OPEN_UNAPPROVED):
+        interactions.open(open_login(interactions, site, approved=False).id)
+    one_more = open_login(interactions, Origin.parse("https://one-more.example"), approved=False)
+    with pytest.raises(Busy):
+        interactions.open(one_more.id)
+    assert one_more.state is State.PENDING  # still there once a page is closed
+    trusted = open_login(interactions, SITE, approved=True)
+    assert interactions.open(trusted.id) is trusted  # an approved site's page always opens
+
+
+def test_identifiers_serve_once_and_the_outcome_goes_to_its_site_only() -> None:
+    interactions = Interactions()
+    login = open_login(interactions)
+    with pytest.raises(InteractionUnknown):
+        interactions.for_request(login.request_id, Origin.parse("https://other.example"))
+    same = request_id()
+    refused: list[tuple[object, object]] = [
+        (login.request_id, request_id()),  # used already
+        (request_id(), login.id),
+        ("short", request_id()),  # malformed
+        (request_id(), 7),
+        (same, same),  # one identifier for both
+    ]
+    for sent_request, sent_page in refused:
+        with pytest.raises(BadRequest):
+            interactions.create(
+                origin=SITE,
+                challenge=CHALLENGE,
+                with_vitale=False,
+                request_id=sent_request,
+                page_id=sent_page,
+                approved=True,
+            )
 
 
 def test_an_expired_login_fails_and_is_forgotten() -> None:
     clock = Clock()
     interactions = Interactions(monotonic=clock)
-    rid = open_login(interactions)
-    waiting = interactions.for_request(rid, SITE)
+    waiting = open_login(interactions)
+    interactions.open(waiting.id)
     clock.now += LIFETIME_SECONDS
     with pytest.raises(InteractionUnknown):
-        interactions.for_request(rid, SITE)
+        interactions.for_request(waiting.request_id, SITE)
     assert waiting.state is State.FAILED
     assert isinstance(waiting.error, InteractionUnknown)
     assert waiting.finished.is_set()  # a page waiting on it is woken
 
 
+def test_the_first_outcome_stands() -> None:
+    interactions = Interactions()
+    login = open_login(interactions)
+    open_login(interactions)  # replaces it while, say, its PIN is being checked
+    assert not login.finish(State.OK, assertion="a.b.c")
+    assert login.state is State.FAILED
+    assert login.assertion is None
+
+
+def test_the_form_token_is_good_for_one_answer() -> None:
+    login = open_login(Interactions())
+    token = login.form_token()
+    assert login.form_token() == token  # the page shown again: the same form
+    assert not login.take_token(None)
+    assert not login.take_token("x" * 32)
+    assert not login.take_token("é" * 32)  # not ASCII: refused, not a crash
+    assert login.take_token(token)
+    assert not login.take_token(token)  # sent again: spent
+    assert login.form_token() != token
+
+
+def test_a_collected_outcome_is_not_given_twice_but_its_page_still_shows() -> None:
+    interactions = Interactions()
+    login = open_login(interactions)
+    login.finish(State.DECLINED)
+    interactions.collect(login)
+    with pytest.raises(InteractionUnknown):
+        interactions.for_request(login.request_id, SITE)
+    assert interactions.get(login.id).state is State.DECLINED
+
+
 def test_outcomes_never_collected_are_bounded() -> None:
     interactions = Interactions()
     refused = CardAuthError("refused")
-    rids = [request_id() for _ in range(MAX_KEPT + 50)]
-    for rid in rids:
-        interactions.record_failure(origin=SITE, request_id=rid, error=refused)
+    finished = []
+    for site in sites(MAX_KEPT + 50):
+        login = open_login(interactions, site)
+        login.finish(State.FAILED, error=refused)
+        finished.append(login)
     waiting = open_login(interactions)  # a login still waiting is never the one forgotten
-    for rid in rids[: 50 + 1]:
+    for login in finished[: 50 + 1]:
         with pytest.raises(InteractionUnknown):
-            interactions.for_request(rid, SITE)
-    assert interactions.for_request(rids[-1], SITE).state is State.FAILED
-    assert interactions.for_request(waiting, SITE).state is State.PENDING
+            interactions.for_request(login.request_id, login.origin)
+    assert interactions.for_request(finished[-1].request_id, finished[-1].origin).error is refused
+    assert interactions.for_request(waiting.request_id, SITE).state is State.PENDING

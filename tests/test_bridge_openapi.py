@@ -20,7 +20,7 @@ from werkzeug.datastructures import Headers
 from werkzeug.test import EnvironBuilder, TestResponse
 
 from simulator.personas import DEFAULT_PIN
-from tests.bridge_flows import answer, open_page
+from tests.bridge_flows import answer, open_page, start_login
 from tests.bridge_kit import (
     BRIDGE,
     TELESERVICE,
@@ -40,6 +40,8 @@ API_CALLS = (
     ("/v1/status", "GET"),
     ("/v1/cards", "GET"),
     ("/v1/authenticate", "POST"),
+    ("/v1/logout", "POST"),
+    ("/v1/interactions", "POST"),
     (SOME_INTERACTION, "GET"),
     (SOME_INTERACTION, "DELETE"),
     ("/v1/events", "GET"),
@@ -151,9 +153,20 @@ def test_cards_answer_an_empty_list_without_cards(scene: BridgeScene) -> None:
     assert get(scene.client(), "/v1/cards").get_json() == {"cards": []}
 
 
-def test_authenticate_without_a_fresh_pin_names_the_bridge_page(scene: BridgeScene) -> None:
+def test_authenticate_without_a_fresh_pin_asks_for_the_bridge_page(scene: BridgeScene) -> None:
     response = authenticate(scene)
-    assert response.get_json() == {"status": "interaction_required", "url": f"{BRIDGE}/interaction"}
+    assert response.get_json() == {"status": "interaction_required"}
+
+
+def test_a_login_opened_names_the_bridge_page_it_chose(scene: BridgeScene) -> None:
+    page, started = start_login(scene, TELESERVICE.value, scene.challenge())
+    assert started.status_code == 201
+    assert started.get_json() == {"status": "pending", "url": f"{BRIDGE}{page.url}"}
+
+
+def test_logout_answers_as_described(scene: BridgeScene) -> None:
+    response = post_json(scene.client(), "/v1/logout", {})
+    assert response.get_json() == {"status": "ok"}
 
 
 @pytest.mark.parametrize("vitale", [False, True])
@@ -184,32 +197,53 @@ def test_signed_interaction_answers_as_described(scene: BridgeScene) -> None:
 def test_declined_interaction_answers_as_described(scene: BridgeScene) -> None:
     page = open_page(scene, TELESERVICE.value, scene.challenge())
     answer(scene, page, action="decline")
-    response = get(scene.client(), f"/v1/interactions/{page.request_id}")
-    assert response.get_json() == {"status": "declined", "error": {"code": "bridge.declined"}}
+    response = get(scene.client(), f"/v1/interactions/{page.request_id}?lang=en")
+    assert response.get_json() == {
+        "status": "declined",
+        "error": {
+            "code": "bridge.declined",
+            "message": "You refused this site access to your card.",
+        },
+    }
 
 
-def test_interaction_refused_when_asked_for_answers_as_failed(scene: BridgeScene) -> None:
-    rid = request_id()
-    form = {"challenge": "short", "vitale": "false", "request_id": rid}
-    assert scene.client().post("/interaction", data=form, base_url=BRIDGE).status_code == 400
-    response = get(scene.client(), f"/v1/interactions/{rid}")
-    assert response.get_json() == {"status": "failed", "error": {"code": "challenge.malformed"}}
+@pytest.mark.parametrize(
+    ("body", "code"),
+    [
+        ({"challenge": "short"}, "challenge.malformed"),
+        ({"challenge": "A" * 43, "request_id": "short"}, "bridge.bad_request"),
+        ({"challenge": "A" * 43, "vitale": "yes"}, "bridge.bad_request"),
+    ],
+)
+def test_a_login_refused_when_opened_says_why(
+    scene: BridgeScene, body: dict[str, str], code: str
+) -> None:
+    full = {"request_id": request_id(), "page_id": request_id(), **body}
+    response = post_json(scene.client(), "/v1/interactions", full)
+    assert response.status_code == 400
+    assert error_code(response) == code
 
 
-def test_a_site_not_approved_collects_its_own_interaction(scene: BridgeScene) -> None:
+def test_a_site_not_approved_reads_its_login_once_answered(scene: BridgeScene) -> None:
     page = open_page(scene, FOREIGN, scene.challenge())
     path = f"/v1/interactions/{page.request_id}"
     site = scene.client(FOREIGN)
-    assert site.options(path, base_url=BRIDGE).status_code == 204
+    preflight = site.options(path, base_url=BRIDGE)
+    assert preflight.status_code == 204  # so that the browser sends the request itself
+    pending = get(site, path)
+    assert pending.status_code == 403
+    assert "Access-Control-Allow-Origin" not in pending.headers
+    answer(scene, page, action="decline")
     response = get(site, path)
-    assert response.get_json() == {"status": "pending"}
+    assert response.get_json()["status"] == "declined"
     assert response.headers["Access-Control-Allow-Origin"] == FOREIGN
 
 
 def test_cancelled_interaction_answers_as_described(scene: BridgeScene) -> None:
     page = open_page(scene, TELESERVICE.value, scene.challenge())
     response = scene.client().delete(f"/v1/interactions/{page.request_id}", base_url=BRIDGE)
-    assert response.get_json() == {"status": "failed", "error": {"code": "bridge.cancelled"}}
+    body = response.get_json()
+    assert (body["status"], body["error"]["code"]) == ("failed", "bridge.cancelled")
 
 
 def test_events_answer_a_stream(scene: BridgeScene) -> None:
@@ -279,10 +313,16 @@ def test_bad_wait_is_400(scene: BridgeScene, wait: str) -> None:
 def test_origin_not_approved_is_403(scene: BridgeScene, origin: str | None) -> None:
     client = scene.client(origin)
     for path, method in API_CALLS:
-        for sent in (method, "OPTIONS"):
-            response = client.open(path, method=sent, base_url=BRIDGE)
-            assert response.status_code == 403, (sent, path)
-            assert "Access-Control-Allow-Origin" not in response.headers
+        response = client.open(path, method=method, base_url=BRIDGE)
+        # Any site may open a login: one that sends no JSON is told so, unreadably.
+        expected = 415 if origin == FOREIGN and path == "/v1/interactions" else 403
+        assert response.status_code == expected, (method, path)
+        assert "Access-Control-Allow-Origin" not in response.headers
+        preflight = client.open(path, method="OPTIONS", base_url=BRIDGE)
+        # A preflight is answered to any origin on the paths open to any site, and
+        # to no origin that is not one.
+        open_to_it = origin == FOREIGN and path.startswith("/v1/interactions")
+        assert preflight.status_code == (204 if open_to_it else 403), path
 
 
 def test_host_not_the_bridge_is_403(scene: BridgeScene) -> None:

@@ -1,11 +1,15 @@
 """The bridge's doors: every web page the professional visits can reach it, so
 each request must show the bridge's own Host, an approved Origin, JSON for what
 changes state, a small body; CORS names the one approved origin; the bridge's
-page is never framed and its forms come from its own origin only."""
+page is never framed and its forms come from its own origin only. Any site may
+open a login, and learns nothing of it before the professional answers; an
+approval is given by a PIN that worked, and withdrawn at once."""
 
 from __future__ import annotations
 
 import datetime as dt
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,7 +17,7 @@ import pytest
 
 from cardauth.jose import CompactJws
 from cardauth.origins import Origin
-from tests.bridge_flows import answer, open_page, outcome
+from tests.bridge_flows import answer, open_page, outcome, reload, start_login
 from tests.bridge_kit import (
     BRIDGE,
     TELESERVICE,
@@ -21,7 +25,10 @@ from tests.bridge_kit import (
     bridge_scene,
     get,
     post_json,
+    request_id,
 )
+from webbridge.app import APPROVAL_CHECK_SECONDS
+from webbridge.interactions import MAX_UNOPENED
 
 FOREIGN = "https://evil.example"
 
@@ -234,8 +241,10 @@ def test_the_pages_form_is_accepted_from_the_bridges_origin_only(scene: BridgeSc
     wrong_token = scene.client(BRIDGE).post(
         page.url, data={"token": "x" * 32, "action": "allow", "pin": "1234"}, base_url=BRIDGE
     )
-    assert wrong_token.status_code == 403
+    assert wrong_token.status_code == 303  # back to the page, which says nothing was done
     assert scene.card(0).pins_presented == 0
+    reload(scene, page)
+    assert 'data-code="bridge.form_spent"' in page.html
 
 
 def test_the_outcome_goes_to_the_asking_origin_only(scene: BridgeScene) -> None:
@@ -293,3 +302,83 @@ def test_approvals_are_listed_and_withdrawn_on_the_bridges_page(scene: BridgeSce
     )
     assert withdrawn.status_code == 200
     assert get(scene.client(new.value), "/v1/status").status_code == 403
+
+
+def test_a_site_is_trusted_only_after_a_pin_that_worked(scene: BridgeScene) -> None:
+    new = "https://new.example"
+    page = open_page(scene, new, scene.challenge())
+    answer(scene, page, pin="0000", remember="on")  # ticked, but the PIN was wrong
+    answer(scene, page, action="decline")
+    assert outcome(scene.client(new), page)["status"] == "declined"
+    assert scene.consents.list(now=dt.datetime.now(dt.UTC)) == []
+    assert get(scene.client(new), "/v1/status").status_code == 403
+
+
+def test_a_withdrawn_approval_closes_the_sites_event_streams(scene: BridgeScene) -> None:
+    new = Origin.parse("https://new.example")
+    scene.consents.grant(new, now=dt.datetime.now(dt.UTC), days=30)
+    opened, ended = threading.Event(), threading.Event()
+
+    def follow() -> None:
+        """The site's page: its stream of card events, read to its end (in the
+        thread that asked for it, as a server's worker does)."""
+        response = get(scene.client(new.value), "/v1/events", buffered=False)
+        assert response.status_code == 200
+        opened.set()
+        for _chunk in response.response:
+            pass
+        ended.set()
+
+    threading.Thread(target=follow, daemon=True).start()
+    assert opened.wait(timeout=5)
+    assert not ended.wait(timeout=APPROVAL_CHECK_SECONDS + 0.5)  # approved: it goes on
+    scene.consents.revoke(new)  # as `cardauth-bridge consents revoke` does, from elsewhere
+    assert ended.wait(timeout=APPROVAL_CHECK_SECONDS + 3)
+
+
+# -- logins opened by any site -----------------------------------------------------------
+
+
+def test_a_site_not_approved_learns_nothing_of_a_login_until_the_professional_answers(
+    scene: BridgeScene,
+) -> None:
+    page, started = start_login(scene, FOREIGN, scene.challenge())
+    assert started.status_code == 201
+    assert "Access-Control-Allow-Origin" not in started.headers
+    path = f"/v1/interactions/{page.request_id}"
+    site = scene.client(FOREIGN)
+    asked = time.monotonic()
+    pending = get(site, f"{path}?wait=5")
+    assert time.monotonic() - asked < 1  # answered at once: no timing tells it waits
+    reload(scene, page)
+    answer(scene, page, pin="0000")  # a wrong PIN is not an answer to the site
+    for response in (pending, get(site, path), get(site, f"/v1/interactions/{request_id()}")):
+        assert response.status_code == 403
+        assert _code(response) == "bridge.origin_forbidden"
+        assert "Access-Control-Allow-Origin" not in response.headers
+    answer(scene, page, pin="1234")
+    done = get(site, path)
+    assert done.headers["Access-Control-Allow-Origin"] == FOREIGN
+    assert done.get_json()["status"] == "ok"
+
+
+def test_sites_not_approved_cannot_take_a_trusted_sites_login_place(scene: BridgeScene) -> None:
+    for n in range(3 * MAX_UNOPENED):
+        _page, started = start_login(scene, f"https://s{n}.evil.example", scene.challenge())
+        assert started.status_code == 201
+    challenge = scene.challenge()
+    page = open_page(scene, TELESERVICE.value, challenge)
+    answer(scene, page, pin="1234")
+    scene.verify(outcome(scene.client(), page)["assertion"], challenge)
+
+
+def test_a_new_login_of_the_site_replaces_the_one_waiting(scene: BridgeScene) -> None:
+    first = open_page(scene, TELESERVICE.value, scene.challenge())
+    second = open_page(scene, TELESERVICE.value, scene.challenge())
+    replaced = outcome(scene.client(), first)
+    assert (replaced["status"], replaced["error"]["code"]) == ("failed", "bridge.replaced")
+    answer(scene, first, pin="1234")  # typed in the old window: nothing reaches the card
+    assert 'data-code="bridge.replaced"' in first.html
+    assert scene.card(0).pins_presented == 0
+    answer(scene, second, pin="1234")
+    assert outcome(scene.client(), second)["status"] == "ok"

@@ -12,116 +12,25 @@ working session does; each one puts the cards it needs in the reader first.
 
 from __future__ import annotations
 
-import json
 import signal
-import subprocess
-import sys
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
 
 import pytest
 from playwright.sync_api import BrowserContext, Page, sync_playwright
 
 from tests.browser_kit import announce, chromium
-from tests.support import LOOPBACK, free_port, stop_process
+from tests.demo_kit import RunningDemo, open_bridge_page, start_demo, submit, teleservice_page
+from tests.support import LOOPBACK, stop_process
 
 pytestmark = pytest.mark.pcscd
 
-START_TIMEOUT = 60.0  # s: a private pcscd, the cards, three servers
 LOGOUT_MS = 2_000  # the teleservice page logs out by itself within 2 s of the pull
 WRONG_PIN = "0000"
 PIN = "1234"
-
-
-@dataclass
-class RunningDemo:
-    process: subprocess.Popen[bytes]
-    output: Path
-    teleservice: str
-    control: str
-    bridge: str
-
-    def log(self) -> str:
-        return self.output.read_text(errors="replace")
-
-    def cards(self, slot0: str | None, slot1: str | None) -> None:
-        """Put these personas (None: no card) in the reader, through the control page."""
-        slots = self._call("GET", "/api/slots")["slots"]
-        for index, wanted in enumerate((slot0, slot1)):
-            if slots[index].get("persona") not in (None, wanted):
-                self._call("POST", f"/api/slots/{index}/remove", {})
-            if wanted is not None and slots[index].get("persona") != wanted:
-                self._call("POST", f"/api/slots/{index}/insert", {"persona": wanted})
-        self._wait_until_the_bridge_sees(sum(wanted is not None for wanted in (slot0, slot1)))
-
-    def _wait_until_the_bridge_sees(self, count: int) -> None:
-        """pcscd notices a card some 100 ms after vpcd has it; a person is slower."""
-        request = urllib.request.Request(
-            f"{self.bridge}/v1/cards", headers={"Origin": self.teleservice}
-        )
-        deadline = time.monotonic() + 5
-        while time.monotonic() < deadline:
-            with urllib.request.urlopen(request, timeout=5) as response:
-                if len(json.loads(response.read())["cards"]) == count:
-                    return
-            time.sleep(0.05)
-        raise AssertionError(f"the bridge never saw {count} cards")
-
-    def _call(self, method: str, path: str, body: dict[str, str] | None = None) -> Any:
-        request = urllib.request.Request(
-            f"{self.control}{path}",
-            method=method,
-            data=None if body is None else json.dumps(body).encode(),
-            headers={"Content-Type": "application/json"},
-        )
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return json.loads(response.read())
-
-
-def start_demo(state: Path, output: Path) -> RunningDemo:
-    ports = [free_port() for _ in range(3)]
-    command = [
-        sys.executable,
-        "-m",
-        "examples.demo",
-        "--readers",
-        "pcscd",
-        "--bridge-port",
-        str(ports[0]),
-        "--teleservice-port",
-        str(ports[1]),
-        "--control-port",
-        str(ports[2]),
-        "--state-dir",
-        str(state),
-        "--lang",
-        "en",
-    ]
-    with output.open("wb") as out:
-        process = subprocess.Popen(
-            command,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            cwd=Path(__file__).resolve().parents[1],
-        )
-    demo = RunningDemo(
-        process, output, *(f"http://{LOOPBACK}:{port}" for port in (ports[1], ports[2], ports[0]))
-    )
-    deadline = time.monotonic() + START_TIMEOUT
-    while "Ctrl-C" not in demo.log():
-        if process.poll() is not None or time.monotonic() > deadline:
-            stop_process(process)
-            raise AssertionError(f"the demo did not start:\n{demo.log()}")
-        time.sleep(0.1)
-    return demo
 
 
 class _ForeignPage(BaseHTTPRequestHandler):
@@ -166,12 +75,7 @@ def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BrowserContext
 
 @pytest.fixture(scope="module")
 def page(browser: BrowserContext, demo: RunningDemo) -> Iterator[Page]:
-    opened = browser.new_page()
-    opened.goto(f"{demo.teleservice}/")
-    try:
-        yield opened
-    finally:
-        opened.close()
+    yield from teleservice_page(browser, demo)
 
 
 @pytest.fixture(scope="module")
@@ -188,23 +92,6 @@ def foreign_site() -> Iterator[str]:
 
 
 # -- steps --------------------------------------------------------------------------------
-
-
-def open_bridge_page(page: Page, browser: BrowserContext, demo: RunningDemo) -> Page:
-    """Click the teleservice's login button: the bridge's own page opens in a window."""
-    with browser.expect_page() as opened:
-        page.click("#login")
-    popup = opened.value
-    popup.wait_for_url(f"{demo.bridge}/interaction/*")
-    popup.wait_for_load_state()
-    return popup
-
-
-def submit(popup: Page, button: str) -> None:
-    with popup.expect_response(lambda response: response.request.method == "POST") as posted:
-        popup.click(button)
-    assert posted.value.status == 200, posted.value.status
-    popup.wait_for_load_state()
 
 
 def shown_error(page: Page) -> str:

@@ -184,6 +184,8 @@ BODIES = st.one_of(
             b"\xef\xbb\xbf{}",  # a byte-order mark
             b'{"challenge": NaN}',
             b"challenge=AAAA&vitale=true&request_id=" + b"A" * 30,
+            b'{"challenge": "' + b"A" * 43 + b'", "request_id": "' + b"A" * 30 + b'", '
+            b'"page_id": "' + b"A" * 30 + b'"}',  # the same identifier twice
         ]
     ),
 )
@@ -197,7 +199,8 @@ PATHS = st.sampled_from(
         "/v1/interactions/" + "A" * 30 + "?wait=1e999",
         "/v1/interactions/%00",
         "/v1/nothing",
-        "/interaction",
+        "/v1/interactions",
+        "/v1/logout",
         "/interaction/unknown",
         "/consents",
         "/consents/revoke",
@@ -269,7 +272,7 @@ def test_hostile_headers_get_a_4xx_with_the_error_body(
 
 @fuzz(ci=300, long=20000)
 @given(
-    st.sampled_from(["/v1/authenticate", "/interaction"]),
+    st.sampled_from(["/v1/authenticate", "/v1/interactions", "/v1/logout"]),
     VALID_HOST,
     st.one_of(st.just("application/json"), CONTENT_TYPES),
     BODIES,

@@ -2,10 +2,13 @@
 own pages (the consent and PIN page, the list of trusted sites).
 
 A login from a page of an approved site whose PIN state is fresh is one call,
-``POST /v1/authenticate``. Otherwise the page opens the bridge's page in a window
-of its own by a form POST to ``/interaction`` (the browser sets the Origin
-header); the professional approves the site and types the PIN there, and the
-page collects the assertion from ``GET /v1/interactions/{request_id}``.
+``POST /v1/authenticate``. Otherwise the page opens a login by ``POST
+/v1/interactions`` (a CORS request: the browser always sets its Origin header)
+and shows the bridge's page for it in a window of its own; the professional
+approves the site and types the PIN there, and the page collects the assertion
+from ``GET /v1/interactions/{request_id}``. A site the professional has not
+approved can open a login, but reads nothing about it until the professional has
+answered on the bridge's page.
 """
 
 from __future__ import annotations
@@ -45,6 +48,7 @@ from cardauth.errors import (
     CardAuthError,
     CardError,
     CardNotPresent,
+    CardOutOfValidity,
     CardRemoved,
     InvalidOrigin,
     PinBlocked,
@@ -67,8 +71,10 @@ from webbridge.errors import (
     BridgeError,
     Busy,
     Cancelled,
+    FormSpent,
     HostForbidden,
     InteractionDeclined,
+    InteractionUnknown,
     Internal,
     MethodNotAllowed,
     NotFound,
@@ -83,6 +89,13 @@ API_VERSION = 1
 MAX_WAIT_SECONDS = 25.0
 EVENT_STREAM_SECONDS = 600.0
 KEEPALIVE_SECONDS = 15.0
+APPROVAL_CHECK_SECONDS = 1.0  # an event stream ends this soon after its site's approval
+# The endpoints any site may call (Origin still required): opening a login, and
+# following or giving up the logins it opened. Their answers are readable (CORS) by
+# an approved site, or once the professional has answered on the bridge's page.
+OPEN_TO_ANY_SITE = frozenset(
+    {"api.create_interaction", "api.interaction", "api.cancel_interaction"}
+)
 RECONNECT_MILLISECONDS = 2000
 MAX_EVENT_STREAMS = 8
 PAGE_POLICY = (
@@ -193,15 +206,20 @@ def create_app(
 def _api(bridge: Bridge, per_origin: Callable[[Any], Any]) -> Blueprint:
     api = Blueprint("api", __name__, url_prefix="/v1")
     guard = bridge.guard
+    _interaction_api(api, bridge, per_origin)
 
     @api.before_request
-    def approved_origins_only() -> Response | None:
-        """Every API call comes from an approved origin; CORS names it."""
+    def check_origin() -> Response | None:
+        """Every API call says which site it comes from; CORS names an approved one."""
         origin = guard.origin_of(request)
-        if not (guard.is_approved(origin) or _asks_for_own_interaction(bridge, origin)):
+        g.origin = origin
+        if guard.is_approved(origin):
+            g.cors_origin = origin
+        elif request.endpoint not in OPEN_TO_ANY_SITE:
             raise OriginForbidden("this site is not approved", origin=origin.value)
-        g.cors_origin = origin
         if request.method == "OPTIONS":
+            # A preflight is answered for the endpoints open to any site too: the
+            # browser then sends the request, whose answer alone a page could read.
             response = Response(status=204)
             response.headers.update(preflight_headers(origin, request))
             return response
@@ -230,45 +248,29 @@ def _api(bridge: Bridge, per_origin: Callable[[Any], Any]) -> Blueprint:
     def authenticate() -> Response:
         body = _json_body({"challenge", "vitale"})
         challenge = challenges.check_format(body.get("challenge"))
-        with_vitale = body.get("vitale", False)
-        if not isinstance(with_vitale, bool):
-            raise BadRequest("vitale is true or false")
         origin: Origin = g.cors_origin
         try:
             assertion = bridge.cards.authenticate(
-                origin=origin, challenge=challenge, with_vitale=with_vitale
+                origin=origin, challenge=challenge, with_vitale=_flag(body, "vitale")
             )
         except PinRequired:
-            return _json(
-                {"status": "interaction_required", "url": _own_url("pages.start_interaction")}
-            )
+            return _json({"status": "interaction_required"})
         return _json({"status": "ok", "assertion": assertion})
 
-    @api.get("/interactions/<request_id>")
-    def interaction(request_id: str) -> Response:
-        found = bridge.interactions.for_request(request_id, g.cors_origin)
-        wait = _wait_seconds(request.args.get("wait"))
-        found.finished.wait(wait)
-        if found.state is not State.PENDING:
-            bridge.interactions.collect(found)
-        return _json(found.outcome())
-
-    @api.delete("/interactions/<request_id>")
-    def cancel_interaction(request_id: str) -> Response:
-        """The asking page gives up (its window was closed, say): the login stops
-        waiting, and the bridge's page says so if it is still open."""
-        found = bridge.interactions.for_request(request_id, g.cors_origin)
-        if found.state is State.PENDING:
-            found.finish(State.FAILED, error=Cancelled("the page gave the login up"))
-        bridge.interactions.collect(found)
-        return _json(found.outcome())
+    @api.post("/logout")
+    def logout() -> Response:
+        """The site's user logged out: the card forgets the verified PIN, so that
+        the next login, on any site, asks for it."""
+        _json_body(set())
+        bridge.cards.log_out()
+        return _json({"status": "ok"})
 
     @api.get("/events")
     def events() -> Response:
         if not bridge.streams.acquire(blocking=False):
             raise Busy("too many event streams")
         response = Response(
-            stream_with_context(_event_stream(bridge)),
+            stream_with_context(_event_stream(bridge, g.origin)),
             mimetype="text/event-stream",
             headers={"X-Accel-Buffering": "no"},
         )
@@ -280,46 +282,104 @@ def _api(bridge: Bridge, per_origin: Callable[[Any], Any]) -> Blueprint:
     return api
 
 
-def _asks_for_own_interaction(bridge: Bridge, origin: Origin) -> bool:
-    """A site that is not approved may still collect the outcome of a login it
-    asked for (approved once, on the bridge's page, without being remembered)."""
-    view_args = request.view_args or {}
-    if request.endpoint not in ("api.interaction", "api.cancel_interaction"):
-        return False
-    if "request_id" not in view_args:
-        return False
+def _interaction_api(api: Blueprint, bridge: Bridge, per_origin: Callable[[Any], Any]) -> None:
+    """The logins that wait for the professional on the bridge's page."""
+    guard = bridge.guard
+
+    @api.post("/interactions")
+    @per_origin
+    def create_interaction() -> Response:
+        """A site's page opens a login on the bridge's page (its Origin header is the
+        browser's); the page then shows the address returned, which is also made of
+        the page_id it chose (a site not approved cannot read this answer)."""
+        body = _json_body({"request_id", "page_id", "challenge", "vitale"})
+        origin: Origin = g.origin
+        interaction = bridge.interactions.create(
+            origin=origin,
+            challenge=challenges.check_format(body.get("challenge")),
+            with_vitale=_flag(body, "vitale"),
+            request_id=body.get("request_id"),
+            page_id=body.get("page_id"),
+            approved=guard.is_approved(origin),
+        )
+        url = _own_url("pages.interaction_page", interaction_id=interaction.id)
+        return _json({"status": "pending", "url": url}, 201)
+
+    @api.get("/interactions/<request_id>")
+    def interaction(request_id: str) -> Response:
+        found = _own_interaction(bridge, request_id)
+        _may_read(found)
+        wait = _wait_seconds(request.args.get("wait"))
+        found.finished.wait(wait)
+        if found.state is not State.PENDING:
+            bridge.interactions.collect(found)
+        return _json(found.outcome(_describe))
+
+    @api.delete("/interactions/<request_id>")
+    def cancel_interaction(request_id: str) -> Response:
+        """The asking page gives up (it was closed, say): the login stops waiting,
+        and the bridge's page says so."""
+        found = _own_interaction(bridge, request_id)
+        found.finish(State.FAILED, error=Cancelled("the page gave the login up"))
+        bridge.interactions.collect(found)
+        _may_read(found)
+        return _json(found.outcome(_describe))
+
+
+def _own_interaction(bridge: Bridge, request_id: str) -> Interaction:
+    """The login the calling site opened under ``request_id``. A site that is not
+    approved hears of none that does not exist (as of one it may not read yet)."""
+    origin: Origin = g.origin
     try:
-        bridge.interactions.for_request(view_args["request_id"], origin)
-    except BridgeError:
-        return False
-    return True
+        return bridge.interactions.for_request(request_id, origin)
+    except InteractionUnknown:
+        if g.get("cors_origin") is None:
+            raise OriginForbidden("this site is not approved", origin=origin.value) from None
+        raise
 
 
-def _event_stream(bridge: Bridge) -> Iterator[str]:
+def _may_read(interaction: Interaction) -> None:
+    """An approved site reads about its logins; another one only once the
+    professional has answered on the bridge's page (until then, the bridge answers
+    it at once and without CORS, as it answers a site that opened nothing)."""
+    if g.get("cors_origin") is None:
+        if not interaction.answered:
+            raise OriginForbidden("this site is not approved", origin=g.origin.value)
+        g.cors_origin = g.origin
+
+
+def _event_stream(bridge: Bridge, origin: Origin) -> Iterator[str]:
     """Card events as Server-Sent Events: first a ``present`` event per card in
     the readers, then ``ready``, then insertions and removals as they come; a
     comment every 15 s keeps the connection alive; the stream ends after 10
     minutes (EventSource reconnects by itself, after ``retry`` milliseconds, and
-    gets the present cards again: their ``card`` identifiers tell a swap)."""
+    gets the present cards again: their ``card`` identifiers tell a swap), and
+    within a second of the site's approval being withdrawn or running out."""
     with bridge.cards.subscribe() as listener:
         yield f"retry: {RECONNECT_MILLISECONDS}\n\n"
         number = 0
-        for event in bridge.cards.present():
+        for present in bridge.cards.present():
             number += 1
-            yield _sse("card", event.to_dict(), number)
+            yield _sse("card", present.to_dict(), number)
         number += 1
         yield _sse("ready", {}, number)
         deadline = time.monotonic() + EVENT_STREAM_SECONDS
+        quiet_since = time.monotonic()
         while time.monotonic() < deadline:
             try:
-                item = listener.get(timeout=KEEPALIVE_SECONDS)
+                event = listener.get(timeout=APPROVAL_CHECK_SECONDS)
             except queue.Empty:  # nothing happened for a while
-                yield ": keep-alive\n\n"
+                if not bridge.guard.is_approved(origin):
+                    return
+                if time.monotonic() - quiet_since >= KEEPALIVE_SECONDS:
+                    quiet_since = time.monotonic()
+                    yield ": keep-alive\n\n"
                 continue
-            if item is None:
+            if event is None or not bridge.guard.is_approved(origin):
                 return
             number += 1
-            yield _sse("card", item.to_dict(), number)
+            quiet_since = time.monotonic()
+            yield _sse("card", event.to_dict(), number)
 
 
 def _sse(name: str, data: dict[str, str], number: int) -> str:
@@ -346,45 +406,27 @@ def _pages(bridge: Bridge, per_origin: Callable[[Any], Any]) -> Blueprint:
         response.headers["Cross-Origin-Opener-Policy"] = "same-origin"
         return response
 
-    @pages.post("/interaction")
-    @per_origin
-    def start_interaction() -> WerkzeugResponse:
-        """A site's page opens a login on the bridge's page (a form POST from its
-        window: the Origin header is the browser's)."""
-        origin = guard.origin_of(request)
-        form = request.form
-        request_id = form.get("request_id", "")
-        try:
-            vitale = form.get("vitale", "false")
-            if vitale not in ("true", "false"):
-                raise BadRequest("vitale is true or false")
-            interaction = bridge.interactions.create(
-                origin=origin,
-                challenge=challenges.check_format(form.get("challenge")),
-                with_vitale=vitale == "true",
-                request_id=request_id,
-            )
-        except CardAuthError as error:  # the asking page learns it too, by its request id
-            bridge.interactions.record_failure(origin=origin, request_id=request_id, error=error)
-            raise
-        return redirect(url_for("pages.interaction_page", interaction_id=interaction.id), 303)
-
     @pages.get("/interaction/<interaction_id>")
     def interaction_page(interaction_id: str) -> str:
-        return _render_interaction(bridge, bridge.interactions.get(interaction_id))
-
-    @pages.post("/interaction/<interaction_id>")
-    def answer_interaction(interaction_id: str) -> str:
-        guard.check_own_form(request)
-        interaction = bridge.interactions.get(interaction_id)
-        if not _same_token(request.form.get("token"), interaction.token):
-            raise OriginForbidden("this form is not the bridge's")
+        interaction = bridge.interactions.open(interaction_id)
         if interaction.state is not State.PENDING:
             return _render_outcome(interaction)
-        if request.form.get("action") != "allow":
-            interaction.finish(State.DECLINED, error=InteractionDeclined("refused on the page"))
-            return _render_outcome(interaction)
-        return _allow(bridge, interaction)
+        return _render_interaction(bridge, interaction)
+
+    @pages.post("/interaction/<interaction_id>")
+    def answer_interaction(interaction_id: str) -> WerkzeugResponse:
+        """The professional's answer, acted upon once (its form token is spent), then
+        the page shown again by GET (post/redirect/get): reloading it sends nothing."""
+        guard.check_own_form(request)
+        interaction = bridge.interactions.get(interaction_id)
+        if not interaction.take_token(request.form.get("token")):
+            interaction.notice = FormSpent("this form was sent already")
+        elif interaction.state is State.PENDING:
+            if request.form.get("action") == "allow":
+                _allow(bridge, interaction)
+            else:
+                _answer(interaction, State.DECLINED, error=InteractionDeclined("refused"))
+        return redirect(url_for("pages.interaction_page", interaction_id=interaction.id), 303)
 
     @pages.get("/consents")
     def consents_page() -> str:
@@ -406,14 +448,10 @@ def _pages(bridge: Bridge, per_origin: Callable[[Any], Any]) -> Blueprint:
     return pages
 
 
-def _allow(bridge: Bridge, interaction: Interaction) -> str:
-    """The professional allowed the site: remember it if asked, verify the PIN once
-    (typed here, or on the keypad), sign."""
+def _allow(bridge: Bridge, interaction: Interaction) -> None:
+    """The professional allowed the site: verify the PIN once (typed on the page, or
+    on the keypad), sign, and only then remember the site if asked."""
     form = request.form
-    if form.get("remember") == "on":
-        bridge.consents.grant(
-            interaction.origin, now=bridge.clock(), days=bridge.config.consent_days
-        )
     pin: str | Keypad | None
     pin = Keypad.ENTRY if form.get("keypad") == "on" else form.get("pin", "")
     try:
@@ -424,40 +462,68 @@ def _allow(bridge: Bridge, interaction: Interaction) -> str:
             pin=pin,
         )
     except PinBlocked as error:
-        interaction.finish(State.FAILED, error=error)
-        return _render_interaction(bridge, interaction, error=error)
+        _answer(interaction, State.FAILED, error=error)
+        return
     except (CardError, TransportError) as error:  # a wrong PIN, a card out or pulled...
-        return _render_interaction(bridge, interaction, error=error)  # may try again
+        interaction.notice = error  # said on the page, which asks again
+        return
     except CardAuthError as error:
-        interaction.finish(State.FAILED, error=error)
-        return _render_interaction(bridge, interaction, error=error)
-    interaction.finish(State.OK, assertion=assertion)
-    return _render_outcome(interaction)
+        _answer(interaction, State.FAILED, error=error)
+        return
+    if _answer(interaction, State.OK, assertion=assertion) and form.get("remember") == "on":
+        bridge.consents.grant(
+            interaction.origin, now=bridge.clock(), days=bridge.config.consent_days
+        )
 
 
-def _render_interaction(
-    bridge: Bridge, interaction: Interaction, *, error: CardAuthError | None = None
-) -> str:
+def _answer(
+    interaction: Interaction,
+    state: State,
+    *,
+    assertion: str | None = None,
+    error: CardAuthError | None = None,
+) -> bool:
+    """End the login with the professional's answer (from now on the asking site
+    may read its outcome, approved or not); False if it had ended already."""
+    interaction.answered = True
+    return interaction.finish(state, assertion=assertion, error=error)
+
+
+def _render_interaction(bridge: Bridge, interaction: Interaction) -> str:
+    """The page of a login waiting for the professional: the site, the cards, what
+    the last answer gave (said once), and a form good for one answer: the PIN when
+    the cards can log in, and always a way out."""
     language = _language()
+    error, interaction.notice = interaction.notice, None
     card = vitale = None
     tries: int | None = None
-    blocked = isinstance(error, PinBlocked)
+    blocked = False
     try:
         card = bridge.cards.cps_view()
-        if error is None:
-            status = bridge.cards.pin_status()
-            tries, blocked = status.tries_left, status.blocked
     except CardAuthError as problem:
         error = error or problem
     if interaction.with_vitale:
         vitale = next((v for v in bridge.cards.views() if v.kind == "vitale"), None)
+    now = bridge.clock()
+    invalid = next(
+        (p for p in (c.validity_error(now) for c in (card, vitale) if c) if p is not None), None
+    )
+    if card is not None and invalid is None:
+        try:
+            status = bridge.cards.pin_status()
+            tries, blocked = status.tries_left, status.blocked
+        except CardAuthError as problem:
+            error = error or problem
     if isinstance(error, WrongPin):
         tries = error.tries_left
+    error = invalid or error
+    ready = card is not None and (vitale is not None or not interaction.with_vitale)
     return render_template(
         "interaction.html",
         lang=language,
         t=lambda key, **values: messages.label(key, language, **values),
         interaction=interaction,
+        token=interaction.form_token(),
         card=card,
         vitale=vitale,
         tries=tries,
@@ -466,11 +532,13 @@ def _render_interaction(
         error=error,
         error_text=messages.describe(error, language) if error else None,
         blocked=blocked,
-        finished=interaction.state is not State.PENDING,
+        can_log_in=ready and invalid is None and not blocked,
     )
 
 
 def _render_outcome(interaction: Interaction) -> str:
+    """The page of a login that ended: what came of it, and a way to close it (it
+    closes itself after a login or a refusal)."""
     language = _language()
     if interaction.state is State.OK:
         text = messages.label("done", language)
@@ -484,6 +552,8 @@ def _render_outcome(interaction: Interaction) -> str:
         lang=language,
         t=lambda k, **values: messages.label(k, language, **values),
         text=text,
+        code=interaction.error.code if interaction.error else None,
+        blocked=isinstance(interaction.error, PinBlocked),
         close=interaction.state in (State.OK, State.DECLINED),
     )
 
@@ -547,8 +617,21 @@ def _wait_seconds(text: str | None) -> float:
     return value
 
 
-def _own_url(endpoint: str) -> str:
-    return f"http://{request.host}{url_for(endpoint)}"
+def _own_url(endpoint: str, **values: Any) -> str:
+    return f"http://{request.host}{url_for(endpoint, **values)}"
+
+
+def _describe(error: CardAuthError) -> str:
+    """``error`` in words, in the language the request asks for."""
+    return messages.describe(error, _language())
+
+
+def _flag(body: dict[str, Any], name: str) -> bool:
+    """An optional true/false member of a JSON body (false when absent)."""
+    value = body.get(name, False)
+    if not isinstance(value, bool):
+        raise BadRequest(f"{name} is true or false")
+    return value
 
 
 def _language() -> Language:
@@ -588,7 +671,7 @@ def http_status(error: CardAuthError) -> int:
     """The HTTP status of a refusal."""
     if isinstance(error, BridgeError):
         return error.status
-    if isinstance(error, (CardNotPresent, UnknownCard, CardRemoved)):
+    if isinstance(error, (CardNotPresent, UnknownCard, CardRemoved, CardOutOfValidity)):
         return 409
     if isinstance(error, PinBlocked):
         return 423

@@ -37,7 +37,10 @@ from cardauth.cards.session import PinSource, log_out, pin_session
 from cardauth.cards.vitale import VitaleCard
 from cardauth.errors import (
     CardAuthError,
+    CardExpired,
     CardNotPresent,
+    CardNotYetValid,
+    CardOutOfValidity,
     CardRemoved,
     PinBlocked,
     PinRequired,
@@ -64,6 +67,25 @@ class CardView:
     profession: str | None = None
     pinpad: bool = False  # the reader has a keypad for the PIN
     error: str | None = None  # the code of what went wrong reading it
+    valid_from: dt.datetime | None = None  # the certificate's validity (a read card's)
+    valid_until: dt.datetime | None = None
+
+    def validity_error(self, now: dt.datetime) -> CardOutOfValidity | None:
+        """Why the card cannot log in at ``now`` (its certificate is not valid then),
+        or None: asked before the PIN, since no teleservice accepts what it signs."""
+        if self.valid_until is not None and now > self.valid_until:
+            return CardExpired(
+                "the card's certificate expired",
+                kind=self.kind,
+                date=self.valid_until.strftime("%d/%m/%Y"),
+            )
+        if self.valid_from is not None and now < self.valid_from:
+            return CardNotYetValid(
+                "the card's certificate is not valid yet",
+                kind=self.kind,
+                date=self.valid_from.strftime("%d/%m/%Y"),
+            )
+        return None
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -243,8 +265,13 @@ class CardService:
         co-signed by the Vitale card). ``pin``: the PIN typed on the bridge's page,
         Keypad.ENTRY to have it typed on the reader, or None to use the verified PIN
         state, if it is fresh (PinRequired otherwise)."""
-        slot, _view = self._find(CardKind.CPS)
-        vitale_slot = self._find(CardKind.VITALE)[0] if with_vitale else None
+        slot, view = self._find(CardKind.CPS)
+        vitale_slot, vitale_view = self._find(CardKind.VITALE) if with_vitale else (None, None)
+        now = self._clock()
+        for card_view in (view, vitale_view):
+            problem = card_view.validity_error(now) if card_view is not None else None
+            if problem is not None:
+                raise problem
         with slot.lock, self._card_errors(slot):
             cps = _held(slot, CpsCard)
             if pin is None and not self._fresh(slot):
@@ -259,6 +286,15 @@ class CardService:
             if not keep:
                 slot.pin = None  # logged out: asked again when needed
             return token
+
+    def log_out(self) -> None:
+        """The card forgets the verified PIN (it logs out): the next login asks it."""
+        try:
+            slot, _view = self._find(CardKind.CPS)
+        except CardAuthError:
+            return  # no CPS card: no PIN verified anywhere
+        with slot.lock:
+            self._reset_pin(slot)
 
     @contextmanager
     def _pin_outcome(self, slot: _Slot, *, presented: bool) -> Iterator[None]:
@@ -447,8 +483,8 @@ def _view_of(reader: str, card: CardApplication, facts: CardFacts) -> CardView:
     certificate, decoded in full (a damaged certificate is the card's error, never a
     crash); a CPS card's type from its holder data, read here in the caller's
     transaction."""
-    pinpad = _has_pinpad(card)
     certificate = card.parse_certificate(facts.certificate_der)
+    valid_from, valid_until = certificate.not_valid_before_utc, certificate.not_valid_after_utc
     if isinstance(card, CpsCard):
         return CardView(
             reader,
@@ -456,9 +492,17 @@ def _view_of(reader: str, card: CardApplication, facts: CardFacts) -> CardView:
             holder=_name_of(certificate),
             card_type=card.identity().card_type.value,
             profession=_title_of(certificate),
-            pinpad=pinpad,
+            pinpad=_has_pinpad(card),
+            valid_from=valid_from,
+            valid_until=valid_until,
         )
-    return CardView(reader, CardKind.VITALE.value, holder=_name_of(certificate), pinpad=pinpad)
+    return CardView(
+        reader,
+        CardKind.VITALE.value,
+        holder=_name_of(certificate),
+        valid_from=valid_from,
+        valid_until=valid_until,
+    )
 
 
 def _atr_of_a_known_card(atr: bytes) -> bool:

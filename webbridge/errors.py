@@ -113,9 +113,24 @@ class InteractionDeclined(BridgeError):
 
 
 class Cancelled(BridgeError):
-    """The asking page gave up the login, or asked for another one since."""
+    """The asking page gave up the login."""
 
     code = "bridge.cancelled"
+    status = 409
+
+
+class Replaced(BridgeError):
+    """The site asked for another login since: this one no longer waits."""
+
+    code = "bridge.replaced"
+    status = 409
+
+
+class FormSpent(BridgeError):
+    """The bridge's form was sent again (a reload, the back button): it is acted
+    upon once only."""
+
+    code = "bridge.form_spent"
     status = 409
 
 

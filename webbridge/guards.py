@@ -3,9 +3,11 @@
 - **Host** is the bridge's own loopback name and port: a page of a DNS-rebinding
   attacker reaches 127.0.0.1 under a name of its own, and is refused here.
 - **Origin**, on API calls, is present and not ``null``, and approved: in the
-  configuration, or by the professional on the bridge's page, unexpired. CORS
-  headers name that one origin (never ``*``, always with ``Vary: Origin``), and a
-  Private Network Access preflight is answered for it alone.
+  configuration, or by the professional on the bridge's page, unexpired (only the
+  logins' own endpoints are open to any site, which reads nothing there until the
+  professional answers: :mod:`webbridge.app`). CORS headers name that one origin
+  (never ``*``, always with ``Vary: Origin``), and a Private Network Access
+  preflight (Chromium before Local Network Access) is answered for it alone.
 - State-changing API calls take ``application/json`` only, which a browser never
   sends cross-site without a preflight; bodies are small.
 - The bridge's own pages accept form posts from the bridge's own origin only.

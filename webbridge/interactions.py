@@ -1,15 +1,24 @@
 """Logins waiting for the professional on the bridge's own page.
 
 A page that needs the professional (a site not approved yet, or a PIN to type)
-opens the bridge's page in a window of its own, by a form POST whose Origin
-header the browser sets: that origin, never a value from the body, is the one
-the assertion will carry. The page picks a random request identifier and polls
-for the outcome with it; the bridge's page has an identifier of its own, in its
-address, and a token that its form must send back.
+opens a login by ``POST /v1/interactions``, a CORS request: its Origin header is
+the browser's for every pair of schemes (an https page calling the bridge on
+``http://127.0.0.1`` included), and that origin, never a value from the body, is
+the one the assertion will carry. The page picks two random identifiers: the
+request identifier, with which it collects the outcome, and the page identifier,
+the address of the bridge's page that it then shows in its window. The bridge's
+page has a form token of its own, good for one answer.
+
+Places: each site has one login waiting at most (a new one replaces it). A site
+the professional approved always gets its place. The others share bounded places:
+a login whose page nobody opened within a minute is dropped, and past
+``MAX_UNOPENED`` the oldest unopened one is dropped, so that no site can keep
+the places full without opening windows on the professional's screen.
 """
 
 from __future__ import annotations
 
+import hmac
 import re
 import secrets
 import threading
@@ -20,13 +29,14 @@ from enum import StrEnum
 
 from cardauth.errors import CardAuthError
 from cardauth.origins import Origin
-from webbridge.errors import BadRequest, Busy, Cancelled, InteractionUnknown
+from webbridge.errors import BadRequest, Busy, InteractionUnknown, Replaced
 
 LIFETIME_SECONDS = 300.0  # as long as a teleservice's challenge
-MAX_PENDING = 16
-MAX_PENDING_PER_ORIGIN = 4  # beyond, a site's oldest waiting login is cancelled
+UNOPENED_SECONDS = 60.0  # a login whose page was not opened by then is dropped
+MAX_UNOPENED = 16  # logins of sites not approved whose page is not open yet
+MAX_OPEN_UNAPPROVED = 16  # pages open for sites not approved (each took a click)
 MAX_KEPT = 256  # outcomes not collected yet; beyond, the oldest finished are forgotten
-_REQUEST_ID = re.compile(r"[A-Za-z0-9_-]{22,64}")
+_IDENTIFIER = re.compile(r"[A-Za-z0-9_-]{22,64}")
 
 
 class State(StrEnum):
@@ -40,36 +50,70 @@ class State(StrEnum):
 class Interaction:
     """One login waiting on the bridge's page."""
 
-    id: str  # in the page's address
+    id: str  # the page's identifier, in its address
     request_id: str  # the asking page's, to fetch the outcome
     origin: Origin
     challenge: str
     with_vitale: bool
-    token: str  # the page's form sends it back
+    approved: bool  # the site was approved when it asked
+    created_at: float  # monotonic
     expires_at: float  # monotonic
+    token: str = ""  # the one answer the page's form may send
+    opened: bool = False  # the bridge's page was shown
+    answered: bool = False  # the professional answered on the page
+    notice: CardAuthError | None = None  # what the page says once, after an answer
     state: State = State.PENDING
     assertion: str | None = None
     error: CardAuthError | None = None
     finished: threading.Event = field(default_factory=threading.Event)
+    _finishing: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def finish(
         self, state: State, *, assertion: str | None = None, error: CardAuthError | None = None
-    ) -> None:
-        self.state, self.assertion, self.error = state, assertion, error
-        self.finished.set()
+    ) -> bool:
+        """End the login, unless it ended already (the first outcome stands: a login
+        replaced while its PIN was checked does not come back to life)."""
+        with self._finishing:
+            if self.state is not State.PENDING:
+                return False
+            self.state, self.assertion, self.error = state, assertion, error
+            self.finished.set()
+            return True
 
-    def outcome(self) -> dict[str, object]:
-        """What the asking page gets: the assertion once, or why there is none."""
+    def form_token(self) -> str:
+        """The token of the page's form: the same however often the page is shown,
+        until an answer spends it."""
+        with self._finishing:
+            if not self.token:
+                self.token = secrets.token_urlsafe(24)
+            return self.token
+
+    def take_token(self, given: str | None) -> bool:
+        """Whether ``given`` is the form's current token, which is then spent: the
+        same form sent again (a reload, the back button) is never acted upon."""
+        with self._finishing:
+            expected = self.token
+            # Compared as bytes: a str with characters beyond ASCII would raise.
+            if not expected or given is None:
+                return False
+            if not hmac.compare_digest(given.encode(), expected.encode()):
+                return False
+            self.token = ""
+            return True
+
+    def outcome(self, describe: Callable[[CardAuthError], str]) -> dict[str, object]:
+        """What the asking page gets: the assertion once, or why there is none (its
+        code, and a sentence that ``describe`` gives in the page's language)."""
         answer: dict[str, object] = {"status": self.state.value}
         if self.assertion is not None:
             answer["assertion"] = self.assertion
         if self.error is not None:
-            answer["error"] = {"code": self.error.code}
+            answer["error"] = {"code": self.error.code, "message": describe(self.error)}
         return answer
 
 
 class Interactions:
-    """The pending interactions, at most MAX_PENDING, each for LIFETIME_SECONDS."""
+    """The logins waiting on the bridge's page, and their outcomes until collected."""
 
     def __init__(self, monotonic: Callable[[], float] = time.monotonic) -> None:
         self._monotonic = monotonic
@@ -78,48 +122,63 @@ class Interactions:
         self._lock = threading.Lock()
 
     def create(
-        self, *, origin: Origin, challenge: str, with_vitale: bool, request_id: str
+        self,
+        *,
+        origin: Origin,
+        challenge: str,
+        with_vitale: bool,
+        request_id: object,
+        page_id: object,
+        approved: bool,
     ) -> Interaction:
-        if not isinstance(request_id, str) or not _REQUEST_ID.fullmatch(request_id):
-            raise BadRequest("request_id is 22 to 64 base64url characters")
+        """A login for ``origin``, which replaces the site's login still waiting."""
+        request_id, page_id = _identifier("request_id", request_id), _identifier("page_id", page_id)
+        if request_id == page_id:
+            raise BadRequest("request_id and page_id differ")
         with self._lock:
             self._purge()
-            if request_id in self._by_request:
-                raise BadRequest("request_id already used")
-            self._cancel_oldest_of(origin)
-            if sum(i.state is State.PENDING for i in self._by_id.values()) >= MAX_PENDING:
-                raise Busy("too many logins waiting")
+            if {request_id, page_id} & (self._by_request.keys() | self._by_id.keys()):
+                raise BadRequest("identifier already used")
+            for waiting in self._pending(lambda i: i.origin == origin):
+                waiting.finish(State.FAILED, error=Replaced("a newer login of the site"))
+            if not approved:
+                unopened = self._pending(lambda i: not i.approved and not i.opened)
+                for dropped in unopened[: max(0, len(unopened) - MAX_UNOPENED + 1)]:
+                    dropped.finish(State.FAILED, error=Busy("too many logins waiting"))
+            now = self._monotonic()
             interaction = Interaction(
-                id=secrets.token_urlsafe(24),
+                id=page_id,
                 request_id=request_id,
                 origin=origin,
                 challenge=challenge,
                 with_vitale=with_vitale,
-                token=secrets.token_urlsafe(24),
-                expires_at=self._monotonic() + LIFETIME_SECONDS,
+                approved=approved,
+                created_at=now,
+                expires_at=now + (LIFETIME_SECONDS if approved else UNOPENED_SECONDS),
             )
             self._keep(interaction)
             return interaction
 
-    def record_failure(self, *, origin: Origin, request_id: str, error: CardAuthError) -> None:
-        """A login the bridge refused to open: the asking page learns why when it
-        collects the outcome (when its request id is usable and not taken)."""
-        if not isinstance(request_id, str) or not _REQUEST_ID.fullmatch(request_id):
-            return
+    def open(self, page_id: str) -> Interaction:
+        """The interaction whose page is being shown: from now on it waits for the
+        professional as long as a challenge lives."""
         with self._lock:
-            if request_id in self._by_request:
-                return
-            failed = Interaction(
-                id=secrets.token_urlsafe(24),
-                request_id=request_id,
-                origin=origin,
-                challenge="",
-                with_vitale=False,
-                token=secrets.token_urlsafe(24),
-                expires_at=self._monotonic() + LIFETIME_SECONDS,
-            )
-            failed.finish(State.FAILED, error=error)
-            self._keep(failed)
+            self._purge()
+            found = self._by_id.get(page_id)
+            if found is None:
+                raise InteractionUnknown("no such login waiting (it may have expired)")
+            if found.state is State.PENDING and not found.opened:
+                if not found.approved:
+                    shown = self._pending(lambda i: not i.approved and i.opened)
+                    if len(shown) >= MAX_OPEN_UNAPPROVED:
+                        raise Busy("too many login pages open")
+                found.opened = True
+                found.expires_at = found.created_at + LIFETIME_SECONDS
+            return found
+
+    def _pending(self, which: Callable[[Interaction], bool]) -> list[Interaction]:
+        """Pending interactions that ``which`` selects, oldest first (under the lock)."""
+        return [i for i in self._by_id.values() if i.state is State.PENDING and which(i)]
 
     def _keep(self, interaction: Interaction) -> None:
         """Store ``interaction``; past MAX_KEPT, forget the oldest finished ones (a
@@ -134,17 +193,10 @@ class Interactions:
         self._by_id[interaction.id] = interaction
         self._by_request[interaction.request_id] = interaction
 
-    def _cancel_oldest_of(self, origin: Origin) -> None:
-        waiting = [
-            i for i in self._by_id.values() if i.origin == origin and i.state is State.PENDING
-        ]
-        for interaction in waiting[: max(0, len(waiting) - MAX_PENDING_PER_ORIGIN + 1)]:
-            interaction.finish(State.FAILED, error=Cancelled("a newer login of the site"))
-
-    def get(self, interaction_id: str) -> Interaction:
+    def get(self, page_id: str) -> Interaction:
         with self._lock:
             self._purge()
-            found = self._by_id.get(interaction_id)
+            found = self._by_id.get(page_id)
         if found is None:
             raise InteractionUnknown("no such login waiting (it may have expired)")
         return found
@@ -159,9 +211,10 @@ class Interactions:
         return found
 
     def collect(self, interaction: Interaction) -> None:
-        """The asking page has the outcome: it is not kept any longer."""
+        """The asking page has the outcome: it is not given again. The bridge's page
+        still shows it until the login would have expired (or MAX_KEPT pushes it
+        out), so that the professional reads how it ended."""
         with self._lock:
-            self._by_id.pop(interaction.id, None)
             self._by_request.pop(interaction.request_id, None)
 
     def _purge(self) -> None:
@@ -171,3 +224,10 @@ class Interactions:
                 interaction.finish(State.FAILED, error=InteractionUnknown("expired"))
             del self._by_id[interaction.id]
             self._by_request.pop(interaction.request_id, None)
+
+
+def _identifier(name: str, value: object) -> str:
+    """A random identifier a page chose: 22 to 64 base64url characters."""
+    if not isinstance(value, str) or not _IDENTIFIER.fullmatch(value):
+        raise BadRequest(f"{name} is 22 to 64 base64url characters")
+    return value

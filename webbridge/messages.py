@@ -85,6 +85,18 @@ ERRORS: Mapping[str, Mapping[Language, str]] = {
         "fr": "Le site a abandonné cette demande de connexion : vous pouvez fermer cette fenêtre.",
         "en": "The site gave up this login request: you may close this window.",
     },
+    "bridge.replaced": {
+        "fr": "Le site a ouvert une nouvelle demande de connexion, qui remplace celle-ci : "
+        "vous pouvez fermer cette fenêtre.",
+        "en": "The site opened a new login request, which replaces this one: you may close "
+        "this window.",
+    },
+    "bridge.form_spent": {
+        "fr": "Ce formulaire avait déjà été envoyé : rien n'a été refait (aucun code n'a "
+        "été présenté à la carte). Voici où en est la connexion.",
+        "en": "This form had been sent already: nothing was done again (no PIN was presented "
+        "to the card). Here is where the login stands.",
+    },
     "bridge.busy": {
         "fr": "Le pont est occupé : réessayez dans un instant.",
         "en": "The bridge is busy: try again in a moment.",
@@ -123,6 +135,12 @@ LABELS: Mapping[str, Mapping[Language, str]] = {
         "en": "Trust this site for {days} days",
     },
     "allow": {"fr": "Autoriser", "en": "Allow"},
+    "reload": {"fr": "Actualiser", "en": "Reload"},
+    "close": {"fr": "Fermer", "en": "Close"},
+    "close_hint": {
+        "fr": "Vous pouvez fermer cette fenêtre.",
+        "en": "You may close this window.",
+    },
     "decline": {"fr": "Refuser", "en": "Refuse"},
     "done": {
         "fr": "Connexion effectuée. Vous pouvez fermer cette fenêtre.",

@@ -13,8 +13,9 @@
 //     try { // login() opens its window first, then asks the server for a challenge
 //       const assertion = await bridge.login(() => post("/cardauth/challenge", {}).then((r) => r.challenge));
 //       showUser(await post("/cardauth/login", { assertion })); // the server verifies it
-//     } catch (error) { showProblem(error.code); } // "bridge.declined", "pin.blocked"...
+//     } catch (error) { showProblem(error.message); } // a sentence; error.code is stable
 //   });
+//   logoutButton.addEventListener("click", () => bridge.logout()); // next login asks the PIN
 //   bridge.onCardEvent(({ kind, state }) => kind === "cps" && state === "removed" && logOut());
 //
 // How a login goes (the bridge's API is described in webbridge/openapi.yaml):
@@ -27,64 +28,149 @@
 //    ago, gets it there and then ("fast path"): the empty popup is closed.
 // 3. Otherwise (the bridge says "interaction_required", or refuses the call
 //    without CORS because this site is not approved yet, which to a page looks
-//    exactly like a bridge that is not running), login() submits a form into the
-//    popup: POST /interaction with the challenge and a random request_id. The
-//    browser sets the Origin header of that navigation: the bridge binds that
-//    origin, never a value the page chose, into what the card signs. The bridge
-//    then shows its own page in the popup, where the professional sees which site
-//    asks, types the PIN and allows or refuses. The PIN is typed there (or on the
-//    reader's keypad): it never reaches this page, nor this script.
-// 4. login() collects the outcome by long polling GET /v1/interactions/{request_id}.
+//    exactly like a bridge that is not running), login() opens a login on the
+//    bridge: POST /v1/interactions {challenge, vitale, request_id, page_id}, two
+//    random identifiers of its own. That is a CORS request, whose Origin header
+//    the browser always sets (from an https page to the bridge's http address
+//    too): the bridge binds that origin, never a value the page chose, into what
+//    the card signs. Then the popup goes to the bridge's page for that login,
+//    /interaction/{page_id}, where the professional sees which site asks, types
+//    the PIN and allows or refuses. The PIN is typed there (or on the reader's
+//    keypad): it never reaches this page, nor this script.
+// 4. login() collects the outcome from GET /v1/interactions/{request_id}. A site
+//    the professional has not approved reads nothing of its login until the
+//    professional has answered on the bridge's page: no page learns that the
+//    bridge runs unless the professional lets it.
 //
 // The bridge's page sets Cross-Origin-Opener-Policy: same-origin, so this page
 // loses its handle on the popup as soon as the bridge's page loads there
 // (popup.closed may read true although the window is open): the outcome comes
-// from the bridge, never from watching the window. If the professional just
-// closes the window, the login stays pending on the bridge until it expires (5
-// minutes): pass an AbortSignal to login() to give up sooner.
+// from the bridge, never from watching the window. If the professional closes the
+// window, calling login() again starts afresh: the earlier call ends with
+// "bridge.replaced", and the bridge drops the login that waited. Pass an
+// AbortSignal to login() to give up sooner.
 //
-// What the teleservice's pages must allow:
-// - Content-Security-Policy: the bridge's address in connect-src (fetch,
-//   EventSource) and in form-action (the form of step 3);
-// - Referrer-Policy: not "no-referrer" nor "same-origin". With those, a browser
-//   sends "Origin: null" on the form POST of step 3, and the bridge refuses a
-//   login that does not say which site it is for (its page in the popup says so;
-//   login() fails once START_GRACE_MS has passed, with "bridge.unreachable" or
-//   "bridge.interaction_unknown"). The browsers' default policy,
-//   strict-origin-when-cross-origin, is right.
+// Local Network Access (Chromium 142 and later): a page served from the Internet
+// may reach the bridge on 127.0.0.1 only once the professional has allowed it (the
+// browser asks, the first time this script calls the bridge; a managed
+// workstation may allow it by policy: docs/bridge.md). When it is refused, login()
+// fails with "bridge.permission_denied", whose message says how to allow it.
+//
+// What the teleservice's pages must allow: the bridge's address in the
+// Content-Security-Policy's connect-src (fetch, EventSource). Nothing else: the
+// popup is navigated, no form is posted, and the Referrer-Policy does not matter.
+//
+// Messages: every error has a stable `code` and a `message` for people, in French
+// or English (the `lang` option; else the page's <html lang>; French otherwise).
 
 /** The bridge's address when it runs with its default settings. */
 export const DEFAULT_BRIDGE_URL = "http://127.0.0.1:24790";
 
 const CALL_TIMEOUT_MS = 10_000; // an ordinary call to a bridge on this very machine
-const GIVEN_UP = new Set(["bridge.aborted", "bridge.timeout"]); // the page stopped waiting
+// While the browser asks the professional whether this site may reach the bridge
+// (Local Network Access), the first call waits: as long as a person may take.
+const PERMISSION_WAIT_MS = 120_000;
+const GIVEN_UP = new Set(["bridge.aborted", "bridge.timeout", "bridge.replaced"]);
 const POLL_WAIT_SECONDS = 20; // the bridge holds a poll that long at most (25 s allowed)
 const POLL_TIMEOUT_MS = (POLL_WAIT_SECONDS + 10) * 1000;
 const INTERACTION_LIFETIME_MS = 5 * 60_000; // the bridge forgets a login after 5 minutes
-// After the form is submitted, the bridge may not know the request_id yet: polls
-// fail until the popup's navigation reaches it. Past this delay, a failing poll
-// means the bridge is not there (or refused the form: its page in the popup says why).
-const START_GRACE_MS = 10_000;
-const RETRY_DELAY_MS = 250;
+// A site the professional has not approved reads nothing until they answer on the
+// bridge's page: it asks again this often (a person takes seconds to type a PIN).
+const UNREAD_RETRY_MS = 1_000;
+// A bridge that answered this site, then stops answering: it stopped, or the login
+// expired. Past this delay of silence, login() says so.
+const SILENCE_MS = 10_000;
 const EVENTS_RETRY_MIN_MS = 1_000; // reconnection back-off of the card event stream
 const EVENTS_RETRY_MAX_MS = 60_000;
 const POPUP_FEATURES = "popup,width=480,height=640";
 const CHALLENGE = /^[A-Za-z0-9_-]{43}$/; // 32 bytes in base64url, as cardauth issues them
 
 /**
- * A refusal or failure, with a stable `code`: the bridge's own code when it gave
- * one ("bridge.declined", "pin.blocked", "card.not_present", "bridge.rate_limited",
+ * The messages of this client's own codes, in French and English. The bridge's
+ * refusals come with their message from the bridge, in the language asked for.
+ * @type {Readonly<Record<string, {fr: string, en: string}>>}
+ */
+export const MESSAGES = Object.freeze({
+  "bridge.unreachable": {
+    fr: "Le pont cardauth de votre poste ne répond pas à ce site. Vérifiez qu'il est lancé, puis réessayez.",
+    en: "The cardauth bridge on your workstation does not answer this site. Check that it is running, then try again.",
+  },
+  "bridge.permission_denied": {
+    fr: "Votre navigateur interdit à ce site de joindre le pont cardauth de votre poste. Autorisez-le : cliquez sur l'icône à gauche de l'adresse du site, ouvrez les paramètres du site et autorisez l'accès au réseau local, puis rechargez la page.",
+    en: "Your browser does not let this site reach the cardauth bridge on your workstation. Allow it: click the icon left of the site's address, open the site settings and allow local network access, then reload the page.",
+  },
+  "bridge.timeout": {
+    fr: "La connexion par carte n'a pas abouti à temps. Recommencez.",
+    en: "The card login did not complete in time. Try again.",
+  },
+  "bridge.popup_blocked": {
+    fr: "Votre navigateur a bloqué la fenêtre de connexion par carte. Autorisez les fenêtres pop-up pour ce site, ou cliquez de nouveau.",
+    en: "Your browser blocked the card login window. Allow pop-ups for this site, or click again.",
+  },
+  "bridge.aborted": {
+    fr: "La connexion par carte a été annulée.",
+    en: "The card login was cancelled.",
+  },
+  "bridge.replaced": {
+    fr: "Une nouvelle connexion par carte a été demandée : celle-ci est abandonnée.",
+    en: "A new card login was asked for: this one is given up.",
+  },
+  "bridge.interaction_unknown": {
+    fr: "Cette connexion par carte n'attend plus (elle a expiré, ou le pont s'est arrêté). Recommencez.",
+    en: "This card login is no longer waiting (it expired, or the bridge stopped). Try again.",
+  },
+  "bridge.declined": {
+    fr: "Vous avez refusé l'accès de ce site à votre carte.",
+    en: "You refused this site access to your card.",
+  },
+  "bridge.failed": {
+    fr: "La connexion par carte a échoué. Recommencez.",
+    en: "The card login failed. Try again.",
+  },
+  "bridge.protocol": {
+    fr: "Le pont cardauth a répondu de façon inattendue : mettez à jour le pont ou ce site.",
+    en: "The cardauth bridge answered in an unexpected way: update the bridge or this site.",
+  },
+  "challenge.malformed": {
+    fr: "Le site a fourni un défi de connexion invalide : rechargez la page et recommencez.",
+    en: "The site gave an invalid login challenge: reload the page and try again.",
+  },
+});
+
+/**
+ * `code`'s message in `lang` ("fr" or "en"): this client's own, or `fallback`
+ * (the bridge's), or, for a code this client does not know and no fallback, the
+ * message of "bridge.failed".
+ * @param {string} code
+ * @param {"fr" | "en"} lang
+ * @param {string} [fallback]
+ * @returns {string}
+ */
+export function describe(code, lang, fallback) {
+  const own = Object.hasOwn(MESSAGES, code) ? MESSAGES[code] : undefined;
+  if (own !== undefined && fallback === undefined) return own[lang];
+  return fallback ?? MESSAGES["bridge.failed"][lang];
+}
+
+/**
+ * A refusal or failure, with a stable `code` and a `message` for people (in the
+ * client's language): the bridge's own code when it gave one ("bridge.declined",
+ * "pin.blocked", "card.not_present", "card.expired", "bridge.rate_limited",
  * "challenge.malformed"...), or one of this client's:
  *
  * - "bridge.unreachable": no answer from the bridge for this site (not running,
  *   or, for status() and events, this site not approved yet: a browser cannot
  *   tell the two apart, by the bridge's design);
+ * - "bridge.permission_denied": the browser does not let this site reach the
+ *   bridge (Local Network Access refused); the message says how to allow it;
  * - "bridge.timeout": the bridge did not answer in time, or the login was not
  *   finished before it expired;
  * - "bridge.popup_blocked": the browser blocked the bridge's window (call login()
  *   from a click handler, or let the user click again);
  * - "bridge.aborted": the caller's AbortSignal fired;
- * - "bridge.login_in_progress": login() was called again before the first one ended;
+ * - "bridge.replaced": login() was called again before this one ended (the newer
+ *   call goes on);
+ * - "bridge.interaction_unknown": the bridge no longer knows the login;
  * - "bridge.failed": the login failed on the bridge without a more precise code;
  * - "bridge.protocol": the bridge answered something this client does not understand.
  */
@@ -127,12 +213,20 @@ export class CardAuthBridge {
   /** @type {ReturnType<typeof setTimeout> | null} */
   #reconnect = null;
   #retryDelay = EVENTS_RETRY_MIN_MS;
-  #loginUnderWay = false;
+  /** @type {AbortController | null} the login under way, to give it up for a newer one */
+  #current = null;
 
-  /** @param {{url?: string}} [options] the bridge's address (no trailing slash needed) */
-  constructor({ url = DEFAULT_BRIDGE_URL } = {}) {
+  /**
+   * @param {{url?: string, lang?: "fr" | "en"}} [options] url: the bridge's address (no
+   *   trailing slash needed); lang: the language of messages (else the page's).
+   */
+  constructor({ url = DEFAULT_BRIDGE_URL, lang } = {}) {
     /** @type {string} */
     this.url = url.replace(/\/+$/, "");
+    /** @type {"fr" | "en"} */
+    this.lang = (lang ?? globalThis.document?.documentElement?.lang ?? "").startsWith("en")
+      ? "en"
+      : "fr";
   }
 
   /**
@@ -165,67 +259,75 @@ export class CardAuthBridge {
   /**
    * Log in with the card: resolves to an assertion (a compact JWS) for this page's
    * origin and `challenge`, to send to the teleservice's server, which verifies it.
-   * Call it from a click handler (see the top of this file).
+   * Call it from a click handler (see the top of this file). Called again before it
+   * ended, the earlier call fails with "bridge.replaced" and the newer one goes on.
    *
    * @param {string | (() => string | Promise<string>)} challenge the server's
    *   challenge, or a function that fetches it: it is called after the popup is
    *   opened, so that fetching the challenge does not use up the click's gesture.
    * @param {{vitale?: boolean, signal?: AbortSignal}} [options] vitale: the
-   *   patient's Vitale card co-signs; signal: give up (the bridge's window stays
-   *   open until the professional closes it or the login expires).
+   *   patient's Vitale card co-signs; signal: give up (the bridge's page then says
+   *   the site gave the login up).
    * @returns {Promise<string>}
    */
   async login(challenge, { vitale = false, signal } = {}) {
-    if (this.#loginUnderWay) {
-      throw new CardAuthBridgeError(
-        "bridge.login_in_progress",
-        "a card login is already under way",
-      );
-    }
-    this.#loginUnderWay = true;
-    // Synchronously, while the click is still a user gesture: about:blank in a
-    // window of our own naming, into which the form of step 3 is submitted.
+    this.#current?.abort(this.#fail("bridge.replaced"));
+    const current = new AbortController();
+    this.#current = current;
+    const forward = () => current.abort(signal?.reason);
+    signal?.addEventListener("abort", forward, { once: true });
+    // Synchronously, while the click is still a user gesture: an empty window, named
+    // for this login alone (an earlier login's window is closed by that login).
     const requestId = randomId();
-    const windowName = `cardauth-${requestId.slice(0, 16)}`;
-    const popup = window.open("about:blank", windowName, POPUP_FEATURES);
+    const popup = window.open("about:blank", `cardauth-${requestId.slice(0, 16)}`, POPUP_FEATURES);
     try {
-      throwIfAborted(signal);
+      const own = current.signal;
+      this.#throwIfAborted(own);
       const value = typeof challenge === "function" ? await challenge() : challenge;
-      if (typeof value !== "string" || !CHALLENGE.test(value)) {
-        throw new CardAuthBridgeError(
-          "challenge.malformed",
-          "a challenge is 32 bytes in base64url",
-        );
-      }
-      const fast = await this.#tryFastPath(value, vitale, signal);
-      if (fast.assertion !== undefined) return fast.assertion;
-      if (popup === null) {
-        throw new CardAuthBridgeError(
-          "bridge.popup_blocked",
-          "the browser blocked the card login window: allow pop-ups for this site, or click again",
-        );
-      }
-      submitForm(fast.interactionUrl ?? `${this.url}/interaction`, windowName, {
-        challenge: value,
-        vitale: vitale ? "true" : "false",
-        request_id: requestId,
-      });
+      this.#throwIfAborted(own);
+      if (typeof value !== "string" || !CHALLENGE.test(value)) throw this.#fail("challenge.malformed");
+      const waitForPermission = (await this.#localNetworkAccess()) === "prompt";
+      const fast = await this.#tryFastPath(value, vitale, own, waitForPermission);
+      if (fast !== null) return fast;
+      if (popup === null) throw this.#fail("bridge.popup_blocked");
+      const pageId = randomId();
+      const readable = await this.#open(requestId, pageId, value, vitale, own);
+      // Navigated, never posted to: a navigation carries nothing a site can forge,
+      // and Local Network Access does not stop it.
+      popup.location.replace(`${this.url}/interaction/${pageId}?lang=${this.lang}`);
       try {
-        return await this.#collect(requestId, signal);
+        return await this.#collect(requestId, readable, own);
       } catch (error) {
-        // Given up here (aborted, timed out): the bridge stops waiting too, and its
-        // page, if still open, says so. Best effort: the login expires anyway.
+        // Given up here (aborted, timed out, replaced): the bridge stops waiting
+        // too, and its page says so. Best effort: the login expires anyway.
         if (error instanceof CardAuthBridgeError && GIVEN_UP.has(error.code)) {
           this.#call(`/v1/interactions/${requestId}`, { method: "DELETE" }).catch(() => {});
         }
         throw error;
       }
     } finally {
-      this.#loginUnderWay = false;
+      signal?.removeEventListener("abort", forward);
+      if (this.#current === current) this.#current = null;
       // Closes the empty window of the fast path, or a window still showing an
       // error page. Once the bridge's page is there, this handle no longer reaches
       // the window (COOP): the bridge's page closes itself when the login is over.
       popup?.close();
+    }
+  }
+
+  /**
+   * The professional logged out of this site: the card forgets the verified PIN,
+   * so that the next login asks for it on the bridge's page. Resolves to whether
+   * the bridge confirmed it (false when it could not be reached); never throws.
+   * @returns {Promise<boolean>}
+   */
+  async logout() {
+    this.#current?.abort(this.#fail("bridge.aborted"));
+    try {
+      await this.#call("/v1/logout", { body: {} });
+      return true;
+    } catch {
+      return false;
     }
   }
 
@@ -257,92 +359,152 @@ export class CardAuthBridge {
   // -- a login, step by step ---------------------------------------------------------
 
   /**
-   * Step 2: POST /v1/authenticate. An assertion, or where to ask the professional.
-   * @returns {Promise<{assertion?: string, interactionUrl?: string}>}
+   * Step 2: POST /v1/authenticate. The assertion, or null when the professional is
+   * needed on the bridge's page.
+   * @returns {Promise<string | null>}
    */
-  async #tryFastPath(challenge, vitale, signal) {
+  async #tryFastPath(challenge, vitale, signal, waitForPermission) {
     let answer;
     try {
-      answer = await this.#call("/v1/authenticate", { signal, body: { challenge, vitale } });
+      answer = await this.#call("/v1/authenticate", {
+        signal,
+        body: { challenge, vitale },
+        timeout: waitForPermission ? PERMISSION_WAIT_MS : CALL_TIMEOUT_MS,
+      });
     } catch (error) {
       // Not approved (no CORS), or no bridge: only the bridge's page can tell.
-      if (error instanceof CardAuthBridgeError && error.code === "bridge.unreachable") return {};
+      if (error instanceof CardAuthBridgeError && error.code === "bridge.unreachable") {
+        await this.#throwIfNoAccess(error);
+        return null;
+      }
       throw error;
     }
-    if (answer.status === "ok" && typeof answer.assertion === "string") {
-      return { assertion: answer.assertion };
-    }
-    if (answer.status === "interaction_required") {
-      // The bridge names its own page; only a page of this bridge's address is used.
-      const url =
-        typeof answer.url === "string" && answer.url.startsWith(`${this.url}/`)
-          ? answer.url
-          : undefined;
-      return { interactionUrl: url };
-    }
-    throw new CardAuthBridgeError("bridge.protocol", "unexpected answer to /v1/authenticate");
+    if (answer.status === "ok" && typeof answer.assertion === "string") return answer.assertion;
+    if (answer.status === "interaction_required") return null;
+    throw this.#fail("bridge.protocol");
   }
 
   /**
-   * Step 4: long-poll GET /v1/interactions/{request_id} until the professional has
-   * answered on the bridge's page.
+   * Step 3: POST /v1/interactions. Whether this site reads the bridge's answers
+   * (an approved site does; another one reads nothing until the professional has
+   * answered on the bridge's page).
+   * @returns {Promise<boolean>}
+   */
+  async #open(requestId, pageId, challenge, vitale, signal) {
+    try {
+      await this.#call("/v1/interactions", {
+        signal,
+        body: { request_id: requestId, page_id: pageId, challenge, vitale },
+      });
+      return true;
+    } catch (error) {
+      if (!(error instanceof CardAuthBridgeError) || error.code !== "bridge.unreachable") {
+        throw error;
+      }
+      await this.#throwIfNoAccess(error);
+      return false;
+    }
+  }
+
+  /**
+   * Step 4: GET /v1/interactions/{request_id} until the professional has answered
+   * on the bridge's page (a long poll for a site that reads the answers).
    * @returns {Promise<string>}
    */
-  async #collect(requestId, signal) {
-    const started = Date.now();
-    const deadline = started + INTERACTION_LIFETIME_MS + POLL_TIMEOUT_MS;
-    let known = false; // the bridge has answered "pending" for this request_id
+  async #collect(requestId, readable, signal) {
+    const deadline = Date.now() + INTERACTION_LIFETIME_MS + POLL_TIMEOUT_MS;
     const path = `/v1/interactions/${requestId}?wait=${POLL_WAIT_SECONDS}`;
+    let heard = Date.now(); // the bridge last answered this site
     for (;;) {
-      throwIfAborted(signal);
-      if (Date.now() > deadline) {
-        throw new CardAuthBridgeError("bridge.timeout", "the card login was not finished in time");
-      }
+      this.#throwIfAborted(signal);
+      if (Date.now() > deadline) throw this.#fail("bridge.timeout");
       let answer;
       try {
         answer = await this.#call(path, { signal, timeout: POLL_TIMEOUT_MS });
       } catch (error) {
-        if (!(error instanceof CardAuthBridgeError)) throw error;
-        // Before the popup's form reaches the bridge, it knows no such request:
-        // an approved site hears "interaction_unknown", another site gets no CORS.
-        const early = !known && Date.now() - started < START_GRACE_MS;
-        const notYet =
-          error.code === "bridge.unreachable" || error.code === "bridge.interaction_unknown";
-        if (early && notYet) {
-          await sleep(RETRY_DELAY_MS, signal);
-          continue;
+        if (!(error instanceof CardAuthBridgeError) || error.code !== "bridge.unreachable") {
+          throw error;
         }
-        if (known && error.code === "bridge.unreachable") {
-          // It was there: the login expired (a site not approved then gets no
-          // CORS either), or the bridge stopped.
-          throw new CardAuthBridgeError(
-            "bridge.interaction_unknown",
-            "the card login is no longer waiting",
-            { cause: error },
-          );
+        // Unread: the professional has not answered yet (a site not approved), or
+        // the bridge went away (a site that read it until now).
+        if (readable && Date.now() - heard > SILENCE_MS) {
+          throw this.#fail("bridge.interaction_unknown", { cause: error });
         }
-        throw error;
+        await sleep(UNREAD_RETRY_MS, signal, () => this.#throwIfAborted(signal));
+        continue;
       }
+      heard = Date.now();
       switch (answer.status) {
         case "pending":
-          known = true;
           continue;
         case "ok":
           if (typeof answer.assertion === "string") return answer.assertion;
           break;
         case "declined":
-          throw outcomeError(
-            answer,
-            "bridge.declined",
-            "the professional refused this site access to the card",
-          );
+          throw this.#outcomeError(answer, "bridge.declined");
         case "failed":
-          throw outcomeError(answer, "bridge.failed", "the card login failed");
+          throw this.#outcomeError(answer, "bridge.failed");
         default:
           break;
       }
-      throw new CardAuthBridgeError("bridge.protocol", "unexpected answer to /v1/interactions");
+      throw this.#fail("bridge.protocol");
     }
+  }
+
+  /**
+   * After a call the browser did not let through: "bridge.permission_denied" when
+   * Local Network Access is refused to this site, else nothing (the bridge does
+   * not run, or does not answer this site).
+   * @param {CardAuthBridgeError} unreachable
+   */
+  async #throwIfNoAccess(unreachable) {
+    if ((await this.#localNetworkAccess()) === "denied") {
+      throw this.#fail("bridge.permission_denied", { cause: unreachable });
+    }
+  }
+
+  /**
+   * This site's Local Network Access permission for the loopback address space:
+   * "granted", "denied", "prompt" (the browser will ask), or "unknown" (a browser
+   * without it: nothing to ask).
+   * @returns {Promise<string>}
+   */
+  async #localNetworkAccess() {
+    // Recent Chromium: "loopback-network"; its first versions: "local-network-access".
+    for (const name of ["loopback-network", "local-network-access"]) {
+      try {
+        const permission = await navigator.permissions.query(
+          /** @type {PermissionDescriptor} */ ({ name }),
+        );
+        return permission.state;
+      } catch {
+        // not a permission this browser knows: try the next name
+      }
+    }
+    return "unknown";
+  }
+
+  /** The error of a finished login that did not succeed, with the bridge's code. */
+  #outcomeError(answer, fallbackCode) {
+    const code = typeof answer?.error?.code === "string" ? answer.error.code : fallbackCode;
+    const message = typeof answer?.error?.message === "string" ? answer.error.message : undefined;
+    return new CardAuthBridgeError(code, describe(code, this.lang, message));
+  }
+
+  /**
+   * An error of this client's, with its message in the client's language.
+   * @param {string} code
+   * @param {{status?: number, cause?: unknown}} [details]
+   */
+  #fail(code, details) {
+    return new CardAuthBridgeError(code, describe(code, this.lang), details);
+  }
+
+  /** @param {AbortSignal | undefined} signal */
+  #throwIfAborted(signal) {
+    if (!signal?.aborted) return;
+    if (signal.reason instanceof CardAuthBridgeError) throw signal.reason;
+    throw this.#fail("bridge.aborted", { cause: signal.reason });
   }
 
   // -- card events ---------------------------------------------------------------------
@@ -370,10 +532,9 @@ export class CardAuthBridge {
       }
     });
     source.addEventListener("error", () => {
-      const error = new CardAuthBridgeError(
-        "bridge.unreachable",
-        "the card event stream was interrupted (bridge not running, or this site not approved)",
-      );
+      // The stream was interrupted: the bridge is not running, or this site is not
+      // approved (a browser cannot tell the two apart).
+      const error = this.#fail("bridge.unreachable");
       for (const listener of [...this.#errorListeners]) {
         try {
           listener(error);
@@ -405,13 +566,14 @@ export class CardAuthBridge {
 
   /**
    * A call to the bridge's API: GET, or POST of a JSON body. Resolves to the JSON
-   * answer of a 2xx; a refusal becomes a CardAuthBridgeError with the bridge's code.
+   * answer of a 2xx; a refusal becomes a CardAuthBridgeError with the bridge's code
+   * and message (in the client's language).
    * @param {string} path
    * @param {{signal?: AbortSignal, body?: object, timeout?: number, method?: string}} options
    * @returns {Promise<any>}
    */
   async #call(path, { signal, body, timeout = CALL_TIMEOUT_MS, method }) {
-    throwIfAborted(signal);
+    this.#throwIfAborted(signal);
     const controller = new AbortController();
     let timedOut = false;
     const timer = setTimeout(() => {
@@ -420,13 +582,18 @@ export class CardAuthBridge {
     }, timeout);
     const forward = () => controller.abort();
     signal?.addEventListener("abort", forward, { once: true });
-    /** @type {RequestInit} */
+    /** @type {RequestInit & {targetAddressSpace?: string}} */
     const init = {
       signal: controller.signal,
       credentials: "omit", // the bridge knows sites by their Origin, never by cookies
       cache: "no-store",
       referrerPolicy: "no-referrer",
     };
+    if (new URL(this.url).hostname === "localhost") {
+      // A name, not an address: Chromium needs to know it is loopback before it
+      // connects (Local Network Access, mixed content from an https page).
+      init.targetAddressSpace = "loopback";
+    }
     if (body !== undefined) {
       init.method = "POST";
       init.headers = { "Content-Type": "application/json" };
@@ -434,50 +601,35 @@ export class CardAuthBridge {
     } else if (method !== undefined) {
       init.method = method;
     }
+    const separator = path.includes("?") ? "&" : "?";
+    const url = `${this.url}${path}${separator}lang=${this.lang}`;
     try {
       let response;
       try {
-        response = await fetch(`${this.url}${path}`, init);
+        response = await fetch(url, init);
       } catch (error) {
-        throwIfAborted(signal);
-        if (timedOut) {
-          throw new CardAuthBridgeError("bridge.timeout", "the bridge did not answer in time");
-        }
-        throw new CardAuthBridgeError(
-          "bridge.unreachable",
-          "the bridge did not answer this site (not running, or this site not approved yet)",
-          { cause: error },
-        );
+        this.#throwIfAborted(signal);
+        if (timedOut) throw this.#fail("bridge.timeout");
+        throw this.#fail("bridge.unreachable", { cause: error });
       }
       let answer;
       try {
         answer = await response.json();
       } catch (error) {
-        throwIfAborted(signal);
-        if (timedOut) {
-          throw new CardAuthBridgeError("bridge.timeout", "the bridge did not answer in time");
-        }
-        throw new CardAuthBridgeError(
-          "bridge.protocol",
-          `the bridge answered ${response.status} without JSON`,
-          { status: response.status, cause: error },
-        );
+        this.#throwIfAborted(signal);
+        if (timedOut) throw this.#fail("bridge.timeout");
+        throw this.#fail("bridge.protocol", { status: response.status, cause: error });
       }
       if (!response.ok) {
         const code =
           typeof answer?.error?.code === "string" ? answer.error.code : "bridge.protocol";
         const message =
-          typeof answer?.error?.message === "string"
-            ? answer.error.message
-            : `HTTP ${response.status}`;
-        throw new CardAuthBridgeError(code, message, { status: response.status });
+          typeof answer?.error?.message === "string" ? answer.error.message : undefined;
+        throw new CardAuthBridgeError(code, describe(code, this.lang, message), {
+          status: response.status,
+        });
       }
-      if (answer === null || typeof answer !== "object") {
-        throw new CardAuthBridgeError(
-          "bridge.protocol",
-          "the bridge's answer is not a JSON object",
-        );
-      }
+      if (answer === null || typeof answer !== "object") throw this.#fail("bridge.protocol");
       return answer;
     } finally {
       clearTimeout(timer);
@@ -488,52 +640,15 @@ export class CardAuthBridge {
 
 // -- helpers -------------------------------------------------------------------------
 
-/** 32 random bytes in base64url: the request_id that only this page knows. */
+/** 32 random bytes in base64url: an identifier that only this page knows. */
 function randomId() {
   const bytes = crypto.getRandomValues(new Uint8Array(32));
   const text = btoa(String.fromCharCode(...bytes));
   return text.replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
 }
 
-/** A hidden form, POSTed into the window named `target`, then removed. */
-function submitForm(action, target, fields) {
-  const form = document.createElement("form");
-  form.method = "post";
-  form.action = action;
-  form.target = target;
-  form.hidden = true;
-  for (const [name, value] of Object.entries(fields)) {
-    const input = document.createElement("input");
-    input.type = "hidden";
-    input.name = name;
-    input.value = value;
-    form.append(input);
-  }
-  document.body.append(form);
-  try {
-    form.submit();
-  } finally {
-    form.remove();
-  }
-}
-
-/** The error of a finished login that did not succeed, with the bridge's code. */
-function outcomeError(answer, fallbackCode, message) {
-  const code = typeof answer?.error?.code === "string" ? answer.error.code : fallbackCode;
-  return new CardAuthBridgeError(code, code === fallbackCode ? message : `${message} (${code})`);
-}
-
-/** @param {AbortSignal | undefined} signal */
-function throwIfAborted(signal) {
-  if (signal?.aborted) {
-    throw new CardAuthBridgeError("bridge.aborted", "the card login was cancelled", {
-      cause: signal.reason,
-    });
-  }
-}
-
-/** Wait `ms`, or less if `signal` aborts (then throws). */
-function sleep(ms, signal) {
+/** Wait `ms`, or less if `signal` aborts (then `onAbort` throws). */
+function sleep(ms, signal, onAbort) {
   return new Promise((resolve, reject) => {
     const done = () => {
       clearTimeout(timer);
@@ -542,7 +657,8 @@ function sleep(ms, signal) {
     const aborted = () => {
       done();
       try {
-        throwIfAborted(signal);
+        onAbort();
+        resolve(undefined);
       } catch (error) {
         reject(error);
       }
