@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TextIO
 
 from cardauth import __version__, challenges
+from cardauth.arguments import ArgumentParser, requested_language
 from cardauth.assertion import build_assertion
 from cardauth.cards.application import CardKind
 from cardauth.cards.cps import CpsCard
@@ -27,8 +28,16 @@ from cardauth.cards.vitale import VitaleCard
 from cardauth.challenges import DEFAULT_LIFETIME as DEFAULT_CHALLENGE_LIFETIME
 from cardauth.challenges import ChallengeRecord, MemoryChallengeStore, session_digest
 from cardauth.errors import CardAuthError
+from cardauth.identifiers import IdNatType
 from cardauth.jose import MAX_TOKEN_LENGTH
-from cardauth.messages import LANGUAGES, Language, choose_language, describe, label
+from cardauth.messages import (
+    LANGUAGES,
+    Language,
+    choose_language,
+    describe,
+    error_line,
+    label,
+)
 from cardauth.origins import Origin, parse_origins
 from cardauth.transport.base import ReaderBackend
 from cardauth.verify import Verifier
@@ -128,7 +137,10 @@ def _print_cps(report: CardReport, out: Output) -> None:
     out.field("serial", report.serial or "")
     out.field("holder", f"{holder.civility} {holder.given_name} {holder.surname}")
     idnat = holder.idnat
-    out.field("identifier", f"{idnat.type.name} {idnat.identifier} (IdNat {idnat})")
+    register = (
+        out.label("finess_staff") if idnat.type is IdNatType.FINESS_STAFF else idnat.type.name
+    )
+    out.field("identifier", f"{register} {idnat.identifier} (IdNat {idnat})")
     if holder.profession_code:
         name = holder.profession or "?"
         out.field("profession", f"{name} ({holder.profession_code})")
@@ -263,101 +275,110 @@ def _card_command(
     return run
 
 
-def _configure_login(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--origin", required=True, help="the web origin to bind, https://host")
-    parser.add_argument("--challenge", required=True, help="the teleservice's challenge")
+def _configure_login(parser: argparse.ArgumentParser, language: Language) -> None:
     parser.add_argument(
-        "--with-vitale", action="store_true", help="have the patient's Vitale card co-sign"
+        "--origin",
+        required=True,
+        metavar=label("metavar.origin", language),
+        help=label("help.login.origin", language),
     )
     parser.add_argument(
-        "--pin-stdin",
-        action="store_true",
-        help="read the PIN from standard input instead of the terminal",
+        "--challenge",
+        required=True,
+        metavar=label("metavar.challenge", language),
+        help=label("help.login.challenge", language),
     )
+    parser.add_argument(
+        "--with-vitale", action="store_true", help=label("help.with_vitale", language)
+    )
+    parser.add_argument("--pin-stdin", action="store_true", help=label("help.pin_stdin", language))
     parser.add_argument(
         "--allow-development-origin",
         action="store_true",
-        help="accept http://localhost and http://127.0.0.1",
+        help=label("help.allow_development_origin", language),
     )
 
 
-def _configure_verify(parser: argparse.ArgumentParser) -> None:
+def _configure_verify(parser: argparse.ArgumentParser, language: Language) -> None:
     parser.add_argument(
-        "--origin", required=True, action="append", help="an expected origin (repeatable)"
+        "--origin",
+        required=True,
+        action="append",
+        metavar=label("metavar.origin", language),
+        help=label("help.verify.origin", language),
     )
-    parser.add_argument("--challenge", required=True, help="the challenge that was issued")
+    parser.add_argument(
+        "--challenge",
+        required=True,
+        metavar=label("metavar.challenge", language),
+        help=label("help.verify.challenge", language),
+    )
     parser.add_argument(
         "--trust",
         required=True,
         type=Path,
-        help="trust directory (cardauth-sim export-trust writes one)",
+        metavar=label("metavar.directory", language),
+        help=label("help.trust", language),
     )
     parser.add_argument(
-        "--require-vitale",
-        action="store_true",
-        help="refuse an assertion without the Vitale co-assertion",
+        "--require-vitale", action="store_true", help=label("help.require_vitale", language)
     )
     parser.add_argument(
         "--allow-development-origin",
         action="store_true",
-        help="accept http://localhost and http://127.0.0.1",
+        help=label("help.allow_development_origin", language),
     )
 
 
-def _no_options(parser: argparse.ArgumentParser) -> None:
+def _no_options(parser: argparse.ArgumentParser, language: Language) -> None:
     return
 
 
+# Each command: what runs it, the key of its help text, its own options.
 COMMANDS: dict[
     str,
     tuple[
-        Callable[[argparse.Namespace, Output], int], str, Callable[[argparse.ArgumentParser], None]
+        Callable[[argparse.Namespace, Output], int],
+        str,
+        Callable[[argparse.ArgumentParser, Language], None],
     ],
 ] = {
-    "readers": (
-        _card_command(command_readers),
-        "list the reader slots and whether they hold a card",
-        _no_options,
-    ),
-    "cards": (
-        _card_command(command_cards),
-        "show the card in each slot: kind, holder, certificates, PIN",
-        _no_options,
-    ),
-    "login": (
-        command_login,
-        "sign an assertion for an origin and a challenge with the cards",
-        _configure_login,
-    ),
-    "verify": (command_verify, "verify an assertion read on standard input", _configure_verify),
+    "readers": (_card_command(command_readers), "help.readers", _no_options),
+    "cards": (_card_command(command_cards), "help.cards", _no_options),
+    "login": (command_login, "help.login", _configure_login),
+    "verify": (command_verify, "help.verify", _configure_verify),
 }
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="cardauth", description="Smart-card authentication with CPS and Vitale cards."
-    )
-    parser.add_argument("--version", action="version", version=f"cardauth {__version__}")
-    parser.add_argument("--lang", choices=LANGUAGES, help="language of messages (default: fr)")
-    parser.add_argument(
-        "--simulate", action="store_true", help="use in-process virtual cards instead of PC/SC"
+def build_parser(language: Language) -> ArgumentParser:
+    """The command line, its help and argparse's own messages in ``language``."""
+    parser = ArgumentParser(
+        prog="cardauth", description=label("help.cardauth", language), language=language
     )
     parser.add_argument(
-        "--personas",
-        default="",
-        metavar="P1,P2",
-        help="personas in the simulated slots (default: doctor,patient); see cardauth-sim personas",
+        "--version",
+        action="version",
+        version=f"cardauth {__version__}",
+        help=label("help.version", language),
     )
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for name, (_handler, help_text, configure) in COMMANDS.items():
+    parser.add_argument("--lang", choices=LANGUAGES, help=label("help.lang", language))
+    parser.add_argument("--simulate", action="store_true", help=label("help.simulate", language))
+    parser.add_argument(
+        "--personas", default="", metavar="P1,P2", help=label("help.personas", language)
+    )
+    commands = parser.add_subparsers(
+        dest="command", required=True, metavar=label("metavar.command", language)
+    )
+    for name, (_handler, help_key, configure) in COMMANDS.items():
+        help_text = label(help_key, language)
         sub = commands.add_parser(name, help=help_text, description=help_text)
-        sub.add_argument("--json", action="store_true", help="machine-readable output")
-        configure(sub)
+        sub.add_argument("--json", action="store_true", help=label("help.json", language))
+        configure(sub, language)
     return parser
 
 
 def main(argv: Sequence[str] | None = None, stream: TextIO | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = build_parser(requested_language(argv)).parse_args(argv)
     out = Output(choose_language(args.lang), args.json, stream or sys.stdout)
     handler = COMMANDS[args.command][0]
     try:
@@ -375,9 +396,7 @@ def report_error(error: CardAuthError, out: Output) -> int:
     if out.as_json:
         out.json({"error": {**error.to_dict(), "text": describe(error, out.language)}})
     else:
-        separator = " : " if out.language == "fr" else ": "
-        message = describe(error, out.language)
-        print(f"{out.label('error')} [{error.code}]{separator}{message}", file=sys.stderr)
+        print(error_line(error, out.language), file=sys.stderr)
     return EXIT_ERROR
 
 

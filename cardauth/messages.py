@@ -16,27 +16,40 @@ from cardauth.errors import CardAuthError
 Language = Literal["fr", "en"]
 LANGUAGES: tuple[Language, ...] = ("fr", "en")
 
+# Every text says what happened and what to do. ``{message}`` is the error's English
+# message, for developers and support: a text shows it only at its end, as a detail
+# ("(détail : {message})."), never as what a person must read to understand.
 ERRORS: Mapping[str, Mapping[Language, str]] = {
+    "cardauth.error": {
+        "fr": "Erreur inattendue de cardauth (détail : {message}).",
+        "en": "Unexpected cardauth error (detail: {message}).",
+    },
     "identifier.invalid": {
-        "fr": "Identifiant invalide : {message}.",
-        "en": "Invalid identifier: {message}.",
+        "fr": "Un identifiant (NIR, RPPS, ADELI, FINESS ou IdNat) ne respecte pas son format "
+        "ou sa clé de contrôle (détail : {message}).",
+        "en": "An identifier (NIR, RPPS, ADELI, FINESS or IdNat) does not follow its format "
+        "or its check digits (detail: {message}).",
     },
     "apdu.malformed": {
-        "fr": "Échange avec la carte mal formé ({message}). Retirez et réinsérez la carte.",
-        "en": "Malformed exchange with the card ({message}). Remove and reinsert the card.",
+        "fr": "Échange avec la carte mal formé. Retirez et réinsérez la carte "
+        "(détail : {message}).",
+        "en": "Malformed exchange with the card. Remove and reinsert the card (detail: {message}).",
     },
     "card.bad_data": {
-        "fr": "Les données lues sur la carte sont illisibles ({message}). "
-        "La carte est peut-être endommagée.",
-        "en": "The data read from the card do not parse ({message}). The card may be damaged.",
+        "fr": "Les données lues sur la carte sont illisibles : la carte est peut-être "
+        "endommagée (détail : {message}).",
+        "en": "The data read from the card do not parse: the card may be damaged "
+        "(detail: {message}).",
     },
     "card.unexpected_status": {
         "fr": "La carte a refusé la commande {command} (code {sw}).",
         "en": "The card refused the {command} command (status {sw}).",
     },
     "transport.failure": {
-        "fr": "Erreur de communication avec le lecteur ({message}).",
-        "en": "Communication error with the reader ({message}).",
+        "fr": "Erreur de communication avec le lecteur. Vérifiez qu'il est bien branché, "
+        "puis réessayez (détail : {message}).",
+        "en": "Communication error with the reader. Check that it is connected, then try "
+        "again (detail: {message}).",
     },
     "transport.no_service": {
         "fr": "Le service des cartes à puce (pcscd) ne fonctionne pas. "
@@ -77,8 +90,8 @@ ERRORS: Mapping[str, Mapping[Language, str]] = {
         "en": "The reader did not answer in time.",
     },
     "card.error": {
-        "fr": "Erreur de la carte ({message}).",
-        "en": "Card error ({message}).",
+        "fr": "La carte n'a pas pu faire ce qui lui était demandé (détail : {message}).",
+        "en": "The card could not do what was asked (detail: {message}).",
     },
     "card.unknown": {
         "fr": "La carte du lecteur {reader} n'est ni une carte CPS ni une carte Vitale.",
@@ -105,8 +118,9 @@ ERRORS: Mapping[str, Mapping[Language, str]] = {
         "en": "The {kind} card is valid from {date} only: use your current card until then.",
     },
     "pin.format": {
-        "fr": "Le code porteur doit comporter {digits} chiffres. Aucun essai n'a été compté.",
-        "en": "The PIN must be {digits} digits. No try was counted.",
+        "fr": "Le code porteur doit comporter de {min_digits} à {max_digits} chiffres. "
+        "Aucun essai n'a été compté.",
+        "en": "The PIN must be {min_digits} to {max_digits} digits. No try was counted.",
     },
     "pin.wrong": {
         "fr": "Code porteur incorrect. Il reste {tries_left} essai(s) avant blocage de la carte.",
@@ -130,12 +144,12 @@ ERRORS: Mapping[str, Mapping[Language, str]] = {
         "en": "The PIN must be entered before this operation.",
     },
     "pin.error": {
-        "fr": "Erreur de code porteur ({message}).",
-        "en": "PIN error ({message}).",
+        "fr": "Le code porteur n'a pas pu être vérifié (détail : {message}).",
+        "en": "The PIN could not be checked (detail: {message}).",
     },
     "puk.error": {
-        "fr": "Erreur de code de déblocage ({message}).",
-        "en": "Unblocking code error ({message}).",
+        "fr": "Le code de déblocage n'a pas pu être vérifié (détail : {message}).",
+        "en": "The unblocking code could not be checked (detail: {message}).",
     },
     "puk.wrong": {
         "fr": "Code de déblocage incorrect. Il reste {tries_left} essai(s).",
@@ -146,24 +160,29 @@ ERRORS: Mapping[str, Mapping[Language, str]] = {
         "en": "The unblocking code is blocked: the card must be replaced.",
     },
     "origin.invalid": {
-        "fr": "Origine web invalide ({message}).",
-        "en": "Invalid web origin ({message}).",
+        "fr": "Origine web invalide : une origine s'écrit https://nom ou https://nom:port, "
+        "en minuscules, sans chemin (détail : {message}).",
+        "en": "Invalid web origin: an origin is written https://name or https://name:port, "
+        "in lower case, with no path (detail: {message}).",
     },
     "trust.invalid": {
-        "fr": "Configuration de confiance inutilisable ({message}).",
-        "en": "Unusable trust configuration ({message}).",
+        "fr": "Configuration de confiance inutilisable : vérifiez le dossier de confiance et "
+        "ses réglages (détail : {message}).",
+        "en": "Unusable trust configuration: check the trust directory and its settings "
+        "(detail: {message}).",
     },
     "serve.cannot_listen": {
-        "fr": "Impossible d'écouter sur ce port ({message}) : est-il déjà pris ?",
-        "en": "Cannot listen on this port ({message}): is it taken already?",
+        "fr": "Impossible d'écouter sur le port {port} : il est peut-être déjà pris "
+        "(détail : {message}).",
+        "en": "Cannot listen on port {port}: it may be taken already (detail: {message}).",
     },
     "request.json": {
         "fr": "La requête doit être envoyée en JSON.",
         "en": "The request must be sent as JSON.",
     },
     "request.malformed": {
-        "fr": "Requête invalide : {message}.",
-        "en": "Invalid request: {message}.",
+        "fr": "Requête invalide : elle n'a pas la forme attendue (détail : {message}).",
+        "en": "Invalid request: it does not have the expected form (detail: {message}).",
     },
     "request.too_large": {
         "fr": "La requête est trop volumineuse.",
@@ -174,8 +193,8 @@ ERRORS: Mapping[str, Mapping[Language, str]] = {
         "en": "Log in with your CPS card.",
     },
     "assertion.refused": {
-        "fr": "Connexion par carte refusée ({message}).",
-        "en": "Card login refused ({message}).",
+        "fr": "Connexion par carte refusée (détail : {message}).",
+        "en": "Card login refused (detail: {message}).",
     },
     "assertion.too_large": {
         "fr": "Connexion refusée : la preuve de connexion est trop volumineuse.",
@@ -363,16 +382,17 @@ ERRORS: Mapping[str, Mapping[Language, str]] = {
         "en": "Lookup refused: it must be signed by the CPS card of the person logged in.",
     },
     "audit.invalid": {
-        "fr": "Journal d'audit impossible à tenir ({message}).",
-        "en": "The audit trail cannot be kept ({message}).",
+        "fr": "Le journal d'audit ne peut pas être tenu : vérifiez sa configuration "
+        "(détail : {message}).",
+        "en": "The audit trail cannot be kept: check its settings (detail: {message}).",
     },
     "vitale.missing": {
         "fr": "La carte Vitale du patient doit être insérée pour cette consultation.",
         "en": "The patient's Vitale card must be inserted for this lookup.",
     },
     "sim.error": {
-        "fr": "Erreur du simulateur ({message}).",
-        "en": "Simulator error ({message}).",
+        "fr": "Le simulateur n'a pas pu faire ce qui lui était demandé (détail : {message}).",
+        "en": "The simulator could not do what was asked (detail: {message}).",
     },
     "sim.not_loopback": {
         "fr": "Le simulateur ne se connecte à vpcd qu'en local (127.0.0.1), pas à {host}.",
@@ -393,13 +413,15 @@ ERRORS: Mapping[str, Mapping[Language, str]] = {
         "en": "No simulator is running: start 'cardauth-sim --vpcd' first.",
     },
     "sim.pcscd_unavailable": {
-        "fr": "pcscd ne peut pas être démarré pour les tests ({message}) : lancez "
-        "scripts/setup.sh.",
-        "en": "pcscd cannot be started for the tests ({message}): run scripts/setup.sh.",
+        "fr": "pcscd ne peut pas être démarré pour les tests : lancez scripts/setup.sh "
+        "(détail : {message}).",
+        "en": "pcscd cannot be started for the tests: run scripts/setup.sh (detail: {message}).",
     },
     "sim.persona": {
-        "fr": "Profil de carte invalide : {message}.",
-        "en": "Invalid card persona: {message}.",
+        "fr": "Profil de carte inconnu ou invalide ; « cardauth-sim personas » liste ceux qui "
+        "sont fournis (détail : {message}).",
+        "en": "Unknown or invalid card persona; 'cardauth-sim personas' lists the bundled ones "
+        "(detail: {message}).",
     },
 }
 
@@ -416,6 +438,7 @@ LABELS: Mapping[str, Mapping[Language, str]] = {
     "card_type": {"fr": "Type de carte", "en": "Card type"},
     "holder": {"fr": "Titulaire", "en": "Holder"},
     "identifier": {"fr": "Identifiant national", "en": "National identifier"},
+    "finess_staff": {"fr": "FINESS (personnel)", "en": "FINESS (staff)"},
     "profession": {"fr": "Profession", "en": "Profession"},
     "specialty": {"fr": "Spécialité", "en": "Specialty"},
     "structure": {"fr": "Structure", "en": "Structure"},
@@ -441,6 +464,86 @@ LABELS: Mapping[str, Mapping[Language, str]] = {
     "card_validity": {"fr": "Validité de la carte", "en": "Card validity"},
     "error": {"fr": "Erreur", "en": "Error"},
     "pin_prompt": {"fr": "Code porteur de la carte CPS : ", "en": "CPS card PIN: "},
+    # -- the help of the command lines (cardauth --help); the bridge and the verifier
+    # service use the shared ones (version, lang, command) with their own.
+    "help.version": {"fr": "afficher la version et quitter", "en": "show the version and exit"},
+    "help.lang": {
+        "fr": "langue des messages (par défaut : CARDAUTH_LANG, sinon celle du système, sinon fr)",
+        "en": "language of messages (default: CARDAUTH_LANG, else the system's, else fr)",
+    },
+    "help.json": {"fr": "sortie JSON, pour les scripts", "en": "JSON output, for scripts"},
+    "help.allow_development_origin": {
+        "fr": "accepter aussi http://localhost et http://127.0.0.1 (développement)",
+        "en": "accept http://localhost and http://127.0.0.1 too (development)",
+    },
+    "metavar.command": {"fr": "COMMANDE", "en": "COMMAND"},
+    "metavar.origin": {"fr": "ORIGINE", "en": "ORIGIN"},
+    "metavar.challenge": {"fr": "DÉFI", "en": "CHALLENGE"},
+    "metavar.directory": {"fr": "DOSSIER", "en": "DIRECTORY"},
+    "metavar.file": {"fr": "FICHIER", "en": "FILE"},
+    "metavar.address": {"fr": "ADRESSE", "en": "ADDRESS"},
+    "help.cardauth": {
+        "fr": "Connexion par carte CPS et carte Vitale : lecteurs, cartes, preuves de connexion.",
+        "en": "Smart-card authentication with CPS and Vitale cards: readers, cards, assertions.",
+    },
+    "help.simulate": {
+        "fr": "cartes virtuelles dans ce processus, au lieu des lecteurs PC/SC",
+        "en": "use in-process virtual cards instead of the PC/SC readers",
+    },
+    "help.personas": {
+        "fr": "profils des cartes simulées, un par lecteur (par défaut : doctor,patient) ; "
+        "voir cardauth-sim personas",
+        "en": "personas in the simulated slots (default: doctor,patient); "
+        "see cardauth-sim personas",
+    },
+    "help.readers": {
+        "fr": "lister les lecteurs et dire s'ils contiennent une carte",
+        "en": "list the reader slots and whether they hold a card",
+    },
+    "help.cards": {
+        "fr": "afficher la carte de chaque lecteur : type, titulaire, certificats, code porteur",
+        "en": "show the card in each slot: kind, holder, certificates, PIN",
+    },
+    "help.login": {
+        "fr": "faire signer par les cartes une preuve de connexion pour un site et un défi",
+        "en": "sign an assertion for an origin and a challenge with the cards",
+    },
+    "help.verify": {
+        "fr": "vérifier une preuve de connexion lue sur l'entrée standard",
+        "en": "verify an assertion read on standard input",
+    },
+    "help.login.origin": {
+        "fr": "l'origine web du site, https://nom[:port], à laquelle la preuve est liée",
+        "en": "the web origin to bind the assertion to, https://host[:port]",
+    },
+    "help.login.challenge": {
+        "fr": "le défi donné par le téléservice",
+        "en": "the teleservice's challenge",
+    },
+    "help.with_vitale": {
+        "fr": "faire cosigner la carte Vitale du patient",
+        "en": "have the patient's Vitale card co-sign",
+    },
+    "help.pin_stdin": {
+        "fr": "lire le code porteur sur l'entrée standard plutôt qu'au terminal",
+        "en": "read the PIN from standard input instead of the terminal",
+    },
+    "help.verify.origin": {
+        "fr": "une origine attendue, https://nom[:port] (option répétable)",
+        "en": "an expected origin, https://host[:port] (repeatable)",
+    },
+    "help.verify.challenge": {
+        "fr": "le défi qui a été émis",
+        "en": "the challenge that was issued",
+    },
+    "help.trust": {
+        "fr": "dossier de confiance (cardauth-sim export-trust en écrit un pour la PKI de test)",
+        "en": "trust directory (cardauth-sim export-trust writes one for the test PKI)",
+    },
+    "help.require_vitale": {
+        "fr": "refuser une preuve de connexion sans la cosignature de la carte Vitale",
+        "en": "refuse an assertion without the Vitale card's co-signature",
+    },
 }
 
 
@@ -473,21 +576,33 @@ def describe(
     """The message a person reads for ``error``; ``more`` adds the messages of one
     part of the product (the bridge's refusals) to the shared ones."""
     known = ERRORS if more is None else {**ERRORS, **more}
-    template = (known.get(error.code) or known.get(_family(error, known), {})).get(language)
-    if template is None:
-        return error.message
+    template = (known.get(error.code) or known[_family(error, known)])[language]
     values = dict(error.context)
     values["kind"] = CARD_NAMES.get(str(values.get("kind")), values.get("kind", "?"))
     return template.format_map(_Context(values, message=error.message))
 
 
 def _family(error: CardAuthError, known: Mapping[str, object]) -> str:
-    """The code of the error, or of its nearest ancestor that has a message."""
+    """The code of the error, or of its nearest ancestor that has a message (at the
+    root, CardAuthError's own: no error is shown as its bare English message)."""
     for cls in type(error).__mro__:
         code = getattr(cls, "code", None)
         if isinstance(code, str) and code in known:
             return code
-    return ""
+    return CardAuthError.code
+
+
+def error_line(
+    error: CardAuthError,
+    language: Language,
+    *,
+    more: Mapping[str, Mapping[Language, str]] | None = None,
+) -> str:
+    """How a command line reports ``error`` on standard error:
+    ``Erreur [code] : message``, or ``Error [code]: message`` in English."""
+    separator = " : " if language == "fr" else ": "
+    text = describe(error, language, more=more)
+    return f"{label('error', language)} [{error.code}]{separator}{text}"
 
 
 def label(key: str, language: Language, **values: object) -> str:

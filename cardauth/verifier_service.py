@@ -45,6 +45,7 @@ from werkzeug.exceptions import MethodNotAllowed as RouteMethodNotAllowed
 from werkzeug.exceptions import NotFound as RouteNotFound
 
 from cardauth import __version__
+from cardauth.arguments import ArgumentParser, requested_language
 from cardauth.challenges import (
     DEFAULT_LIFETIME,
     ChallengeStore,
@@ -52,7 +53,7 @@ from cardauth.challenges import (
     store_from_setting,
 )
 from cardauth.errors import AssertionRefused, CardAuthError
-from cardauth.messages import LANGUAGES, Language, choose_language, describe, label
+from cardauth.messages import LANGUAGES, Language, choose_language, describe, error_line, label
 from cardauth.origins import Origin, parse_origins
 from cardauth.serving import Served, is_loopback_address, listen
 from cardauth.trust import utc_now
@@ -159,12 +160,13 @@ class InternalError(VerifierServiceError):
 
 MESSAGES: Mapping[str, Mapping[Language, str]] = {
     "verifier.error": {
-        "fr": "Requête refusée par le vérificateur ({message}).",
-        "en": "Request refused by the verifier ({message}).",
+        "fr": "Requête refusée par le vérificateur (détail : {message}).",
+        "en": "Request refused by the verifier (detail: {message}).",
     },
     "verifier.config": {
-        "fr": "Configuration du vérificateur invalide : {message}.",
-        "en": "Invalid verifier configuration: {message}.",
+        "fr": "Configuration du vérificateur invalide : vérifiez les options de la commande "
+        "(détail : {message}).",
+        "en": "Invalid verifier configuration: check the command's options (detail: {message}).",
     },
     "verifier.not_loopback": {
         "fr": "Le vérificateur n'écoute que sur une adresse de bouclage (127.0.0.1), "
@@ -174,8 +176,10 @@ MESSAGES: Mapping[str, Mapping[Language, str]] = {
         "For remote access, put it behind the teleservice's own TLS proxy.",
     },
     "verifier.token_file": {
-        "fr": "Fichier de jeton {file} inutilisable : {message}.",
-        "en": "Token file {file} cannot be used: {message}.",
+        "fr": "Fichier de jeton {file} inutilisable : ce doit être un fichier ordinaire de ce "
+        "compte, lisible par lui seul (chmod 600), qui contient le jeton (détail : {message}).",
+        "en": "Token file {file} cannot be used: it must be a regular file of this account, "
+        "readable by it alone (chmod 600), that holds the token (detail: {message}).",
     },
     "verifier.unauthorized": {
         "fr": "Jeton absent ou invalide (en-tête Authorization: Bearer).",
@@ -199,8 +203,9 @@ MESSAGES: Mapping[str, Mapping[Language, str]] = {
         "en": "Body too large (64 KiB at most).",
     },
     "verifier.bad_request": {
-        "fr": "Requête invalide : {message}.",
-        "en": "Bad request: {message}.",
+        "fr": "Requête invalide : le corps n'est pas l'objet JSON que prend cet appel "
+        "(détail : {message}).",
+        "en": "Bad request: the body is not the JSON object this call takes (detail: {message}).",
     },
     "verifier.not_found": {
         "fr": "Adresse inconnue du vérificateur (l'API est sous /v1/).",
@@ -214,7 +219,43 @@ MESSAGES: Mapping[str, Mapping[Language, str]] = {
         "fr": "Erreur interne du vérificateur.",
         "en": "Internal error of the verifier.",
     },
-    "verifier.listening": {
+}
+
+# What the command line says: its help, and where it listens.
+TEXTS: Mapping[str, Mapping[Language, str]] = {
+    "description": {
+        "fr": "Vérifier les preuves de connexion par carte pour le serveur d'un téléservice, "
+        "en HTTP (adresse locale seulement, jeton d'accès).",
+        "en": "Verify card assertions over HTTP for a teleservice's backend "
+        "(loopback only, bearer token).",
+    },
+    "trust": {
+        "fr": "dossier de confiance (cardauth-sim export-trust en écrit un pour la PKI de test)",
+        "en": "trust directory (cardauth-sim export-trust writes one for the test PKI)",
+    },
+    "origin": {
+        "fr": "une origine du téléservice, https://nom[:port] (option répétable)",
+        "en": "an origin of the teleservice, https://host[:port] (repeatable)",
+    },
+    "token_file": {
+        "fr": "le jeton d'accès ; créé s'il manque (32 octets aléatoires, en hexadécimal, "
+        "mode 0600)",
+        "en": "the bearer token; made (32 random bytes, hex, mode 0600) if absent",
+    },
+    "challenge_store": {
+        "fr": "memory (par défaut), sqlite:///chemin/du/fichier.db ou redis://hôte:port/base",
+        "en": "memory (default), sqlite:///path/to/file.db or redis://host:port/db",
+    },
+    "host": {
+        "fr": "adresse locale d'écoute (par défaut : 127.0.0.1)",
+        "en": "a loopback address (default: 127.0.0.1)",
+    },
+    "port": {
+        "fr": "port d'écoute (par défaut : {port})",
+        "en": "port to listen on (default: {port})",
+    },
+    "metavar.store": {"fr": "STOCKAGE", "en": "STORE"},
+    "listening": {
         "fr": "cardauth-verifier écoute sur {url} (origines : {origins})",
         "en": "cardauth-verifier listening on {url} (origins: {origins})",
     },
@@ -449,59 +490,73 @@ def require_loopback(host: str) -> None:
         raise NotLoopback("the verifier listens on a loopback address only", host=host[:80])
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="cardauth-verifier",
-        description="Verify card assertions over HTTP for a teleservice's backend "
-        "(loopback only, bearer token).",
+def build_parser(language: Language) -> ArgumentParser:
+    """The command line, its help and argparse's own messages in ``language``."""
+
+    def text(key: str, **values: object) -> str:
+        return TEXTS[key][language].format(**values)
+
+    parser = ArgumentParser(
+        prog="cardauth-verifier", description=text("description"), language=language
     )
-    parser.add_argument("--version", action="version", version=f"cardauth {__version__}")
+    parser.add_argument(
+        "--version",
+        action="version",
+        version=f"cardauth {__version__}",
+        help=label("help.version", language),
+    )
     parser.add_argument(
         "--trust",
         required=True,
         type=Path,
-        help="trust directory (cardauth-sim export-trust writes one for the test PKI)",
+        metavar=label("metavar.directory", language),
+        help=text("trust"),
     )
     parser.add_argument(
         "--origin",
         required=True,
         action="append",
-        help="an origin of the teleservice, https://host[:port] (repeatable)",
+        metavar=label("metavar.origin", language),
+        help=text("origin"),
     )
     parser.add_argument(
         "--allow-development-origins",
         action="store_true",
-        help="accept http://localhost and http://127.0.0.1 origins",
+        help=label("help.allow_development_origin", language),
     )
     parser.add_argument(
         "--token-file",
         required=True,
         type=Path,
-        help="the bearer token; made (32 random bytes, hex, mode 0600) if absent",
+        metavar=label("metavar.file", language),
+        help=text("token_file"),
     )
     parser.add_argument(
         "--challenge-store",
         default="memory",
-        metavar="STORE",
-        help="memory (default), sqlite:///path/to/file.db or redis://host:port/db",
+        metavar=text("metavar.store"),
+        help=text("challenge_store"),
     )
     parser.add_argument(
-        "--host", default=DEFAULT_HOST, help="a loopback address (default: 127.0.0.1)"
+        "--host",
+        default=DEFAULT_HOST,
+        metavar=label("metavar.address", language),
+        help=text("host"),
     )
-    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"default: {DEFAULT_PORT}")
-    parser.add_argument("--lang", choices=LANGUAGES, help="language of messages (default: fr)")
+    parser.add_argument(
+        "--port", type=int, default=DEFAULT_PORT, help=text("port", port=DEFAULT_PORT)
+    )
+    parser.add_argument("--lang", choices=LANGUAGES, help=label("help.lang", language))
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = build_parser(requested_language(argv)).parse_args(argv)
     language = choose_language(args.lang)
     try:
         return serve(args, language)
     except CardAuthError as error:
-        separator = " : " if language == "fr" else ": "
-        message = describe(error, language, more=MESSAGES)
-        print(f"{label('error', language)} [{error.code}]{separator}{message}", file=sys.stderr)
+        print(error_line(error, language, more=MESSAGES), file=sys.stderr)
         return EXIT_ERROR
 
 
@@ -538,7 +593,7 @@ def serve(args: argparse.Namespace, language: Language) -> int:
         port = listener.getsockname()[1]
         url = f"http://{args.host}:{port}"
         listed = ", ".join(sorted(o.value for o in origins))
-        print(MESSAGES["verifier.listening"][language].format(url=url, origins=listed), flush=True)
+        print(TEXTS["listening"][language].format(url=url, origins=listed), flush=True)
         stopping.wait()
     finally:
         served.close()

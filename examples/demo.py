@@ -39,11 +39,21 @@ from pathlib import Path
 from types import FrameType
 from typing import Literal
 
+from cardauth.arguments import ArgumentParser, requested_language
 from cardauth.errors import CardAuthError
-from cardauth.messages import CARD_NAMES, LANGUAGES, Language, choose_language, describe
+from cardauth.messages import (
+    CARD_NAMES,
+    LANGUAGES,
+    Language,
+    choose_language,
+    describe,
+    error_line,
+    label,
+)
 from cardauth.origins import Origin
 from cardauth.serving import Served, listen
 from cardauth.transport.base import ReaderBackend
+from examples.teleservice import messages as teleservice_messages
 from examples.teleservice import settings as teleservice_settings
 from examples.teleservice.app import create_app as create_teleservice
 from examples.teleservice.settings import Settings
@@ -81,14 +91,14 @@ TEXTS: dict[str, dict[Language, str]] = {
         "en": "  cardauth bridge:                              {url}",
     },
     "cards": {
-        "fr": "  Dans le lecteur ({readers}) : {cps}, PIN {pin} ; {vitale}",
+        "fr": "  Dans le lecteur ({readers}) : {cps}, code porteur {pin} ; {vitale}",
         "en": "  In the reader ({readers}): {cps}, PIN {pin}; {vitale}",
     },
     "pcscd": {"fr": "pcscd et vpcd", "en": "pcscd and vpcd"},
     "in_process": {"fr": "lecteur virtuel en mémoire", "en": "in-memory virtual reader"},
     "no_pcscd": {
-        "fr": "pcscd ou vpcd indisponible ({reason}) : lecteur virtuel en mémoire à la place.",
-        "en": "pcscd or vpcd unavailable ({reason}): in-memory virtual reader instead.",
+        "fr": "pcscd ou vpcd indisponible : lecteur virtuel en mémoire à la place. {reason}",
+        "en": "pcscd or vpcd unavailable: in-memory virtual reader instead. {reason}",
     },
     "open": {
         "fr": "Ouvrez le téléservice dans un navigateur. Ctrl-C pour arrêter.",
@@ -97,6 +107,40 @@ TEXTS: dict[str, dict[Language, str]] = {
     "inserted": {"fr": "carte {kind} insérée ({slot})", "en": "{kind} card inserted ({slot})"},
     "removed": {"fr": "carte {kind} retirée ({slot})", "en": "{kind} card removed ({slot})"},
     "stopped": {"fr": "Démonstration arrêtée.", "en": "Demo stopped."},
+    # -- the help (scripts/demo.sh --help)
+    "help": {
+        "fr": "La démonstration : tout le produit sur cartes simulées, en local (127.0.0.1).",
+        "en": "The demo: the whole product on simulated cards, on loopback (127.0.0.1).",
+    },
+    "help.readers": {
+        "fr": "cartes dans un pcscd privé par vpcd, ou dans ce processus (par défaut : pcscd "
+        "s'il est là)",
+        "en": "cards in a private pcscd through vpcd, or in-process (default: pcscd if it can)",
+    },
+    "help.bridge_port": {
+        "fr": "port du pont (par défaut : {port})",
+        "en": "port of the bridge (default: {port})",
+    },
+    "help.teleservice_port": {
+        "fr": "port du téléservice (par défaut : {port})",
+        "en": "port of the teleservice (default: {port})",
+    },
+    "help.control_port": {
+        "fr": "port de la page de contrôle des cartes (par défaut : {port})",
+        "en": "port of the cards' control page (default: {port})",
+    },
+    "help.state_dir": {
+        "fr": "garder ici les accords, le journal et les données (par défaut : un dossier "
+        "temporaire)",
+        "en": "keep approvals, audit and data here (default: temporary)",
+    },
+    "metavar.origin": {"fr": "https://NOM:PORT", "en": "https://NAME:PORT"},
+    "help.public_origin": {
+        "fr": "l'origine du téléservice derrière un frontal https, à laquelle le pont fait "
+        "confiance (par défaut : son adresse locale)",
+        "en": "the teleservice's origin behind an https front, which the bridge trusts "
+        "(default: its loopback address)",
+    },
 }
 
 
@@ -270,40 +314,61 @@ class Demo:
         return TEXTS[key][self.language].format(**values)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="scripts/demo.sh", description=__doc__)
-    parser.add_argument("--lang", choices=LANGUAGES, help="language (default: fr)")
+def build_parser(language: Language) -> argparse.ArgumentParser:
+    """The command line, its help and argparse's own messages in ``language``."""
+
+    def text(key: str, **values: object) -> str:
+        return TEXTS[key][language].format(**values)
+
+    parser = ArgumentParser(prog="scripts/demo.sh", description=text("help"), language=language)
+    parser.add_argument("--lang", choices=LANGUAGES, help=label("help.lang", language))
     parser.add_argument(
         "--readers",
         choices=("auto", "pcscd", "in-process"),
         default="auto",
-        help="cards in a private pcscd through vpcd, or in-process (default: pcscd if it can)",
+        help=text("help.readers"),
     )
     defaults = Ports()
-    parser.add_argument("--bridge-port", type=int, default=defaults.bridge)
-    parser.add_argument("--teleservice-port", type=int, default=defaults.teleservice)
-    parser.add_argument("--control-port", type=int, default=defaults.control)
+    for option, port in (
+        ("bridge", defaults.bridge),
+        ("teleservice", defaults.teleservice),
+        ("control", defaults.control),
+    ):
+        parser.add_argument(
+            f"--{option}-port",
+            type=int,
+            default=port,
+            metavar="PORT",
+            help=text(f"help.{option}_port", port=port),
+        )
     parser.add_argument(
-        "--state-dir", type=Path, help="keep approvals, audit and data here (default: temporary)"
+        "--state-dir",
+        type=Path,
+        metavar=label("metavar.directory", language),
+        help=text("help.state_dir"),
     )
     parser.add_argument(
         "--public-origin",
-        type=_public_origin,
-        help="the teleservice's origin behind an https front (https://name:port), "
-        "which the bridge trusts (default: its loopback address)",
+        type=functools.partial(_public_origin, language=language),
+        metavar=text("metavar.origin"),
+        help=text("help.public_origin"),
     )
     return parser
 
 
-def _public_origin(text: str) -> Origin:
+def _public_origin(text: str, *, language: Language) -> Origin:
     try:
         return Origin.parse(text)
     except CardAuthError as error:
-        raise argparse.ArgumentTypeError(describe(error, choose_language(None))) from None
+        raise argparse.ArgumentTypeError(describe(error, language)) from None
+
+
+# The demo shows the errors of the parts it starts, each with its own texts.
+ERRORS = {**control_page.ERRORS, **teleservice_messages.ERRORS}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = build_parser(requested_language(argv)).parse_args(argv)
     language = choose_language(args.lang)
     ports = Ports(args.bridge_port, args.teleservice_port, args.control_port)
     stop = threading.Event()
@@ -329,7 +394,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             demo.announce()
             demo.show_events(stop)
         except CardAuthError as error:
-            print(f"[{error.code}] {describe(error, language)}", file=sys.stderr, flush=True)
+            print(error_line(error, language, more=ERRORS), file=sys.stderr, flush=True)
             return 1
         finally:
             demo.close()

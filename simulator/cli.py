@@ -14,13 +14,14 @@ import json
 import signal
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from cardauth.arguments import ArgumentParser, requested_language
 from cardauth.errors import CardAuthError
-from cardauth.messages import LANGUAGES, Language, choose_language, describe
+from cardauth.messages import LANGUAGES, Language, choose_language, error_line, label
 from simulator import control
 from simulator.ocsp import OcspResponder
 from simulator.personas import DEFAULT_CPS, DEFAULT_VITALE, bundled
@@ -47,7 +48,6 @@ TEXTS: dict[str, dict[Language, str]] = {
         "fr": "Cartes retirées, simulateur arrêté.",
         "en": "Cards removed, simulator stopped.",
     },
-    "error": {"fr": "Erreur", "en": "Error"},
     "exported": {
         "fr": "Confiance de la PKI de TEST écrite dans {directory} (pour cardauth verify --trust).",
         "en": "TEST PKI trust written to {directory} (for cardauth verify --trust).",
@@ -56,6 +56,88 @@ TEXTS: dict[str, dict[Language, str]] = {
         "fr": "Répondeur OCSP de la PKI de TEST sur {url} ; Ctrl-C pour arrêter.",
         "en": "TEST PKI OCSP responder on {url}; Ctrl-C to stop.",
     },
+    # -- the help (cardauth-sim --help)
+    "help": {
+        "fr": "Cartes CPS et Vitale virtuelles, pour le développement et les tests.",
+        "en": "Virtual CPS and Vitale cards for development and tests.",
+    },
+    "help.control": {
+        "fr": "chemin du socket de contrôle du simulateur",
+        "en": "control socket path",
+    },
+    "help.vpcd": {
+        "fr": "brancher les cartes virtuelles sur pcscd par vpcd, et attendre",
+        "en": "plug virtual cards into pcscd through vpcd and wait",
+    },
+    "help.cps": {
+        "fr": "profil de la carte CPS (par défaut : {default})",
+        "en": "CPS persona (default: {default})",
+    },
+    "help.vitale": {
+        "fr": "profil de la carte Vitale (par défaut : {default})",
+        "en": "Vitale persona (default: {default})",
+    },
+    "help.swap": {
+        "fr": "la carte Vitale dans le lecteur 0, la carte CPS dans le lecteur 1",
+        "en": "Vitale in slot 0, CPS in slot 1",
+    },
+    "help.no_cps": {"fr": "démarrer sans la carte CPS", "en": "start without the CPS card"},
+    "help.no_vitale": {
+        "fr": "démarrer sans la carte Vitale",
+        "en": "start without the Vitale card",
+    },
+    "help.vpcd_host": {
+        "fr": "adresse de vpcd (locale seulement)",
+        "en": "vpcd address (loopback only)",
+    },
+    "help.vpcd_port": {
+        "fr": "port du premier lecteur de vpcd (le second est le suivant)",
+        "en": "port of vpcd's first slot (the second slot's is the next one)",
+    },
+    "help.personas": {"fr": "lister les profils fournis", "en": "list the bundled personas"},
+    "help.status": {
+        "fr": "ce que le simulateur lancé a dans chaque lecteur",
+        "en": "what the running simulator has in each slot",
+    },
+    "help.insert": {
+        "fr": "insérer la carte d'un profil dans un lecteur",
+        "en": "insert a persona's card into a slot",
+    },
+    "help.remove": {"fr": "retirer la carte d'un lecteur", "en": "remove the card from a slot"},
+    "help.swap_cards": {
+        "fr": "échanger les cartes des deux lecteurs",
+        "en": "exchange the cards of the two slots",
+    },
+    "help.slot": {"fr": "numéro du lecteur (0 ou 1)", "en": "slot number (0 or 1)"},
+    "help.persona": {
+        "fr": "un profil fourni, ou un fichier .toml de profil",
+        "en": "a bundled persona, or a persona .toml file",
+    },
+    "help.export_trust": {
+        "fr": "écrire les racines, les CRL et les réglages de la PKI de test pour cardauth verify",
+        "en": "write the test PKI's roots, CRLs and settings for cardauth verify",
+    },
+    "help.directory": {"fr": "le dossier à écrire", "en": "the directory to write"},
+    "help.ocsp_url": {
+        "fr": "le répondeur OCSP à nommer (cardauth-sim ocsp)",
+        "en": "the OCSP responder to name (cardauth-sim ocsp)",
+    },
+    "help.ocsp": {
+        "fr": "lancer le répondeur OCSP de la PKI de test, en local",
+        "en": "run the test PKI's OCSP responder on loopback",
+    },
+    "help.port": {
+        "fr": "port du répondeur (par défaut : {default})",
+        "en": "port of the responder (default: {default})",
+    },
+    "metavar.slot": {"fr": "LECTEUR", "en": "SLOT"},
+    "metavar.persona": {"fr": "PROFIL", "en": "PERSONA"},
+    "metavar.url": {"fr": "ADRESSE", "en": "URL"},
+    "port.number": {"fr": "un numéro de port est attendu", "en": "a port number"},
+    "port.range": {
+        "fr": "un port de 1 à 65534 est attendu (le second lecteur prend le port suivant)",
+        "en": "a port from 1 to 65534 (the second slot is port + 1)",
+    },
 }
 
 
@@ -63,60 +145,90 @@ def _text(key: str, language: Language, **values: object) -> str:
     return TEXTS[key][language].format(**values)
 
 
-def _port(text: str) -> int:
+def _port(language: Language) -> Callable[[str], int]:
     """A TCP port whose successor (the second slot) is a port too."""
-    try:
-        port = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError("a port number") from None
-    if not 1 <= port <= 65534:
-        raise argparse.ArgumentTypeError("a port from 1 to 65534 (the second slot is port + 1)")
+
+    def port(text: str) -> int:
+        try:
+            number = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(_text("port.number", language)) from None
+        if not 1 <= number <= 65534:
+            raise argparse.ArgumentTypeError(_text("port.range", language))
+        return number
+
     return port
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="cardauth-sim",
-        description="Virtual CPS and Vitale cards for development and tests.",
-    )
-    parser.add_argument("--lang", choices=LANGUAGES, help="language of messages (default: fr)")
-    parser.add_argument("--control", type=Path, help="control socket path")
+def build_parser(language: Language) -> ArgumentParser:
+    """The command line, its help and argparse's own messages in ``language``."""
+
+    def text(key: str, **values: object) -> str:
+        return _text(key, language, **values)
+
+    parser = ArgumentParser(prog="cardauth-sim", description=text("help"), language=language)
+    parser.add_argument("--lang", choices=LANGUAGES, help=label("help.lang", language))
     parser.add_argument(
-        "--vpcd", action="store_true", help="plug virtual cards into pcscd through vpcd and wait"
+        "--control", type=Path, metavar=label("metavar.file", language), help=text("help.control")
     )
-    parser.add_argument("--cps", default=DEFAULT_CPS, help=f"CPS persona (default: {DEFAULT_CPS})")
+    parser.add_argument("--vpcd", action="store_true", help=text("help.vpcd"))
+    persona = text("metavar.persona")
     parser.add_argument(
-        "--vitale", default=DEFAULT_VITALE, help=f"Vitale persona (default: {DEFAULT_VITALE})"
+        "--cps", default=DEFAULT_CPS, metavar=persona, help=text("help.cps", default=DEFAULT_CPS)
     )
-    parser.add_argument("--swap", action="store_true", help="Vitale in slot 0, CPS in slot 1")
-    parser.add_argument("--no-cps", action="store_true", help="start without the CPS card")
-    parser.add_argument("--no-vitale", action="store_true", help="start without the Vitale card")
-    parser.add_argument("--vpcd-host", default="127.0.0.1", help="vpcd address (loopback only)")
     parser.add_argument(
-        "--vpcd-port", type=_port, default=DEFAULT_PORTS[0], help="port of vpcd's first slot"
+        "--vitale",
+        default=DEFAULT_VITALE,
+        metavar=persona,
+        help=text("help.vitale", default=DEFAULT_VITALE),
     )
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
-    personas = commands.add_parser("personas", help="list the bundled personas")
-    personas.add_argument("--json", action="store_true")
-    commands.add_parser("status", help="what the running simulator has in each slot")
-    insert = commands.add_parser("insert", help="insert a persona's card into a slot")
-    insert.add_argument("slot", type=int)
-    insert.add_argument("persona")
-    remove = commands.add_parser("remove", help="remove the card from a slot")
-    remove.add_argument("slot", type=int)
-    commands.add_parser("swap", help="exchange the cards of the two slots")
-    export = commands.add_parser(
-        "export-trust", help="write the test PKI's roots, CRLs and settings for cardauth verify"
+    parser.add_argument("--swap", action="store_true", help=text("help.swap"))
+    parser.add_argument("--no-cps", action="store_true", help=text("help.no_cps"))
+    parser.add_argument("--no-vitale", action="store_true", help=text("help.no_vitale"))
+    parser.add_argument(
+        "--vpcd-host",
+        default="127.0.0.1",
+        metavar=label("metavar.address", language),
+        help=text("help.vpcd_host"),
     )
-    export.add_argument("directory", type=Path)
-    export.add_argument("--ocsp-url", help="the OCSP responder to name (cardauth-sim ocsp)")
-    responder = commands.add_parser("ocsp", help="run the test PKI's OCSP responder on loopback")
-    responder.add_argument("--port", type=_port, default=DEFAULT_OCSP_PORT)
+    parser.add_argument(
+        "--vpcd-port",
+        type=_port(language),
+        default=DEFAULT_PORTS[0],
+        metavar="PORT",
+        help=text("help.vpcd_port"),
+    )
+    commands = parser.add_subparsers(dest="command", metavar=label("metavar.command", language))
+    personas = commands.add_parser("personas", help=text("help.personas"))
+    personas.add_argument("--json", action="store_true", help=label("help.json", language))
+    commands.add_parser("status", help=text("help.status"))
+    slot = {"type": int, "metavar": text("metavar.slot"), "help": text("help.slot")}
+    insert = commands.add_parser("insert", help=text("help.insert"))
+    insert.add_argument("slot", **slot)
+    insert.add_argument("persona", metavar=persona, help=text("help.persona"))
+    remove = commands.add_parser("remove", help=text("help.remove"))
+    remove.add_argument("slot", **slot)
+    commands.add_parser("swap", help=text("help.swap_cards"))
+    export = commands.add_parser("export-trust", help=text("help.export_trust"))
+    export.add_argument(
+        "directory",
+        type=Path,
+        metavar=label("metavar.directory", language),
+        help=text("help.directory"),
+    )
+    export.add_argument("--ocsp-url", metavar=text("metavar.url"), help=text("help.ocsp_url"))
+    responder = commands.add_parser("ocsp", help=text("help.ocsp"))
+    responder.add_argument(
+        "--port",
+        type=_port(language),
+        default=DEFAULT_OCSP_PORT,
+        help=text("help.port", default=DEFAULT_OCSP_PORT),
+    )
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    parser = build_parser(requested_language(argv))
     args = parser.parse_args(argv)
     language = choose_language(args.lang)
     try:
@@ -133,11 +245,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.vpcd:
             return _run_vpcd(args, language)
     except CardAuthError as error:
-        print(
-            f"{_text('error', language)} [{error.code}] : {describe(error, language)}",
-            file=sys.stderr,
-        )
+        print(error_line(error, language), file=sys.stderr)
         return 1
+    except BrokenPipeError:  # the reader of our output went away (| head)
+        sys.stdout = None  # no flush error at exit
+        return 0
     parser.print_help(sys.stderr)
     return 2
 

@@ -160,8 +160,8 @@ _STATUS_OF: Mapping[str, int] = {SlotOccupied.code: 409, "sim.vpcd_unreachable":
 
 ERRORS: Mapping[str, Mapping[Language, str]] = {
     "sim.page": {
-        "fr": "Demande refusée par la page de contrôle ({message}).",
-        "en": "Request refused by the control page ({message}).",
+        "fr": "Demande refusée par la page de contrôle (détail : {message}).",
+        "en": "Request refused by the control page (detail: {message}).",
     },
     "sim.page.not_loopback": {
         "fr": "La page de contrôle du simulateur n'écoute qu'en local (127.0.0.1), pas sur {host}.",
@@ -192,8 +192,9 @@ ERRORS: Mapping[str, Mapping[Language, str]] = {
         "en": "Request refused: the API takes JSON only (Content-Type: application/json).",
     },
     "sim.page.bad_request": {
-        "fr": "Demande mal formée ({message}).",
-        "en": "Malformed request ({message}).",
+        "fr": "Demande mal formée : rechargez la page de contrôle et recommencez "
+        "(détail : {message}).",
+        "en": "Malformed request: reload the control page and try again (detail: {message}).",
     },
     "sim.page.not_found": {
         "fr": "Cette page ou cette action n'existe pas.",

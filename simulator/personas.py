@@ -90,7 +90,9 @@ def load(name_or_path: str) -> Persona:
     path = PERSONA_DIRECTORY / f"{name_or_path}.toml"
     if not name_or_path.replace("-", "").isalnum() or not path.exists():
         raise PersonaError(
-            "unknown persona", persona=name_or_path, known=", ".join(sorted(bundled()))
+            f"unknown persona {name_or_path[:64]!r}",
+            persona=name_or_path,
+            known=", ".join(sorted(bundled())),
         )
     return bundled()[name_or_path]
 

@@ -154,7 +154,7 @@ def config_from_settings(settings: Mapping[str, Any], *, source: str = "") -> Br
 def _typed(settings: Mapping[str, Any], key: str, kind: type, default: Any) -> Any:
     value = settings.get(key, default)
     if isinstance(value, bool) != (kind is bool) or not isinstance(value, kind):
-        raise BridgeConfigError(f"{key} must be a {kind.__name__}", setting=key)
+        raise BridgeConfigError(f"{key} must be of type {kind.__name__}", setting=key)
     return value
 
 

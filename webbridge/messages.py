@@ -16,8 +16,10 @@ ERRORS: Mapping[str, Mapping[Language, str]] = {
         "en": "The local bridge refused the site's request: start again from the site.",
     },
     "bridge.config": {
-        "fr": "Configuration du pont invalide : {message}.",
-        "en": "Invalid bridge configuration: {message}.",
+        "fr": "Configuration du pont invalide : vérifiez son fichier de réglages et les options "
+        "de la commande (détail : {message}).",
+        "en": "Invalid bridge configuration: check its settings file and the command's "
+        "options (detail: {message}).",
     },
     "bridge.not_loopback": {
         "fr": "Le pont n'écoute que sur une adresse locale de ce poste (127.0.0.1) : "
@@ -172,6 +174,61 @@ LABELS: Mapping[str, Mapping[Language, str]] = {
         "fr": "autorisé par la configuration",
         "en": "allowed by the configuration",
     },
+    # -- the command line (cardauth-bridge): its help and what it prints; the options
+    # it shares with the cardauth command keep the words of cardauth.messages.
+    "cli.description": {
+        "fr": "Le pont web local : la connexion par carte CPS pour les téléservices web.",
+        "en": "The local web bridge: card login for web teleservices.",
+    },
+    "cli.config": {
+        "fr": "fichier de réglages (par défaut : ~/.config/cardauth/bridge.toml)",
+        "en": "settings file (default: ~/.config/cardauth/bridge.toml)",
+    },
+    "cli.state_dir": {
+        "fr": "dossier où sont gardés les accords donnés aux sites",
+        "en": "where the approvals of sites are kept",
+    },
+    "cli.host": {
+        "fr": "adresse locale d'écoute (par défaut : 127.0.0.1)",
+        "en": "loopback address to listen on (default: 127.0.0.1)",
+    },
+    "cli.port": {
+        "fr": "port d'écoute (par défaut : 24790)",
+        "en": "port to listen on (default: 24790)",
+    },
+    "cli.allow_origin": {
+        "fr": "un site autorisé sans demander, https://nom[:port] (option répétable)",
+        "en": "a site allowed without asking, https://host[:port] (repeatable)",
+    },
+    "cli.consents": {
+        "fr": "lister ou retirer les accords donnés aux sites",
+        "en": "list or withdraw the approvals of sites",
+    },
+    "cli.consents.list": {
+        "fr": "les sites autorisés, et jusqu'à quand",
+        "en": "the approved sites and until when",
+    },
+    "cli.consents.revoke": {
+        "fr": "retirer l'accord donné à un site",
+        "en": "withdraw a site's approval",
+    },
+    "cli.consents.origin": {
+        "fr": "l'origine du site, https://nom[:port]",
+        "en": "the site's origin, https://host[:port]",
+    },
+    "cli.listening": {
+        "fr": "Pont cardauth à l'écoute sur {url} (Ctrl-C pour arrêter).",
+        "en": "cardauth bridge listening on {url} (Ctrl-C to stop).",
+    },
+    "cli.origins": {"fr": "Sites autorisés : {origins}", "en": "Allowed sites: {origins}"},
+    "cli.origins_none": {
+        "fr": "aucun (accord demandé au professionnel)",
+        "en": "none (the professional is asked)",
+    },
+    "cli.revoked": {"fr": "Accord retiré : {origin}", "en": "Approval withdrawn: {origin}"},
+    "cli.not_found": {"fr": "Aucun accord pour {origin}", "en": "No approval for {origin}"},
+    "cli.no_consent": {"fr": "Aucun site autorisé.", "en": "No approved site."},
+    "cli.until": {"fr": "{origin} jusqu'au {date}", "en": "{origin} until {date}"},
 }
 
 

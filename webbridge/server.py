@@ -23,8 +23,9 @@ from pathlib import Path
 from types import FrameType
 
 from cardauth import __version__
-from cardauth.errors import CardAuthError, InvalidOrigin
-from cardauth.messages import LANGUAGES, Language, choose_language
+from cardauth.arguments import ArgumentParser, requested_language
+from cardauth.errors import CardAuthError
+from cardauth.messages import LANGUAGES, Language, choose_language, error_line, label
 from cardauth.origins import Origin
 from cardauth.serving import CannotListen as PortTaken
 from cardauth.serving import Served, is_loopback_address, listen
@@ -35,84 +36,83 @@ from webbridge.app import create_app
 from webbridge.cards import CardService
 from webbridge.config import LOOPBACK, BridgeConfig, load_config
 from webbridge.consent import ConsentStore
-from webbridge.errors import BridgeConfigError, CannotListen, NotLoopback
+from webbridge.errors import CannotListen, NotLoopback
 from webbridge.guards import MAX_BODY
 
 THREADS = 16  # event streams and long polls each hold one while they last
 CHANNEL_TIMEOUT = 30  # seconds a connection may stay silent (event streams send keep-alives)
 EXIT_ERROR = 1
 
-_SAYS: dict[str, dict[Language, str]] = {
-    "listening": {
-        "fr": "Pont cardauth à l'écoute sur {url} (Ctrl-C pour arrêter).",
-        "en": "cardauth bridge listening on {url} (Ctrl-C to stop).",
-    },
-    "origins": {"fr": "Sites autorisés : {origins}", "en": "Allowed sites: {origins}"},
-    "none": {
-        "fr": "aucun (accord demandé au professionnel)",
-        "en": "none (the professional is asked)",
-    },
-    "revoked": {"fr": "Accord retiré : {origin}", "en": "Approval withdrawn: {origin}"},
-    "not_found": {"fr": "Aucun accord pour {origin}", "en": "No approval for {origin}"},
-    "no_consent": {"fr": "Aucun site autorisé.", "en": "No approved site."},
-    "until": {"fr": "{origin} jusqu'au {date}", "en": "{origin} until {date}"},
-}
 
+def build_parser(language: Language) -> ArgumentParser:
+    """The command line, its help and argparse's own messages in ``language``."""
 
-def say(key: str, language: Language, **values: object) -> str:
-    return _SAYS[key][language].format(**values)
+    def text(key: str) -> str:
+        return messages.label(key, language)
 
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="cardauth-bridge",
-        description="The local web bridge: card login for web teleservices.",
+    parser = ArgumentParser(
+        prog="cardauth-bridge", description=text("cli.description"), language=language
     )
-    parser.add_argument("--version", action="version", version=f"cardauth-bridge {__version__}")
-    parser.add_argument("--lang", choices=LANGUAGES, help="language of messages (default: fr)")
     parser.add_argument(
-        "--config", type=Path, help="settings file (default: ~/.config/cardauth/bridge.toml)"
+        "--version",
+        action="version",
+        version=f"cardauth-bridge {__version__}",
+        help=label("help.version", language),
     )
-    parser.add_argument("--state-dir", type=Path, help="where approvals are kept")
-    _serve_options(parser)
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
-    consents = commands.add_parser("consents", help="list or withdraw approvals of sites")
+    parser.add_argument("--lang", choices=LANGUAGES, help=label("help.lang", language))
+    parser.add_argument(
+        "--config", type=Path, metavar=label("metavar.file", language), help=text("cli.config")
+    )
+    parser.add_argument(
+        "--state-dir",
+        type=Path,
+        metavar=label("metavar.directory", language),
+        help=text("cli.state_dir"),
+    )
+    _serve_options(parser, language)
+    commands = parser.add_subparsers(dest="command", metavar=label("metavar.command", language))
+    consents = commands.add_parser("consents", help=text("cli.consents"))
     actions = consents.add_subparsers(dest="action", required=True, metavar="ACTION")
-    listing = actions.add_parser("list", help="the approved sites and until when")
-    listing.add_argument("--json", action="store_true", help="machine-readable output")
-    revoke = actions.add_parser("revoke", help="withdraw a site's approval")
-    revoke.add_argument("origin", help="the site's origin, https://host[:port]")
+    listing = actions.add_parser("list", help=text("cli.consents.list"))
+    listing.add_argument("--json", action="store_true", help=label("help.json", language))
+    revoke = actions.add_parser("revoke", help=text("cli.consents.revoke"))
+    revoke.add_argument(
+        "origin", metavar=label("metavar.origin", language), help=text("cli.consents.origin")
+    )
     return parser
 
 
-def _serve_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--host", default=LOOPBACK, help="loopback address (default 127.0.0.1)")
-    parser.add_argument("--port", type=int, help="port (default 24790)")
+def _serve_options(parser: argparse.ArgumentParser, language: Language) -> None:
+    def text(key: str) -> str:
+        return messages.label(key, language)
+
+    parser.add_argument(
+        "--host",
+        default=LOOPBACK,
+        metavar=label("metavar.address", language),
+        help=text("cli.host"),
+    )
+    parser.add_argument("--port", type=int, help=text("cli.port"))
     parser.add_argument(
         "--allow-origin",
         action="append",
         default=[],
-        metavar="ORIGIN",
-        help="a site allowed without asking (repeatable)",
+        metavar=label("metavar.origin", language),
+        help=text("cli.allow_origin"),
     )
     parser.add_argument(
         "--allow-development-origins",
         action="store_true",
-        help="accept http://localhost and http://127.0.0.1 origins",
+        help=label("help.allow_development_origin", language),
     )
+    parser.add_argument("--simulate", action="store_true", help=label("help.simulate", language))
     parser.add_argument(
-        "--simulate", action="store_true", help="in-process virtual cards instead of PC/SC"
-    )
-    parser.add_argument(
-        "--personas",
-        default="",
-        metavar="P1,P2",
-        help="personas in the simulated slots (default: doctor,patient)",
+        "--personas", default="", metavar="P1,P2", help=label("help.personas", language)
     )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = build_parser(requested_language(argv)).parse_args(argv)
     language = choose_language(args.lang)
     try:
         config = load_config(args.config)
@@ -122,11 +122,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _consents(args, config, language)
         return serve(args, config, language)
     except CardAuthError as error:
-        print(
-            f"{'Erreur' if language == 'fr' else 'Error'} [{error.code}] "
-            f"{messages.describe(error, language)}",
-            file=sys.stderr,
-        )
+        print(error_line(error, language, more=messages.ERRORS), file=sys.stderr)
         return EXIT_ERROR
 
 
@@ -189,9 +185,10 @@ def serve(args: argparse.Namespace, config: BridgeConfig, language: Language) ->
     try:
         bridge = BridgeServer(config, backend, host=host).start()
         try:
-            print(say("listening", language, url=bridge.url), flush=True)
-            allowed = ", ".join(o.value for o in config.allowed_origins) or say("none", language)
-            print(say("origins", language, origins=allowed), flush=True)
+            print(messages.label("cli.listening", language, url=bridge.url), flush=True)
+            allowed = ", ".join(o.value for o in config.allowed_origins)
+            allowed = allowed or messages.label("cli.origins_none", language)
+            print(messages.label("cli.origins", language, origins=allowed), flush=True)
             stopping.wait()
         finally:
             bridge.close()
@@ -223,19 +220,16 @@ def _consents(args: argparse.Namespace, config: BridgeConfig, language: Language
         if args.json:
             print(json.dumps({"consents": [c.to_dict() for c in found]}, indent=2))
         elif not found:
-            print(say("no_consent", language))
+            print(messages.label("cli.no_consent", language))
         for consent in found if not args.json else ():
             date = consent.expires_at.astimezone(dt.UTC).date().isoformat()
-            print(say("until", language, origin=consent.origin.value, date=date))
+            print(messages.label("cli.until", language, origin=consent.origin.value, date=date))
         return 0
-    try:
-        origin = Origin.parse(args.origin, allow_development=True)
-    except InvalidOrigin as error:
-        raise BridgeConfigError(f"not an origin: {error.message}") from None
+    origin = Origin.parse(args.origin, allow_development=True)  # else origin.invalid
     if store.revoke(origin):
-        print(say("revoked", language, origin=origin.value))
+        print(messages.label("cli.revoked", language, origin=origin.value))
         return 0
-    print(say("not_found", language, origin=origin.value), file=sys.stderr)
+    print(messages.label("cli.not_found", language, origin=origin.value), file=sys.stderr)
     return EXIT_ERROR
 
 

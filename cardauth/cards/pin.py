@@ -49,7 +49,9 @@ class PinFormat:
     def encode(self, pin: str, *, what: str = "PIN") -> bytes:
         if not (pin.isascii() and pin.isdigit() and self.min_digits <= len(pin) <= self.max_digits):
             raise PinFormatInvalid(
-                f"the {what} must be {self._describe()} digits", digits=self._describe()
+                f"the {what} must be {self._describe()} digits",
+                min_digits=self.min_digits,
+                max_digits=self.max_digits,
             )
         return pin.encode("ascii").ljust(self.encoded_length, bytes((self.pad,)))
 
