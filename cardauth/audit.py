@@ -23,7 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from cardauth.certificates import Patient, Professional
-from cardauth.errors import CardAuthError
+from cardauth.errors import CardAuthError, InvalidOrigin
+from cardauth.origins import Origin
 
 MIN_KEY_BYTES = 32
 AUDIT_MODE = 0o600  # a new audit file is its owner's only
@@ -35,17 +36,20 @@ class AuditConfigError(CardAuthError):
     code = "audit.invalid"
 
 
-MAX_ORIGIN_LENGTH = 200  # an origin from a request: kept short, and printable
+INVALID_ORIGIN = "invalid"  # what the trail keeps of an Origin header that is no origin
 
 
 def _shown_origin(origin: str | None) -> str | None:
-    """A request's Origin header as the trail keeps it: as sent when it is a short
-    printable text, else "invalid" (an anonymous request cannot grow the trail)."""
+    """A request's Origin header as the trail keeps it: a web origin in its one
+    spelling (RFC 6454 § 6.2, cardauth.origins) as sent, anything else as
+    INVALID_ORIGIN. Anyone can send these requests: they must not write text of
+    their choosing into the trail (a NIR, a name), nor grow it."""
     if origin is None:
         return None
-    if len(origin) > MAX_ORIGIN_LENGTH or not origin.isascii() or not origin.isprintable():
-        return "invalid"
-    return origin
+    try:
+        return Origin.parse(origin, allow_development=True).value
+    except InvalidOrigin:
+        return INVALID_ORIGIN
 
 
 class AuditLog:

@@ -243,6 +243,38 @@ def test_lookup_signed_by_another_professional_is_refused(app: Flask, tmp_path: 
     assert (tmp_path / "audit.jsonl").stat().st_mode & 0o777 == 0o600
 
 
+@pytest.mark.parametrize(
+    "sent",
+    [
+        "285037511542370",  # a NIR planted in the trail
+        "https://teleservice.example/285037511542370",  # an origin has no path
+        "patient 285037511542370 Jeanne ROBIN",
+        "null",
+        "HTTPS://TELESERVICE.EXAMPLE",  # not as a browser serialises an origin
+        "https://x" + "a" * 300,
+    ],
+)
+def test_the_audit_trail_keeps_an_origin_header_only_when_it_is_an_origin(
+    app: Flask, tmp_path: Path, sent: str
+) -> None:
+    app.test_client().post("/cardauth/login", json={"assertion": "x"}, headers={"Origin": sent})
+    entry = json.loads((tmp_path / "audit.jsonl").read_text().splitlines()[-1])
+    assert entry["event"] == "login_refused"
+    assert entry["origin"] == "invalid"
+
+
+@pytest.mark.parametrize(
+    "sent",
+    ["https://elsewhere.example", "https://teleservice.example:8443", "http://127.0.0.1:8450"],
+)
+def test_the_audit_trail_keeps_the_origin_of_a_refused_request(
+    app: Flask, tmp_path: Path, sent: str
+) -> None:
+    app.test_client().post("/cardauth/login", json={"assertion": "x"}, headers={"Origin": sent})
+    entry = json.loads((tmp_path / "audit.jsonl").read_text().splitlines()[-1])
+    assert entry["origin"] == sent  # who tried, for the one who reads the trail
+
+
 def test_a_short_pseudonym_key_is_refused(tmp_path: Path) -> None:
     with pytest.raises(AuditConfigError):
         AuditLog(tmp_path / "a.jsonl", pseudonym_key=b"short")

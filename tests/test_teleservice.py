@@ -499,6 +499,24 @@ def test_a_hostile_origin_does_not_grow_the_audit_trail(tmp_path: Path, trust_di
     assert entries[-1]["origin"] == "invalid"
 
 
+def test_an_origin_header_cannot_plant_a_nir_in_the_audit_trail(app: Flask, tmp_path: Path) -> None:
+    planted = {"Origin": "285037511542370"}
+    app.test_client().post("/cardauth/login", json={"assertion": "x"}, headers=planted)
+    persona = cpa_persona(tmp_path)
+    client = logged_in(app, persona)
+    forge = Forge(cps_persona=persona, vitale_persona="patient")
+    current = challenge(client)
+    token = forge.assertion(current, vitale=forge.vitale(current))
+    assert client.post("/api/lookup", json={"assertion": token}, headers=planted).status_code == 403
+    trail = (tmp_path / "audit.jsonl").read_text(encoding="utf-8")
+    assert "285037511542370" not in trail
+    refusals = [json.loads(line) for line in trail.splitlines() if "_refused" in line]
+    assert [(entry["event"], entry["origin"]) for entry in refusals] == [
+        ("login_refused", "invalid"),
+        ("lookup_refused", "invalid"),
+    ]
+
+
 def test_requests_without_login_do_not_use_up_a_professional_s_lookups(
     tmp_path: Path, trust_dir: Path
 ) -> None:
