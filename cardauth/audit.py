@@ -102,17 +102,38 @@ class AuditLog:
     def logout(self, professional_idnat: str) -> None:
         self._append("logout", professional=professional_idnat)
 
-    def patient_lookup(self, professional: Professional, patient: Patient, *, outcome: str) -> None:
+    def patient_lookup(
+        self,
+        professional: Professional,
+        patient: Patient,
+        *,
+        outcome: str,
+        answer: str | None = None,
+    ) -> None:
+        """A lookup that was let through (``outcome``: "verified"), and, when the
+        service says, what it answered (``answer``: "declared", "unknown_patient"...).
+        Entries written without an answer are as before."""
+        fields = {} if answer is None else {"answer": answer}
         self._append(
             "patient_lookup",
             professional=professional.idnat,
             patient=self.pseudonym(patient.nir.value),
             outcome=outcome,
+            **fields,
         )
 
     def lookups_by(self, professional_idnat: str) -> list[dict[str, Any]]:
-        """The patient lookups of one professional, oldest first (what they may see).
-        Read line by line, without holding up the writers: a line being written
+        """The patient lookups of one professional that were let through, oldest first
+        (what they may see)."""
+        return self._entries_of(professional_idnat, ("patient_lookup",))
+
+    def lookup_attempts_by(self, professional_idnat: str) -> list[dict[str, Any]]:
+        """The patient lookups of one professional, oldest first, those refused
+        (``patient_lookup_refused``, with their ``code``) among them."""
+        return self._entries_of(professional_idnat, ("patient_lookup", "patient_lookup_refused"))
+
+    def _entries_of(self, professional_idnat: str, events: tuple[str, ...]) -> list[dict[str, Any]]:
+        """Read line by line, without holding up the writers: a line being written
         meanwhile is cut, and skipped like one cut by a crash."""
         entries = []
         try:
@@ -124,7 +145,7 @@ class AuditLog:
                         continue  # a line cut by a crash: the others still count
                     if (
                         isinstance(entry, dict)
-                        and entry.get("event") == "patient_lookup"
+                        and entry.get("event") in events
                         and entry.get("professional") == professional_idnat
                     ):
                         entries.append(entry)
