@@ -7,6 +7,7 @@ verified by the real verifier against the test PKI's exported trust."""
 from __future__ import annotations
 
 import datetime as dt
+import html
 import json
 import re
 from collections.abc import Iterator
@@ -556,6 +557,109 @@ def test_a_professional_sees_their_own_lookups_only(app: Flask, tmp_path: Path) 
     assert robin[:16] in page
     assert leroy[:16] not in page
     assert "Mes recherches" in page
+
+
+def visible_text(page: str) -> str:
+    """What a person reads of a page: no tags, no attributes."""
+    return " ".join(html.unescape(re.sub(r"<[^>]*>", " ", page)).split())
+
+
+def append_to_trail(tmp_path: Path, **entry: str) -> None:
+    """An entry as an earlier run (or version) of the service wrote it."""
+    with (tmp_path / "audit.jsonl").open("a", encoding="utf-8") as trail:
+        trail.write(json.dumps(entry) + "\n")
+
+
+def test_my_lookups_give_the_date_and_time_in_paris(app: Flask, tmp_path: Path) -> None:
+    append_to_trail(  # winter: UTC+1
+        tmp_path,
+        at="2025-12-01T22:45:00+00:00",
+        event="patient_lookup",
+        professional=DOCTOR,
+        patient="ab" * 32,
+        outcome="verified",
+        answer="declared",
+    )
+    doctor = logged_in(app)
+    lookup(doctor)  # at NOW, 2026-06-01 12:00 UTC: summer, UTC+2
+    lookups = doctor.get("/api/lookups").get_json()["lookups"]
+    assert [entry["when"] for entry in lookups] == [
+        "1er juin 2026 à 14:00",
+        "1er décembre 2025 à 23:45",
+    ]
+    assert lookups[1]["at"] == "2025-12-01T22:45:00+00:00"  # as the trail has it, for programs
+    page = visible_text(text(doctor.get("/journal")))
+    assert "1er décembre 2025 à 23:45" in page
+    assert "2025-12-01" not in page
+    assert "UTC" not in page
+    english = visible_text(text(doctor.get("/journal?lang=en")))
+    assert "1 December 2025, 23:45" in english
+    assert "1 June 2026, 14:00" in english
+
+
+def test_my_lookups_say_each_outcome_in_a_sentence(app: Flask, tmp_path: Path) -> None:
+    doctor = logged_in(app)
+    lookup(doctor, vitale="patient")
+    lookup(doctor, vitale="patient-corsica")
+    doctor.post("/api/lookup", json={"assertion": Forge().assertion(challenge(doctor))})
+    lookup(doctor, persona="pharmacist")
+    append_to_trail(  # written before lookups recorded their answer
+        tmp_path,
+        at="2026-06-01T12:30:00+00:00",
+        event="patient_lookup",
+        professional=DOCTOR,
+        patient="ab" * 32,
+        outcome="verified",
+    )
+    lookups = doctor.get("/api/lookups").get_json()["lookups"]
+    assert [entry["outcome_text"] for entry in lookups] == [
+        "Recherche faite ; sa réponse n'a pas été enregistrée.",
+        "Refusée : la recherche était signée par une autre carte CPS que la vôtre.",
+        "Refusée : la carte Vitale du patient n'a pas signé la recherche.",
+        "Le patient n'a pas déclaré de médecin traitant.",
+        "Le patient a déclaré un médecin traitant.",
+    ]
+    assert [entry["outcome"] for entry in lookups] == [
+        "verified",
+        "lookup.other_professional",
+        "vitale.missing",
+        "not_declared",
+        "declared",
+    ]
+    page = visible_text(text(doctor.get("/journal")))
+    for entry in lookups:
+        assert entry["outcome_text"] in page
+        assert entry["outcome"] not in page  # no code a person would have to decode
+    english = doctor.get("/api/lookups?lang=en").get_json()["lookups"]
+    assert english[3]["outcome_text"] == "The patient has not declared a médecin traitant."
+
+
+def test_my_lookups_name_an_unknown_patient_as_such(tmp_path: Path, trust_dir: Path) -> None:
+    seed = tmp_path / "seed.toml"
+    seed.write_text(
+        BUNDLED_SEED.read_text(encoding="utf-8").split("[[patients]]")[0], encoding="utf-8"
+    )
+    init_db(tmp_path / "teleservice.db", seed)
+    app = create_app(config(tmp_path, trust_dir), clock=lambda: NOW)
+    doctor = logged_in(app)
+    lookup(doctor)
+    (entry,) = doctor.get("/api/lookups").get_json()["lookups"]
+    assert entry["outcome"] == "unknown_patient"
+    assert entry["outcome_text"] == "Patient inconnu du service : aucune déclaration enregistrée."
+
+
+def test_the_declaration_date_reads_as_a_date(app: Flask) -> None:
+    doctor = logged_in(app)
+    assert lookup(doctor).get_json()["summary"][-1] == (
+        "RPPS 99700420013, déclaré le 6 septembre 2021."
+    )
+    english = Forge(vitale_persona="patient")
+    current = challenge(doctor)
+    token = english.assertion(current, vitale=english.vitale(current))
+    answer = doctor.post(
+        "/api/lookup", json={"assertion": token}, headers={"Accept-Language": "en"}
+    )
+    assert answer.get_json()["summary"][-1] == "RPPS 99700420013, declared on 6 September 2021."
 
 
 # -- pages: headers, language, the bridge's client --------------------------------------

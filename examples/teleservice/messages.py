@@ -4,6 +4,7 @@ words of its pages and its own refusals (the cardauth ones keep the wording of
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Mapping
 
 from cardauth import messages
@@ -58,14 +59,51 @@ LABELS: Mapping[str, Mapping[Language, str]] = {
     "logout": {"fr": "Se déconnecter", "en": "Log out"},
     "journal": {"fr": "Mes recherches", "en": "My lookups"},
     "journal_intro": {
-        "fr": "Vos recherches, les plus récentes d'abord. Le patient y figure sous un "
-        "pseudonyme : le journal ne contient aucun NIR.",
-        "en": "Your lookups, most recent first. Patients appear as a pseudonym: the "
-        "audit trail holds no NIR.",
+        "fr": "Vos recherches, refusées comprises, les plus récentes d'abord. Le patient y "
+        "figure sous un pseudonyme : le journal ne contient aucun NIR.",
+        "en": "Your lookups, refused ones included, most recent first. Patients appear as a "
+        "pseudonym: the audit trail holds no NIR.",
     },
     "journal_none": {"fr": "Aucune recherche.", "en": "No lookup."},
-    "at": {"fr": "Date (UTC)", "en": "Date (UTC)"},
+    "at": {"fr": "Date et heure (heure de Paris)", "en": "Date and time (Paris time)"},
     "patient": {"fr": "Patient (pseudonyme)", "en": "Patient (pseudonym)"},
+    "outcome": {"fr": "Résultat", "en": "Outcome"},
+    "no_patient": {"fr": "—", "en": "—"},
+    "moment": {"fr": "{date} à {time}", "en": "{date}, {time}"},
+    "unknown_moment": {"fr": "date inconnue", "en": "unknown date"},
+    # What a lookup answered, or why it was refused, as "Mes recherches" says it.
+    "outcome_declared": {
+        "fr": "Le patient a déclaré un médecin traitant.",
+        "en": "The patient has declared a médecin traitant.",
+    },
+    "outcome_not_declared": {
+        "fr": "Le patient n'a pas déclaré de médecin traitant.",
+        "en": "The patient has not declared a médecin traitant.",
+    },
+    "outcome_unknown_patient": {
+        "fr": "Patient inconnu du service : aucune déclaration enregistrée.",
+        "en": "Patient unknown to the service: no declaration on record.",
+    },
+    "outcome_verified": {
+        "fr": "Recherche faite ; sa réponse n'a pas été enregistrée.",
+        "en": "Lookup made; its answer was not recorded.",
+    },
+    "outcome_refused_vitale": {
+        "fr": "Refusée : la carte Vitale du patient n'a pas signé la recherche.",
+        "en": "Refused: the patient's Vitale card did not sign the lookup.",
+    },
+    "outcome_refused_other_card": {
+        "fr": "Refusée : la recherche était signée par une autre carte CPS que la vôtre.",
+        "en": "Refused: the lookup was signed by another CPS card than yours.",
+    },
+    "outcome_unavailable": {
+        "fr": "Non aboutie : le service ne pouvait pas vérifier les cartes à ce moment-là.",
+        "en": "Not completed: the service could not check the cards at that moment.",
+    },
+    "outcome_refused": {
+        "fr": "Refusée : la signature des cartes n'a pas pu être vérifiée.",
+        "en": "Refused: the cards' signature could not be verified.",
+    },
     "back": {"fr": "Retour", "en": "Back"},
     "other_language": {"fr": "English", "en": "Français"},
     "bridge_failed": {
@@ -118,3 +156,47 @@ def describe(error: CardAuthError, language: Language) -> str:
 
 def label(key: str, language: Language, **values: object) -> str:
     return LABELS[key][language].format(**values)
+
+
+MONTHS: Mapping[Language, tuple[str, ...]] = {
+    "fr": (
+        "janvier",
+        "février",
+        "mars",
+        "avril",
+        "mai",
+        "juin",
+        "juillet",
+        "août",
+        "septembre",
+        "octobre",
+        "novembre",
+        "décembre",
+    ),
+    "en": (
+        "January",
+        "February",
+        "March",
+        "April",
+        "May",
+        "June",
+        "July",
+        "August",
+        "September",
+        "October",
+        "November",
+        "December",
+    ),
+}
+
+
+def date_text(day: dt.date, language: Language) -> str:
+    """« 1er décembre 2026 », "1 December 2026"."""
+    number = "1er" if language == "fr" and day.day == 1 else str(day.day)
+    return f"{number} {MONTHS[language][day.month - 1]} {day.year}"
+
+
+def moment_text(moment: dt.datetime, language: Language) -> str:
+    """« 1er décembre 2026 à 23:45 », "1 December 2026, 23:45": ``moment`` as it
+    is given, already in the time zone the reader lives in."""
+    return label("moment", language, date=date_text(moment, language), time=f"{moment:%H:%M}")
