@@ -242,6 +242,14 @@ def test_login_with_the_pin_after_a_wrong_one(
     page.screenshot(path=artifacts / "04-teleservice-logged-in.png")
 
 
+def test_the_header_names_the_service_and_who_is_logged_in(page: Page) -> None:
+    page.wait_for_selector("#app-view", state="visible")  # logged in by the test before
+    header = page.locator("header")
+    assert "Médecin traitant en ligne" in (header.text_content() or "")
+    assert "FONTAINE" in (header.locator("#professional").text_content() or "").upper()
+    assert header.locator("#logout").is_visible()
+
+
 def test_lookup_needs_the_patients_vitale_card(
     page: Page, demo: RunningDemo, artifacts: Path
 ) -> None:

@@ -679,6 +679,44 @@ def test_security_headers_on_every_answer(app: Flask) -> None:
         assert response.headers["X-Content-Type-Options"] == "nosniff"
 
 
+def header_of(page: str) -> str:
+    found = re.search(r"<header.*?</header>", page, re.S)
+    assert found is not None, "no header"
+    return html.unescape(found.group(0))
+
+
+def test_every_page_names_the_service_in_its_header(app: Flask) -> None:
+    client = logged_in(app)
+    for path in ("/", "/?lang=en", "/journal", "/journal?lang=en"):
+        assert "Médecin traitant en ligne" in header_of(text(client.get(path))), path
+
+
+def test_the_header_says_who_is_logged_in_with_the_logout_button(app: Flask) -> None:
+    client = logged_in(app)
+    assert client.get("/api/me").get_json()["who"] == "Élise FONTAINE — Médecin (CPS)"
+    header = header_of(text(client.get("/journal")))  # a page the server writes logged in
+    assert "Élise FONTAINE — Médecin (CPS)" in header
+    assert 'id="logout"' in header
+    login_page = header_of(text(app.test_client().get("/")))  # the script fills it in
+    assert re.search(r'id="session"[^>]*hidden', login_page)
+    assert 'id="professional"></strong>' in login_page
+
+
+def test_pages_use_no_inline_style_and_nothing_from_elsewhere(app: Flask) -> None:
+    client = logged_in(app)
+    for path in ("/", "/journal"):
+        page = text(client.get(path))
+        assert "<style" not in page
+        assert " style=" not in page
+        for address in re.findall(r'(?:src|href)="([^"]*)"', page):
+            assert address.startswith(("/", "?")), (path, address)
+    css = text(client.get("/static/teleservice.css"))
+    assert "url(" not in css
+    assert "@import" not in css
+    policy = client.get("/").headers["Content-Security-Policy"]
+    assert "style-src 'self';" in policy
+
+
 def test_pages_have_no_inline_script(app: Flask) -> None:
     page = text(app.test_client().get("/"))
     scripts = re.findall(r"<script[^>]*>", page)

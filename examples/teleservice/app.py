@@ -114,16 +114,23 @@ def create_app(
     def too_large(error: RequestEntityTooLarge) -> Response:
         return _error_response(RequestTooLarge("the body is too large", limit=MAX_BODY), 413)
 
-    @app.get("/")
-    def index() -> str:
+    def page(template: str, *, who: str | None = None, **values: Any) -> str:
+        """A page: the header names the service, and ``who`` is logged in."""
         language = _language()
         return render_template(
-            "index.html",
+            f"{template}.html",
+            page=template,
             lang=language,
             other=_other(language),
             bridge_url=settings["TELESERVICE_BRIDGE_URL"],
-            t=lambda key, **values: messages.label(key, language, **values),
+            who=who,
+            t=lambda key, **texts: messages.label(key, language, **texts),
+            **values,
         )
+
+    @app.get("/")
+    def index() -> str:
+        return page("index")  # holds no data: the script asks /api/me who is logged in
 
     @app.get("/vendor/cardauth.js")
     def cardauth_js() -> Response:
@@ -141,6 +148,7 @@ def create_app(
                 key: professional[key]
                 for key in ("idnat", "surname", "given_name", "card_type", "profession")
             },
+            "who": _who(professional),
             "access": level.name,
             "access_text": messages.label(
                 "access", language, level=messages.label(f"level_{level.value}", language)
@@ -179,14 +187,7 @@ def create_app(
 
     @app.get("/journal")
     def journal() -> str:
-        language = _language()
-        return render_template(
-            "journal.html",
-            lang=language,
-            other=_other(language),
-            lookups=_own_lookups(),
-            t=lambda key, **values: messages.label(key, language, **values),
-        )
+        return page("journal", who=_who(_professional()), lookups=_own_lookups())
 
     return app
 
@@ -234,6 +235,18 @@ def _professional() -> dict[str, Any]:
     if professional is None:  # require_login let nobody through: defence in depth
         abort(_error_response(LoginRequired("card login required"), 401))
     return professional
+
+
+def _who(professional: Mapping[str, Any]) -> str:
+    """The professional as the header names them (from the card's certificate)."""
+    return messages.label(
+        "who",
+        _language(),
+        given_name=professional["given_name"],
+        surname=professional["surname"],
+        profession=professional["profession"] or professional["card_type"],
+        card_type=professional["card_type"],
+    )
 
 
 def _professional_key() -> str:

@@ -44,7 +44,41 @@ ERRORS: Mapping[str, Mapping[Language, str]] = {
 }
 
 LABELS: Mapping[str, Mapping[Language, str]] = {
-    "title": {"fr": "Médecin traitant en ligne", "en": "Declared doctor online"},
+    # The service's name, a proper name: the same in both languages.
+    "title": {"fr": "Médecin traitant en ligne", "en": "Médecin traitant en ligne"},
+    "tagline": {
+        "fr": "Le médecin traitant déclaré d'un patient, par carte CPS et carte Vitale",
+        "en": "Whether a patient has declared a médecin traitant, by CPS and Vitale card",
+    },
+    "logged_in_as": {"fr": "Session ouverte :", "en": "Logged in:"},
+    "who": {
+        "fr": "{given_name} {surname} — {profession} ({card_type})",
+        "en": "{given_name} {surname} — {profession} ({card_type})",
+    },
+    "navigation": {"fr": "Navigation", "en": "Navigation"},
+    "search": {"fr": "Rechercher un patient", "en": "Look up a patient"},
+    "footer": {
+        "fr": "Téléservice de démonstration de cardauth : cartes et patients simulés.",
+        "en": "cardauth's demonstration teleservice: simulated cards and patients.",
+    },
+    "login_title": {"fr": "Connexion", "en": "Log in"},
+    "login_step_card": {
+        "fr": "Insérez votre carte CPS dans le lecteur.",
+        "en": "Insert your CPS card in the reader.",
+    },
+    "login_step_pin": {
+        "fr": "Cliquez sur « Se connecter avec la carte CPS », puis saisissez votre code PIN "
+        "dans la fenêtre du module cardauth ou sur le clavier du lecteur.",
+        "en": "Click “Log in with the CPS card”, then type your PIN in the cardauth window "
+        "or on the reader's keypad.",
+    },
+    "search_title": {"fr": "Recherche d'un patient", "en": "Patient lookup"},
+    "search_step": {
+        "fr": "Le patient présente sa carte Vitale : insérez-la dans le lecteur, puis lancez "
+        "la recherche.",
+        "en": "The patient presents their Vitale card: insert it in the reader, then look "
+        "the patient up.",
+    },
     "intro": {
         "fr": "Dites si un patient a déclaré un médecin traitant, et lequel. Connexion "
         "par carte CPS ; le patient présente sa carte Vitale.",

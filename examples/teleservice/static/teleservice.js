@@ -1,5 +1,8 @@
-// The page of « Médecin traitant en ligne »: card login with cardauth.js, a patient
+// The pages of « Médecin traitant en ligne »: card login with cardauth.js, a patient
 // lookup co-signed by the Vitale card, and logout when the CPS card leaves the reader.
+// Both pages have the header's #session: who is logged in, and the logout button.
+// The search page (#login-view, #app-view) holds no data until /api/me answers; the
+// journal page comes from the server logged in.
 import { CardAuthBridge } from "/vendor/cardauth.js";
 
 const $ = (id) => document.getElementById(id);
@@ -28,6 +31,8 @@ async function call(path, body) {
 
 const challenge = () => call("/cardauth/challenge", {}).then((answer) => answer.challenge);
 
+// -- the search page ------------------------------------------------------------------
+
 function showError(error) {
   const box = $("error");
   const text = error.name === "CardAuthBridgeError" ? `${box.dataset.bridgeFailed} ` : "";
@@ -43,16 +48,17 @@ function clearError() {
 function showLogin() {
   stopCardEvents?.();
   stopCardEvents = null;
-  $("app-view").hidden = true;
+  $("session").hidden = true;
   $("professional").textContent = "";
+  $("app-view").hidden = true;
   $("access").textContent = "";
   $("result").textContent = "";
   $("login-view").hidden = false;
 }
 
 function showProfessional(me) {
-  const { given_name: given, surname, profession, card_type: cardType } = me.professional;
-  $("professional").textContent = `${given} ${surname} — ${profession ?? cardType} (${cardType})`;
+  $("professional").textContent = me.who;
+  $("session").hidden = false;
   $("access").textContent = me.access_text;
   $("lookup").disabled = !me.may_look_up;
   $("login-view").hidden = true;
@@ -79,29 +85,43 @@ function showResult(result) {
   );
 }
 
-$("login").addEventListener("click", async () => {
-  clearError();
-  try {
-    const assertion = await bridge.login(challenge);
-    await call("/cardauth/login", { assertion });
-    showProfessional(await call("/api/me"));
-  } catch (error) {
-    showError(error);
-  }
-});
+function startSearchPage() {
+  $("login").addEventListener("click", async () => {
+    clearError();
+    try {
+      const assertion = await bridge.login(challenge);
+      await call("/cardauth/login", { assertion });
+      showProfessional(await call("/api/me"));
+    } catch (error) {
+      showError(error);
+    }
+  });
 
-$("lookup").addEventListener("click", async () => {
-  clearError();
-  $("result").textContent = "";
-  try {
-    const assertion = await bridge.login(challenge, { vitale: true });
-    showResult(await call("/api/lookup", { assertion }));
-  } catch (error) {
-    if (error.code === "login.required") showLogin();
-    showError(error);
-  }
-});
+  $("lookup").addEventListener("click", async () => {
+    clearError();
+    $("result").textContent = "";
+    try {
+      const assertion = await bridge.login(challenge, { vitale: true });
+      showResult(await call("/api/lookup", { assertion }));
+    } catch (error) {
+      if (error.code === "login.required") showLogin();
+      showError(error);
+    }
+  });
 
-$("logout").addEventListener("click", () => logout());
+  $("logout").addEventListener("click", () => logout());
 
-call("/api/me").then(showProfessional, showLogin);
+  call("/api/me").then(showProfessional, showLogin);
+}
+
+// -- the journal page -----------------------------------------------------------------
+
+function startJournalPage() {
+  $("logout").addEventListener("click", async () => {
+    await call("/cardauth/logout", {}).catch(() => {});
+    window.location.assign($("search").href);
+  });
+}
+
+if ($("login-view") !== null) startSearchPage();
+else startJournalPage();
