@@ -269,6 +269,20 @@ def test_lookup_needs_the_patients_vitale_card(
     page.screenshot(path=artifacts / "06-lookup-without-vitale.png")
 
 
+def test_the_result_goes_when_the_vitale_card_leaves(
+    page: Page, demo: RunningDemo, artifacts: Path
+) -> None:
+    demo.cards("doctor", "patient")
+    page.wait_for_selector("#app-view", state="visible")
+    page.click("#lookup")
+    page.wait_for_selector("#result p")
+    demo.cards("doctor", None)  # the patient takes their card back
+    page.wait_for_selector("#result p", state="detached", timeout=LOGOUT_MS)
+    assert "ROBIN" not in (page.text_content("main") or "").upper()
+    assert page.is_visible("#app-view")  # the professional is still logged in
+    page.screenshot(path=artifacts / "06b-vitale-card-taken-back.png")
+
+
 def test_pulling_the_cps_card_logs_the_page_out(
     page: Page, demo: RunningDemo, artifacts: Path
 ) -> None:

@@ -735,6 +735,7 @@ def test_the_page_script_drives_the_bridge_as_the_brief_says() -> None:
     assert "bridge.login(challenge)" in script
     assert "bridge.login(challenge, { vitale: true })" in script
     assert 'kind === "cps" && state === "removed"' in script
+    assert 'kind === "vitale" && state === "removed"' in script
     assert '"/cardauth/logout"' in script
 
 

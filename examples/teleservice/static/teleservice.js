@@ -11,6 +11,7 @@ const bridge = new CardAuthBridge({
   url: document.querySelector('meta[name="cardauth-bridge"]').content,
 });
 let stopCardEvents = null;
+let vitaleRemovals = 0; // an answer about a card that has left meanwhile is not shown
 
 /** A JSON call to this teleservice: the answer, or an Error with the server's code. */
 async function call(path, body) {
@@ -63,10 +64,17 @@ function showProfessional(me) {
   $("lookup").disabled = !me.may_look_up;
   $("login-view").hidden = true;
   $("app-view").hidden = false;
-  // Removing the CPS card ends the session, on the server too (DESIGN.md).
   stopCardEvents ??= bridge.onCardEvent(({ kind, state }) => {
+    // Removing the CPS card ends the session, on the server too (DESIGN.md).
     if (kind === "cps" && state === "removed") logout();
+    // The patient took their card back: what was found about them goes with it.
+    if (kind === "vitale" && state === "removed") forgetPatient();
   });
+}
+
+function forgetPatient() {
+  vitaleRemovals += 1;
+  $("result").textContent = "";
 }
 
 async function logout() {
@@ -100,9 +108,11 @@ function startSearchPage() {
   $("lookup").addEventListener("click", async () => {
     clearError();
     $("result").textContent = "";
+    const removalsBefore = vitaleRemovals;
     try {
       const assertion = await bridge.login(challenge, { vitale: true });
-      showResult(await call("/api/lookup", { assertion }));
+      const result = await call("/api/lookup", { assertion });
+      if (vitaleRemovals === removalsBefore) showResult(result);
     } catch (error) {
       if (error.code === "login.required") showLogin();
       showError(error);
