@@ -283,6 +283,28 @@ def test_the_result_goes_when_the_vitale_card_leaves(
     page.screenshot(path=artifacts / "06b-vitale-card-taken-back.png")
 
 
+def test_the_page_says_when_the_session_ended_on_the_server(
+    page: Page, demo: RunningDemo, artifacts: Path
+) -> None:
+    demo.cards("doctor", "patient")
+    page.wait_for_selector("#app-view", state="visible")
+    ended = page.evaluate(
+        """fetch("/cardauth/logout", {method: "POST", body: "{}",
+                  headers: {"Content-Type": "application/json"}}).then((answer) => answer.status)"""
+    )
+    assert ended == 200  # the page does not know yet
+    page.click("#lookup")  # the cards sign, the server answers login.required
+    page.wait_for_selector("#login-view", state="visible")
+    assert page.text_content("#notice") == (
+        "Votre session a pris fin : reconnectez-vous avec votre carte CPS."
+    )
+    assert page.is_hidden("#app-view")
+    page.screenshot(path=artifacts / "06c-session-ended.png")
+    page.click("#login")  # again, for the tests that follow: the card's PIN is still fresh
+    page.wait_for_selector("#app-view", state="visible")
+    assert page.is_hidden("#notice")
+
+
 def test_pulling_the_cps_card_logs_the_page_out(
     page: Page, demo: RunningDemo, artifacts: Path
 ) -> None:
@@ -302,6 +324,14 @@ def test_pulling_the_cps_card_logs_the_page_out(
         time.sleep(0.1)
         status = page.evaluate("fetch('/api/me').then((answer) => answer.status)")
     assert status == 401
+
+
+def test_the_page_says_it_logged_out_because_the_card_was_pulled(page: Page) -> None:
+    page.wait_for_selector("#login-view", state="visible")  # the CPS card pulled before
+    assert page.text_content("#notice") == (
+        "Vous avez été déconnecté : votre carte CPS a été retirée du lecteur."
+    )
+    assert page.is_hidden("#session")  # nobody named in the header any more
 
 
 def test_a_blocked_card_says_what_to_do(

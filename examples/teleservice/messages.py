@@ -91,6 +91,15 @@ LABELS: Mapping[str, Mapping[Language, str]] = {
         "en": "Look up the patient (Vitale card)",
     },
     "logout": {"fr": "Se déconnecter", "en": "Log out"},
+    # Why the page logged out by itself.
+    "ended_card_removed": {
+        "fr": "Vous avez été déconnecté : votre carte CPS a été retirée du lecteur.",
+        "en": "You have been logged out: your CPS card was removed from the reader.",
+    },
+    "ended_session": {
+        "fr": "Votre session a pris fin : reconnectez-vous avec votre carte CPS.",
+        "en": "Your session has ended: log in again with your CPS card.",
+    },
     "journal": {"fr": "Mes recherches", "en": "My lookups"},
     "journal_intro": {
         "fr": "Vos recherches, refusées comprises, les plus récentes d'abord. Le patient y "

@@ -46,6 +46,17 @@ function clearError() {
   $("error").textContent = "";
 }
 
+/** Say why the page logged out: "cardRemoved" or "sessionEnded" (its data-* texts). */
+function showNotice(reason) {
+  $("notice").textContent = $("notice").dataset[reason];
+  $("notice").hidden = false;
+}
+
+function clearNotice() {
+  $("notice").hidden = true;
+  $("notice").textContent = "";
+}
+
 function showLogin() {
   stopCardEvents?.();
   stopCardEvents = null;
@@ -66,7 +77,7 @@ function showProfessional(me) {
   $("app-view").hidden = false;
   stopCardEvents ??= bridge.onCardEvent(({ kind, state }) => {
     // Removing the CPS card ends the session, on the server too (DESIGN.md).
-    if (kind === "cps" && state === "removed") logout();
+    if (kind === "cps" && state === "removed") logout("cardRemoved");
     // The patient took their card back: what was found about them goes with it.
     if (kind === "vitale" && state === "removed") forgetPatient();
   });
@@ -77,8 +88,10 @@ function forgetPatient() {
   $("result").textContent = "";
 }
 
-async function logout() {
+/** Log out; `reason`, when the page does it by itself, is said on the login view. */
+async function logout(reason) {
   showLogin(); // at once: the page shows nothing more of the professional's
+  if (reason) showNotice(reason);
   await call("/cardauth/logout", {}).catch(() => {});
 }
 
@@ -96,6 +109,7 @@ function showResult(result) {
 function startSearchPage() {
   $("login").addEventListener("click", async () => {
     clearError();
+    clearNotice();
     try {
       const assertion = await bridge.login(challenge);
       await call("/cardauth/login", { assertion });
@@ -114,12 +128,16 @@ function startSearchPage() {
       const result = await call("/api/lookup", { assertion });
       if (vitaleRemovals === removalsBefore) showResult(result);
     } catch (error) {
-      if (error.code === "login.required") showLogin();
+      if (error.code === "login.required") {
+        showLogin(); // the server ended the session (its length, a logout elsewhere)
+        showNotice("sessionEnded");
+        return;
+      }
       showError(error);
     }
   });
 
-  $("logout").addEventListener("click", () => logout());
+  $("logout").addEventListener("click", () => logout()); // the professional knows why
 
   call("/api/me").then(showProfessional, showLogin);
 }
