@@ -13,6 +13,7 @@ working session does; each one puts the cards it needs in the reader first.
 from __future__ import annotations
 
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -332,6 +333,39 @@ def test_the_page_says_it_logged_out_because_the_card_was_pulled(page: Page) -> 
         "Vous avez été déconnecté : votre carte CPS a été retirée du lecteur."
     )
     assert page.is_hidden("#session")  # nobody named in the header any more
+
+
+def test_my_lookups_read_as_dates_and_sentences(
+    page: Page, browser: BrowserContext, demo: RunningDemo, artifacts: Path
+) -> None:
+    demo.cards("doctor", "patient")
+    page.wait_for_selector("#login-view", state="visible")
+    popup = open_bridge_page(page, browser, demo)  # the card left: its PIN again
+    popup.fill("#pin", PIN)
+    submit(popup, "#allow")
+    page.wait_for_selector("#app-view", state="visible")
+    page.click("#journal")
+    page.wait_for_selector("#lookups")
+    first = page.locator("#lookups tbody tr").last  # the oldest: Jeanne Robin, found
+    cells = [cell.strip() for cell in first.locator("td").all_text_contents()]
+    assert re.fullmatch(r"\d{1,2}(er)? \w+ 20\d\d à \d\d:\d\d", cells[0]), cells
+    assert cells[2] == "Le patient a déclaré un médecin traitant."
+    assert "FONTAINE" in (page.text_content("#professional") or "").upper()
+    page.screenshot(path=artifacts / "07b-my-lookups.png")
+
+
+def test_pulling_the_cps_card_on_my_lookups_logs_out_too(
+    page: Page, demo: RunningDemo, artifacts: Path
+) -> None:
+    page.wait_for_selector("#lookups")  # « Mes recherches », opened by the test before
+    demo.cards(None, "patient")
+    page.wait_for_selector("#login-view", state="visible", timeout=5 * LOGOUT_MS)
+    assert page.query_selector("#lookups") is None
+    assert page.text_content("#notice") == (
+        "Vous avez été déconnecté : votre carte CPS a été retirée du lecteur."
+    )
+    assert page.evaluate("fetch('/api/me').then((answer) => answer.status)") == 401
+    page.screenshot(path=artifacts / "07c-card-pulled-on-my-lookups.png")
 
 
 def test_a_blocked_card_says_what_to_do(

@@ -69,6 +69,7 @@ function showLogin() {
 }
 
 function showProfessional(me) {
+  clearNotice();
   $("professional").textContent = me.who;
   $("session").hidden = false;
   $("access").textContent = me.access_text;
@@ -139,16 +140,41 @@ function startSearchPage() {
 
   $("logout").addEventListener("click", () => logout()); // the professional knows why
 
+  noticeFromAddress();
   call("/api/me").then(showProfessional, showLogin);
 }
 
 // -- the journal page -----------------------------------------------------------------
 
 function startJournalPage() {
-  $("logout").addEventListener("click", async () => {
-    await call("/cardauth/logout", {}).catch(() => {});
-    window.location.assign($("search").href);
+  $("logout").addEventListener("click", () => leaveJournal());
+  // Removing the CPS card ends the session here too.
+  stopCardEvents = bridge.onCardEvent(({ kind, state }) => {
+    if (kind === "cps" && state === "removed") leaveJournal("cardRemoved");
   });
+}
+
+/** Log out from the journal page: its lookups go at once, then the search page,
+ * which says why when `reason` is given (?ended=, read by startSearchPage). */
+async function leaveJournal(reason) {
+  stopCardEvents?.();
+  stopCardEvents = null;
+  $("session").hidden = true;
+  document.querySelector("main .panel")?.remove();
+  await call("/cardauth/logout", {}).catch(() => {});
+  const next = new URL($("search").href);
+  if (reason) next.searchParams.set("ended", reason);
+  window.location.replace(next);
+}
+
+/** The reason a page that logged out by itself passed on (?ended=), said once. */
+function noticeFromAddress() {
+  const address = new URL(window.location.href);
+  const reason = address.searchParams.get("ended");
+  if (reason === null) return;
+  if (Object.hasOwn($("notice").dataset, reason)) showNotice(reason);
+  address.searchParams.delete("ended");
+  window.history.replaceState(null, "", address);
 }
 
 if ($("login-view") !== null) startSearchPage();
