@@ -264,10 +264,46 @@ def test_lookup_needs_the_patients_vitale_card(
 
     demo.cards("doctor", None)
     page.click("#lookup")
-    error = shown_error(page)
-    assert "card.not_present" in error, error
+    assert "Vitale" in shown_error(page)  # a sentence that names the card
+    assert page.get_attribute("#error", "data-code") == "card.not_present"
     assert page.query_selector("#result p") is None
     page.screenshot(path=artifacts / "06-lookup-without-vitale.png")
+
+
+def test_an_error_is_a_sentence_its_code_in_small_print(page: Page) -> None:
+    """The error of the test before: the bridge's sentence, never its code alone."""
+    sentence = page.text_content("#error-message") or ""
+    assert "card.not_present" not in sentence
+    assert "[" not in sentence
+    assert sentence.endswith("."), sentence
+    assert "card.not_present" in (page.text_content("#error .support") or "")
+
+
+def test_an_error_without_a_sentence_gets_a_generic_one(
+    page: Page, demo: RunningDemo, artifacts: Path
+) -> None:
+    demo.cards("doctor", "patient")
+    page.wait_for_selector("#app-view", state="visible")
+    generic = page.get_attribute("#error", "data-generic") or ""
+    assert generic.startswith("L'opération n'a pas abouti")
+    failures: dict[str, Any] = {  # what a proxy, or a network, might do
+        "http.502": lambda route: route.fulfill(status=502, body="Bad Gateway"),
+        "": lambda route: route.abort(),
+    }
+    for code, failure in failures.items():
+        page.route("**/api/lookup", failure)
+        try:
+            page.click("#lookup")
+            page.wait_for_function(
+                "(code) => document.getElementById('error').dataset.code === code"
+                " && !document.getElementById('error').hidden",
+                arg=code,
+            )
+            assert page.text_content("#error-message") == generic
+            assert page.is_visible("#error .support") is bool(code)
+        finally:
+            page.unroute("**/api/lookup")
+    page.screenshot(path=artifacts / "06a-error-without-a-sentence.png")
 
 
 def test_the_result_goes_when_the_vitale_card_leaves(

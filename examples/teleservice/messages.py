@@ -149,10 +149,14 @@ LABELS: Mapping[str, Mapping[Language, str]] = {
     },
     "back": {"fr": "Retour", "en": "Back"},
     "other_language": {"fr": "English", "en": "Français"},
-    "bridge_failed": {
-        "fr": "La carte n'a pas pu signer :",
-        "en": "The card could not sign:",
+    # An error that comes without a sentence (a proxy's page, a network failure...).
+    "error_generic": {
+        "fr": "L'opération n'a pas abouti à cause d'une erreur inattendue. Réessayez dans un "
+        "instant ; si le problème persiste, contactez le support.",
+        "en": "The operation did not complete because of an unexpected error. Try again in a "
+        "moment; if the problem persists, contact support.",
     },
+    "error_code": {"fr": "Code pour le support :", "en": "Code for support:"},
     "declared": {
         "fr": "{patient} a déclaré un médecin traitant.",
         "en": "{patient} has declared a médecin traitant.",

@@ -13,7 +13,12 @@ const bridge = new CardAuthBridge({
 let stopCardEvents = null;
 let vitaleRemovals = 0; // an answer about a card that has left meanwhile is not shown
 
-/** A JSON call to this teleservice: the answer, or an Error with the server's code. */
+/**
+ * A JSON call to this teleservice: the answer, or an Error with the server's code
+ * and its sentence (in the page's language). An answer that is not the server's
+ * JSON error (a proxy's page) gives an Error with an "http.STATUS" code and no
+ * sentence; a network failure, fetch's own TypeError.
+ */
 async function call(path, body) {
   const response = await fetch(path, {
     method: body === undefined ? "GET" : "POST",
@@ -23,7 +28,7 @@ async function call(path, body) {
   });
   const answer = await response.json().catch(() => ({}));
   if (!response.ok) {
-    const error = new Error(answer.error?.message ?? `HTTP ${response.status}`);
+    const error = new Error(answer.error?.message ?? "");
     error.code = answer.error?.code ?? `http.${response.status}`;
     throw error;
   }
@@ -34,16 +39,27 @@ const challenge = () => call("/cardauth/challenge", {}).then((answer) => answer.
 
 // -- the search page ------------------------------------------------------------------
 
+/**
+ * An error as the professional reads it: a sentence in the page's language, and its
+ * code in small print for support, never the code alone. The server's errors and
+ * cardauth.js's come with a code and a sentence (error.code, error.message); any
+ * other (no code, or no sentence) gets the page's generic sentence.
+ */
 function showError(error) {
-  const box = $("error");
-  const text = error.name === "CardAuthBridgeError" ? `${box.dataset.bridgeFailed} ` : "";
-  box.textContent = `${text}${error.message} [${error.code ?? "error"}]`;
-  box.hidden = false;
+  const code = typeof error?.code === "string" ? error.code : "";
+  const sentence = code && typeof error.message === "string" ? error.message.trim() : "";
+  $("error-message").textContent = sentence || $("error").dataset.generic;
+  $("error-code").textContent = code;
+  $("error").querySelector(".support").hidden = !code;
+  $("error").dataset.code = code;
+  $("error").hidden = false;
 }
 
 function clearError() {
   $("error").hidden = true;
-  $("error").textContent = "";
+  $("error").dataset.code = "";
+  $("error-message").textContent = "";
+  $("error-code").textContent = "";
 }
 
 /** Say why the page logged out: "cardRemoved" or "sessionEnded" (its data-* texts). */
