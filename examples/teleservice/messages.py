@@ -80,10 +80,10 @@ LABELS: Mapping[str, Mapping[Language, str]] = {
         "the patient up.",
     },
     "intro": {
-        "fr": "Dites si un patient a déclaré un médecin traitant, et lequel. Connexion "
-        "par carte CPS ; le patient présente sa carte Vitale.",
-        "en": "Tells whether a patient has declared a médecin traitant, and who. Log in "
-        "with your CPS card; the patient presents their Vitale card.",
+        "fr": "Ce service indique si un patient a déclaré un médecin traitant, et lequel. "
+        "Connexion par carte CPS ; le patient présente sa carte Vitale.",
+        "en": "This service tells whether a patient has declared a médecin traitant, and "
+        "who. Log in with your CPS card; the patient presents their Vitale card.",
     },
     "login": {"fr": "Se connecter avec la carte CPS", "en": "Log in with the CPS card"},
     "lookup": {
