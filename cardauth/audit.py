@@ -23,7 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from cardauth.certificates import Patient, Professional
-from cardauth.errors import CardAuthError
+from cardauth.errors import CardAuthError, InvalidOrigin
+from cardauth.origins import Origin
 
 MIN_KEY_BYTES = 32
 AUDIT_MODE = 0o600  # a new audit file is its owner's only
@@ -35,17 +36,20 @@ class AuditConfigError(CardAuthError):
     code = "audit.invalid"
 
 
-MAX_ORIGIN_LENGTH = 200  # an origin from a request: kept short, and printable
+INVALID_ORIGIN = "invalid"  # what the trail keeps of an Origin header that is no origin
 
 
 def _shown_origin(origin: str | None) -> str | None:
-    """A request's Origin header as the trail keeps it: as sent when it is a short
-    printable text, else "invalid" (an anonymous request cannot grow the trail)."""
+    """A request's Origin header as the trail keeps it: a web origin in its one
+    spelling (RFC 6454 § 6.2, cardauth.origins) as sent, anything else as
+    INVALID_ORIGIN. Anyone can send these requests: they must not write text of
+    their choosing into the trail (a NIR, a name), nor grow it."""
     if origin is None:
         return None
-    if len(origin) > MAX_ORIGIN_LENGTH or not origin.isascii() or not origin.isprintable():
-        return "invalid"
-    return origin
+    try:
+        return Origin.parse(origin, allow_development=True).value
+    except InvalidOrigin:
+        return INVALID_ORIGIN
 
 
 class AuditLog:
@@ -98,17 +102,38 @@ class AuditLog:
     def logout(self, professional_idnat: str) -> None:
         self._append("logout", professional=professional_idnat)
 
-    def patient_lookup(self, professional: Professional, patient: Patient, *, outcome: str) -> None:
+    def patient_lookup(
+        self,
+        professional: Professional,
+        patient: Patient,
+        *,
+        outcome: str,
+        answer: str | None = None,
+    ) -> None:
+        """A lookup that was let through (``outcome``: "verified"), and, when the
+        service says, what it answered (``answer``: "declared", "unknown_patient"...).
+        Entries written without an answer are as before."""
+        fields = {} if answer is None else {"answer": answer}
         self._append(
             "patient_lookup",
             professional=professional.idnat,
             patient=self.pseudonym(patient.nir.value),
             outcome=outcome,
+            **fields,
         )
 
     def lookups_by(self, professional_idnat: str) -> list[dict[str, Any]]:
-        """The patient lookups of one professional, oldest first (what they may see).
-        Read line by line, without holding up the writers: a line being written
+        """The patient lookups of one professional that were let through, oldest first
+        (what they may see)."""
+        return self._entries_of(professional_idnat, ("patient_lookup",))
+
+    def lookup_attempts_by(self, professional_idnat: str) -> list[dict[str, Any]]:
+        """The patient lookups of one professional, oldest first, those refused
+        (``patient_lookup_refused``, with their ``code``) among them."""
+        return self._entries_of(professional_idnat, ("patient_lookup", "patient_lookup_refused"))
+
+    def _entries_of(self, professional_idnat: str, events: tuple[str, ...]) -> list[dict[str, Any]]:
+        """Read line by line, without holding up the writers: a line being written
         meanwhile is cut, and skipped like one cut by a crash."""
         entries = []
         try:
@@ -120,7 +145,7 @@ class AuditLog:
                         continue  # a line cut by a crash: the others still count
                     if (
                         isinstance(entry, dict)
-                        and entry.get("event") == "patient_lookup"
+                        and entry.get("event") in events
                         and entry.get("professional") == professional_idnat
                     ):
                         entries.append(entry)

@@ -20,16 +20,20 @@ then starts a fresh session holding the professional's identity) and ``POST
 /logout``. Both POSTs take JSON only, so that a cross-site form cannot send them
 without a CORS preflight. A patient lookup goes through :meth:`CardAuth.verify_lookup`:
 a new assertion, co-signed by the patient's Vitale card, by the professional who is
-logged in. The audit trail records logins, refusals and lookups, NIRs pseudonymised.
+logged in (:meth:`CardAuth.patient_lookup` does the same and records what the
+service answered). The audit trail records logins, refusals and lookups, NIRs
+pseudonymised.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import functools
 import hmac
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
@@ -68,6 +72,16 @@ _LOGGED_IN_AT = "cardauth_logged_in_at"  # POSIX seconds
 MAX_BODY = 64 * 1024  # an assertion with its co-assertion is some 10 KiB
 DEFAULT_SESSION_HOURS = 10.0  # a working day; then the card again
 CLOCK_STEP_BACK = 300.0  # seconds a server clock may be set back without a logout
+
+
+@dataclass
+class PatientLookup:
+    """A verified patient lookup being answered (:meth:`CardAuth.patient_lookup`):
+    ``answer``, a short word the service chooses ("declared", "unknown_patient"...),
+    goes to the audit trail with the lookup."""
+
+    patient: Patient
+    answer: str | None = None
 
 
 class CardAuth:
@@ -181,6 +195,19 @@ class CardAuth:
         """A patient lookup: a fresh assertion by the professional who is logged in,
         co-signed by the patient's Vitale card. The patient comes from the Vitale
         certificate; the lookup is audited with the NIR's pseudonym."""
+        with self.patient_lookup(assertion) as lookup:
+            return lookup.patient
+
+    @contextlib.contextmanager
+    def patient_lookup(self, assertion: object) -> Iterator[PatientLookup]:
+        """:meth:`verify_lookup` for a service that also records what it answered:
+
+            with cardauth.patient_lookup(assertion) as lookup:
+                found = declarations.find(lookup.patient.nir)
+                lookup.answer = "declared" if found else "unknown_patient"
+
+        The lookup is audited when the block ends, with ``answer`` (none if the block
+        failed before setting it): the trail says what the professional was told."""
         professional = current_professional()
         if professional is None:
             abort(_refusal(LoginRequired("card login required"), 401))
@@ -201,9 +228,14 @@ class CardAuth:
                 )
             raise
         assert login.patient is not None  # require_vitale
-        if self.audit is not None:
-            self.audit.patient_lookup(login.professional, login.patient, outcome="verified")
-        return login.patient
+        lookup = PatientLookup(login.patient)
+        try:
+            yield lookup
+        finally:
+            if self.audit is not None:
+                self.audit.patient_lookup(
+                    login.professional, login.patient, outcome="verified", answer=lookup.answer
+                )
 
     def _verify(self, assertion: object, *, require_vitale: bool) -> VerifiedLogin:
         # One try per challenge, whatever happens: out of this cookie here, and out of

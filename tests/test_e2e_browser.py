@@ -12,12 +12,14 @@ working session does; each one puts the cards it needs in the reader first.
 
 from __future__ import annotations
 
+import re
 import signal
 import threading
 import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import pytest
 from playwright.sync_api import BrowserContext, Page, sync_playwright
@@ -129,6 +131,14 @@ def test_login_with_the_pin_after_a_wrong_one(
     page.screenshot(path=artifacts / "04-teleservice-logged-in.png")
 
 
+def test_the_header_names_the_service_and_who_is_logged_in(page: Page) -> None:
+    page.wait_for_selector("#app-view", state="visible")  # logged in by the test before
+    header = page.locator("header")
+    assert "Médecin traitant en ligne" in (header.text_content() or "")
+    assert "FONTAINE" in (header.locator("#professional").text_content() or "").upper()
+    assert header.locator("#logout").is_visible()
+
+
 def test_lookup_needs_the_patients_vitale_card(
     page: Page, demo: RunningDemo, artifacts: Path
 ) -> None:
@@ -142,10 +152,99 @@ def test_lookup_needs_the_patients_vitale_card(
 
     demo.cards("doctor", None)
     page.click("#lookup")
-    error = shown_error(page)
-    assert "card.not_present" in error, error
+    assert "Vitale" in shown_error(page)  # a sentence that names the card
+    assert page.get_attribute("#error", "data-code") == "card.not_present"
     assert page.query_selector("#result p") is None
     page.screenshot(path=artifacts / "06-lookup-without-vitale.png")
+
+
+def test_an_error_is_a_sentence_its_code_in_small_print(page: Page) -> None:
+    """The error of the test before: the bridge's sentence, never its code alone."""
+    sentence = page.text_content("#error-message") or ""
+    assert "card.not_present" not in sentence
+    assert "[" not in sentence
+    assert sentence.endswith("."), sentence
+    assert "card.not_present" in (page.text_content("#error .support") or "")
+
+
+def test_an_error_without_a_sentence_gets_a_generic_one(
+    page: Page, demo: RunningDemo, artifacts: Path
+) -> None:
+    demo.cards("doctor", "patient")
+    page.wait_for_selector("#app-view", state="visible")
+    generic = page.get_attribute("#error", "data-generic") or ""
+    assert generic.startswith("L'opération n'a pas abouti")
+    failures: dict[str, Any] = {  # what a proxy, or a network, might do
+        "http.502": lambda route: route.fulfill(status=502, body="Bad Gateway"),
+        "": lambda route: route.abort(),
+    }
+    for code, failure in failures.items():
+        page.route("**/api/lookup", failure)
+        try:
+            page.click("#lookup")
+            page.wait_for_function(
+                "(code) => document.getElementById('error').dataset.code === code"
+                " && !document.getElementById('error').hidden",
+                arg=code,
+            )
+            assert page.text_content("#error-message") == generic
+            assert page.is_visible("#error .support") is bool(code)
+        finally:
+            page.unroute("**/api/lookup")
+    page.screenshot(path=artifacts / "06a-error-without-a-sentence.png")
+
+
+def test_the_result_goes_when_the_vitale_card_leaves(
+    page: Page, demo: RunningDemo, artifacts: Path
+) -> None:
+    demo.cards("doctor", "patient")
+    page.wait_for_selector("#app-view", state="visible")
+    page.click("#lookup")
+    page.wait_for_selector("#result p")
+    demo.cards("doctor", None)  # the patient takes their card back
+    page.wait_for_selector("#result p", state="detached", timeout=LOGOUT_MS)
+    assert "ROBIN" not in (page.text_content("main") or "").upper()
+    assert page.is_visible("#app-view")  # the professional is still logged in
+    page.screenshot(path=artifacts / "06b-vitale-card-taken-back.png")
+
+
+def test_the_page_says_when_the_session_ended_on_the_server(
+    page: Page, demo: RunningDemo, artifacts: Path
+) -> None:
+    demo.cards("doctor", "patient")
+    page.wait_for_selector("#app-view", state="visible")
+    ended = page.evaluate(
+        """fetch("/cardauth/logout", {method: "POST", body: "{}",
+                  headers: {"Content-Type": "application/json"}}).then((answer) => answer.status)"""
+    )
+    assert ended == 200  # the page does not know yet
+    page.click("#lookup")  # the cards sign, the server answers login.required
+    page.wait_for_selector("#login-view", state="visible")
+    assert page.text_content("#notice") == (
+        "Votre session a pris fin : reconnectez-vous avec votre carte CPS."
+    )
+    assert page.is_hidden("#app-view")
+    page.screenshot(path=artifacts / "06c-session-ended.png")
+    page.click("#login")  # again, for the tests that follow: the card's PIN is still fresh
+    page.wait_for_selector("#app-view", state="visible")
+    assert page.is_hidden("#notice")
+
+
+def test_logging_out_then_in_asks_the_pin_again(
+    page: Page, browser: BrowserContext, demo: RunningDemo, artifacts: Path
+) -> None:
+    """After "Se déconnecter", the card has forgotten the PIN: "Se connecter" opens
+    the bridge's page again, where the PIN is asked."""
+    demo.cards("doctor", "patient")
+    page.wait_for_selector("#app-view", state="visible")  # logged in by the tests before
+    page.click("#logout")
+    page.wait_for_selector("#login-view", state="visible")
+    popup = open_bridge_page(page, browser, demo)
+    popup.wait_for_selector("#pin")
+    popup.screenshot(path=artifacts / "06d-pin-asked-after-logout.png")
+    popup.fill("#pin", PIN)
+    submit(popup, "#allow")
+    page.wait_for_selector("#app-view", state="visible")
 
 
 def test_pulling_the_cps_card_logs_the_page_out(
@@ -167,6 +266,47 @@ def test_pulling_the_cps_card_logs_the_page_out(
         time.sleep(0.1)
         status = page.evaluate("fetch('/api/me').then((answer) => answer.status)")
     assert status == 401
+
+
+def test_the_page_says_it_logged_out_because_the_card_was_pulled(page: Page) -> None:
+    page.wait_for_selector("#login-view", state="visible")  # the CPS card pulled before
+    assert page.text_content("#notice") == (
+        "Vous avez été déconnecté : votre carte CPS a été retirée du lecteur."
+    )
+    assert page.is_hidden("#session")  # nobody named in the header any more
+
+
+def test_my_lookups_read_as_dates_and_sentences(
+    page: Page, browser: BrowserContext, demo: RunningDemo, artifacts: Path
+) -> None:
+    demo.cards("doctor", "patient")
+    page.wait_for_selector("#login-view", state="visible")
+    popup = open_bridge_page(page, browser, demo)  # the card left: its PIN again
+    popup.fill("#pin", PIN)
+    submit(popup, "#allow")
+    page.wait_for_selector("#app-view", state="visible")
+    page.click("#journal")
+    page.wait_for_selector("#lookups")
+    first = page.locator("#lookups tbody tr").last  # the oldest: Jeanne Robin, found
+    cells = [cell.strip() for cell in first.locator("td").all_text_contents()]
+    assert re.fullmatch(r"\d{1,2}(er)? \w+ 20\d\d à \d\d:\d\d", cells[0]), cells
+    assert cells[2] == "Le patient a déclaré un médecin traitant."
+    assert "FONTAINE" in (page.text_content("#professional") or "").upper()
+    page.screenshot(path=artifacts / "07b-my-lookups.png")
+
+
+def test_pulling_the_cps_card_on_my_lookups_logs_out_too(
+    page: Page, demo: RunningDemo, artifacts: Path
+) -> None:
+    page.wait_for_selector("#lookups")  # « Mes recherches », opened by the test before
+    demo.cards(None, "patient")
+    page.wait_for_selector("#login-view", state="visible", timeout=5 * LOGOUT_MS)
+    assert page.query_selector("#lookups") is None
+    assert page.text_content("#notice") == (
+        "Vous avez été déconnecté : votre carte CPS a été retirée du lecteur."
+    )
+    assert page.evaluate("fetch('/api/me').then((answer) => answer.status)") == 401
+    page.screenshot(path=artifacts / "07c-card-pulled-on-my-lookups.png")
 
 
 def test_a_blocked_card_says_what_to_do(

@@ -48,6 +48,15 @@ def make_app(
         patient = extension().verify_lookup((app_json() or {}).get("assertion"))
         return {"patient": patient.to_dict()}
 
+    @app.post("/lookup-answered")
+    @login_required
+    def lookup_answered() -> dict[str, Any]:
+        with extension().patient_lookup((app_json() or {}).get("assertion")) as lookup:
+            if lookup.patient.surname == "LEROY":
+                raise RuntimeError("the service's own store failed")
+            lookup.answer = "declared"
+        return {"patient": lookup.patient.to_dict()}
+
     return app
 
 
@@ -215,6 +224,66 @@ def test_patient_lookup_with_the_vitale_card_is_audited_with_a_pseudonym(
     assert [json.loads(line)["event"] for line in trail.splitlines()] == ["login", "patient_lookup"]
 
 
+def lookup_token(client: FlaskClient, vitale: str = "patient", cps: str = "doctor") -> str:
+    forge = Forge(cps_persona=cps, vitale_persona=vitale)
+    current = challenge(client)
+    return forge.assertion(current, vitale=forge.vitale(current))
+
+
+def trail_entries(tmp_path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in (tmp_path / "audit.jsonl").read_text().splitlines()]
+
+
+def test_a_lookup_is_audited_with_what_the_service_answered(app: Flask, tmp_path: Path) -> None:
+    client = app.test_client()
+    login(client)
+    response = client.post("/lookup-answered", json={"assertion": lookup_token(client)})
+    assert response.status_code == 200
+    entry = trail_entries(tmp_path)[-1]
+    assert (entry["event"], entry["outcome"], entry["answer"]) == (
+        "patient_lookup",
+        "verified",
+        "declared",
+    )
+
+
+def test_a_lookup_the_service_failed_to_answer_is_still_audited(app: Flask, tmp_path: Path) -> None:
+    app.testing = False  # the view's error becomes a 500, as in production
+    client = app.test_client()
+    login(client)
+    response = client.post("/lookup-answered", json={"assertion": lookup_token(client, "parent")})
+    assert response.status_code == 500
+    entry = trail_entries(tmp_path)[-1]
+    assert (entry["event"], entry["outcome"]) == ("patient_lookup", "verified")
+    assert "answer" not in entry
+
+
+def test_verify_lookup_writes_the_entries_it_always_wrote(app: Flask, tmp_path: Path) -> None:
+    client = app.test_client()
+    login(client)
+    client.post("/lookup", json={"assertion": lookup_token(client)})
+    entry = trail_entries(tmp_path)[-1]
+    assert set(entry) == {"at", "event", "professional", "patient", "outcome"}
+    assert entry["outcome"] == "verified"
+
+
+def test_lookup_attempts_include_the_refused_ones(app: Flask, tmp_path: Path) -> None:
+    client = app.test_client()
+    login(client)
+    client.post("/lookup", json={"assertion": lookup_token(client)})
+    client.post("/lookup", json={"assertion": Forge().assertion(challenge(client))})  # no Vitale
+    client.post("/lookup", json={"assertion": lookup_token(client, cps="pharmacist")})
+    audit = AuditLog(tmp_path / "audit.jsonl", pseudonym_key=KEY)
+    attempts = audit.lookup_attempts_by("899700420013")
+    assert [(e["event"], e.get("code")) for e in attempts] == [
+        ("patient_lookup", None),
+        ("patient_lookup_refused", "vitale.missing"),
+        ("patient_lookup_refused", "lookup.other_professional"),
+    ]
+    assert len(audit.lookups_by("899700420013")) == 1  # the ones let through, as before
+    assert audit.lookup_attempts_by("899700420039") == []  # the pharmacist looked up nothing
+
+
 def test_lookup_without_the_vitale_card_is_refused(app: Flask) -> None:
     client = app.test_client()
     login(client)
@@ -241,6 +310,38 @@ def test_lookup_signed_by_another_professional_is_refused(app: Flask, tmp_path: 
         "professional": "899700420013",  # the one logged in, whose lookup was refused
     }
     assert (tmp_path / "audit.jsonl").stat().st_mode & 0o777 == 0o600
+
+
+@pytest.mark.parametrize(
+    "sent",
+    [
+        "285037511542370",  # a NIR planted in the trail
+        "https://teleservice.example/285037511542370",  # an origin has no path
+        "patient 285037511542370 Jeanne ROBIN",
+        "null",
+        "HTTPS://TELESERVICE.EXAMPLE",  # not as a browser serialises an origin
+        "https://x" + "a" * 300,
+    ],
+)
+def test_the_audit_trail_keeps_an_origin_header_only_when_it_is_an_origin(
+    app: Flask, tmp_path: Path, sent: str
+) -> None:
+    app.test_client().post("/cardauth/login", json={"assertion": "x"}, headers={"Origin": sent})
+    entry = json.loads((tmp_path / "audit.jsonl").read_text().splitlines()[-1])
+    assert entry["event"] == "login_refused"
+    assert entry["origin"] == "invalid"
+
+
+@pytest.mark.parametrize(
+    "sent",
+    ["https://elsewhere.example", "https://teleservice.example:8443", "http://127.0.0.1:8450"],
+)
+def test_the_audit_trail_keeps_the_origin_of_a_refused_request(
+    app: Flask, tmp_path: Path, sent: str
+) -> None:
+    app.test_client().post("/cardauth/login", json={"assertion": "x"}, headers={"Origin": sent})
+    entry = json.loads((tmp_path / "audit.jsonl").read_text().splitlines()[-1])
+    assert entry["origin"] == sent  # who tried, for the one who reads the trail
 
 
 def test_a_short_pseudonym_key_is_refused(tmp_path: Path) -> None:

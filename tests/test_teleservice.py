@@ -7,6 +7,7 @@ verified by the real verifier against the test PKI's exported trust."""
 from __future__ import annotations
 
 import datetime as dt
+import html
 import json
 import re
 from collections.abc import Iterator
@@ -499,6 +500,24 @@ def test_a_hostile_origin_does_not_grow_the_audit_trail(tmp_path: Path, trust_di
     assert entries[-1]["origin"] == "invalid"
 
 
+def test_an_origin_header_cannot_plant_a_nir_in_the_audit_trail(app: Flask, tmp_path: Path) -> None:
+    planted = {"Origin": "285037511542370"}
+    app.test_client().post("/cardauth/login", json={"assertion": "x"}, headers=planted)
+    persona = cpa_persona(tmp_path)
+    client = logged_in(app, persona)
+    forge = Forge(cps_persona=persona, vitale_persona="patient")
+    current = challenge(client)
+    token = forge.assertion(current, vitale=forge.vitale(current))
+    assert client.post("/api/lookup", json={"assertion": token}, headers=planted).status_code == 403
+    trail = (tmp_path / "audit.jsonl").read_text(encoding="utf-8")
+    assert "285037511542370" not in trail
+    refusals = [json.loads(line) for line in trail.splitlines() if "_refused" in line]
+    assert [(entry["event"], entry["origin"]) for entry in refusals] == [
+        ("login_refused", "invalid"),
+        ("lookup_refused", "invalid"),
+    ]
+
+
 def test_requests_without_login_do_not_use_up_a_professional_s_lookups(
     tmp_path: Path, trust_dir: Path
 ) -> None:
@@ -540,6 +559,109 @@ def test_a_professional_sees_their_own_lookups_only(app: Flask, tmp_path: Path) 
     assert "Mes recherches" in page
 
 
+def visible_text(page: str) -> str:
+    """What a person reads of a page: no tags, no attributes."""
+    return " ".join(html.unescape(re.sub(r"<[^>]*>", " ", page)).split())
+
+
+def append_to_trail(tmp_path: Path, **entry: str) -> None:
+    """An entry as an earlier run (or version) of the service wrote it."""
+    with (tmp_path / "audit.jsonl").open("a", encoding="utf-8") as trail:
+        trail.write(json.dumps(entry) + "\n")
+
+
+def test_my_lookups_give_the_date_and_time_in_paris(app: Flask, tmp_path: Path) -> None:
+    append_to_trail(  # winter: UTC+1
+        tmp_path,
+        at="2025-12-01T22:45:00+00:00",
+        event="patient_lookup",
+        professional=DOCTOR,
+        patient="ab" * 32,
+        outcome="verified",
+        answer="declared",
+    )
+    doctor = logged_in(app)
+    lookup(doctor)  # at NOW, 2026-06-01 12:00 UTC: summer, UTC+2
+    lookups = doctor.get("/api/lookups").get_json()["lookups"]
+    assert [entry["when"] for entry in lookups] == [
+        "1er juin 2026 à 14:00",
+        "1er décembre 2025 à 23:45",
+    ]
+    assert lookups[1]["at"] == "2025-12-01T22:45:00+00:00"  # as the trail has it, for programs
+    page = visible_text(text(doctor.get("/journal")))
+    assert "1er décembre 2025 à 23:45" in page
+    assert "2025-12-01" not in page
+    assert "UTC" not in page
+    english = visible_text(text(doctor.get("/journal?lang=en")))
+    assert "1 December 2025, 23:45" in english
+    assert "1 June 2026, 14:00" in english
+
+
+def test_my_lookups_say_each_outcome_in_a_sentence(app: Flask, tmp_path: Path) -> None:
+    doctor = logged_in(app)
+    lookup(doctor, vitale="patient")
+    lookup(doctor, vitale="patient-corsica")
+    doctor.post("/api/lookup", json={"assertion": Forge().assertion(challenge(doctor))})
+    lookup(doctor, persona="pharmacist")
+    append_to_trail(  # written before lookups recorded their answer
+        tmp_path,
+        at="2026-06-01T12:30:00+00:00",
+        event="patient_lookup",
+        professional=DOCTOR,
+        patient="ab" * 32,
+        outcome="verified",
+    )
+    lookups = doctor.get("/api/lookups").get_json()["lookups"]
+    assert [entry["outcome_text"] for entry in lookups] == [
+        "Recherche faite ; sa réponse n'a pas été enregistrée.",
+        "Refusée : la recherche était signée par une autre carte CPS que la vôtre.",
+        "Refusée : la carte Vitale du patient n'a pas signé la recherche.",
+        "Le patient n'a pas déclaré de médecin traitant.",
+        "Le patient a déclaré un médecin traitant.",
+    ]
+    assert [entry["outcome"] for entry in lookups] == [
+        "verified",
+        "lookup.other_professional",
+        "vitale.missing",
+        "not_declared",
+        "declared",
+    ]
+    page = visible_text(text(doctor.get("/journal")))
+    for entry in lookups:
+        assert entry["outcome_text"] in page
+        assert entry["outcome"] not in page  # no code a person would have to decode
+    english = doctor.get("/api/lookups?lang=en").get_json()["lookups"]
+    assert english[3]["outcome_text"] == "The patient has not declared a médecin traitant."
+
+
+def test_my_lookups_name_an_unknown_patient_as_such(tmp_path: Path, trust_dir: Path) -> None:
+    seed = tmp_path / "seed.toml"
+    seed.write_text(
+        BUNDLED_SEED.read_text(encoding="utf-8").split("[[patients]]")[0], encoding="utf-8"
+    )
+    init_db(tmp_path / "teleservice.db", seed)
+    app = create_app(config(tmp_path, trust_dir), clock=lambda: NOW)
+    doctor = logged_in(app)
+    lookup(doctor)
+    (entry,) = doctor.get("/api/lookups").get_json()["lookups"]
+    assert entry["outcome"] == "unknown_patient"
+    assert entry["outcome_text"] == "Patient inconnu du service : aucune déclaration enregistrée."
+
+
+def test_the_declaration_date_reads_as_a_date(app: Flask) -> None:
+    doctor = logged_in(app)
+    assert lookup(doctor).get_json()["summary"][-1] == (
+        "RPPS 99700420013, déclaré le 6 septembre 2021."
+    )
+    english = Forge(vitale_persona="patient")
+    current = challenge(doctor)
+    token = english.assertion(current, vitale=english.vitale(current))
+    answer = doctor.post(
+        "/api/lookup", json={"assertion": token}, headers={"Accept-Language": "en"}
+    )
+    assert answer.get_json()["summary"][-1] == "RPPS 99700420013, declared on 6 September 2021."
+
+
 # -- pages: headers, language, the bridge's client --------------------------------------
 
 
@@ -550,11 +672,49 @@ def test_security_headers_on_every_answer(app: Flask) -> None:
         policy = response.headers["Content-Security-Policy"]
         directives = dict(d.split(" ", 1) for d in policy.split("; "))
         assert BRIDGE in directives["connect-src"].split()
-        assert BRIDGE in directives["form-action"].split()
+        assert directives["form-action"] == "'none'"  # no form, to the bridge or elsewhere
         assert directives["frame-ancestors"] == "'none'"
         assert directives["script-src"] == "'self'"
-        assert response.headers["Referrer-Policy"] == "strict-origin-when-cross-origin"
+        assert response.headers["Referrer-Policy"] == "same-origin"  # cardauth.js needs none
         assert response.headers["X-Content-Type-Options"] == "nosniff"
+
+
+def header_of(page: str) -> str:
+    found = re.search(r"<header.*?</header>", page, re.S)
+    assert found is not None, "no header"
+    return html.unescape(found.group(0))
+
+
+def test_every_page_names_the_service_in_its_header(app: Flask) -> None:
+    client = logged_in(app)
+    for path in ("/", "/?lang=en", "/journal", "/journal?lang=en"):
+        assert "Médecin traitant en ligne" in header_of(text(client.get(path))), path
+
+
+def test_the_header_says_who_is_logged_in_with_the_logout_button(app: Flask) -> None:
+    client = logged_in(app)
+    assert client.get("/api/me").get_json()["who"] == "Élise FONTAINE — Médecin (CPS)"
+    header = header_of(text(client.get("/journal")))  # a page the server writes logged in
+    assert "Élise FONTAINE — Médecin (CPS)" in header
+    assert 'id="logout"' in header
+    login_page = header_of(text(app.test_client().get("/")))  # the script fills it in
+    assert re.search(r'id="session"[^>]*hidden', login_page)
+    assert 'id="professional"></strong>' in login_page
+
+
+def test_pages_use_no_inline_style_and_nothing_from_elsewhere(app: Flask) -> None:
+    client = logged_in(app)
+    for path in ("/", "/journal"):
+        page = text(client.get(path))
+        assert "<style" not in page
+        assert " style=" not in page
+        for address in re.findall(r'(?:src|href)="([^"]*)"', page):
+            assert address.startswith(("/", "?")), (path, address)
+    css = text(client.get("/static/teleservice.css"))
+    assert "url(" not in css
+    assert "@import" not in css
+    policy = client.get("/").headers["Content-Security-Policy"]
+    assert "style-src 'self';" in policy
 
 
 def test_pages_have_no_inline_script(app: Flask) -> None:
@@ -575,6 +735,7 @@ def test_the_page_script_drives_the_bridge_as_the_brief_says() -> None:
     assert "bridge.login(challenge)" in script
     assert "bridge.login(challenge, { vitale: true })" in script
     assert 'kind === "cps" && state === "removed"' in script
+    assert 'kind === "vitale" && state === "removed"' in script
     assert '"/cardauth/logout"' in script
 
 

@@ -22,6 +22,7 @@ import importlib.resources
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from flask import Flask, Response, abort, jsonify, redirect, render_template, request, url_for
 from flask_limiter import Limiter, RateLimitExceeded
@@ -29,7 +30,14 @@ from flask_limiter.util import get_remote_address
 from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.wrappers import Response as WerkzeugResponse
 
-from cardauth.errors import CardAuthError, LoginRequired, RequestNotJson, RequestTooLarge
+from cardauth.errors import (
+    UNAVAILABLE_REFUSALS,
+    CardAuthError,
+    LoginRequired,
+    Refusal,
+    RequestNotJson,
+    RequestTooLarge,
+)
 from cardauth.flask import CardAuth, current_professional, extension
 from cardauth.messages import Language, choose_language
 from cardauth.trust import utc_now
@@ -53,6 +61,8 @@ PUBLIC_ENDPOINTS = frozenset(
 )
 MAX_BODY = 64 * 1024  # a lookup's assertion with its co-assertion is some 10 KiB
 PSEUDONYM_SHOWN = 16  # hex digits of the pseudonym shown to the professional
+TIME_ZONE = ZoneInfo("Europe/Paris")  # times as the professionals read them
+LOOKUP_ANSWERS = frozenset({"declared", "not_declared", "unknown_patient"})  # see _answer
 
 
 def create_app(
@@ -88,9 +98,10 @@ def create_app(
     @app.after_request
     def security_headers(response: Response) -> Response:
         response.headers["Content-Security-Policy"] = page_policy
-        # Not no-referrer nor same-origin: under those a browser sends "Origin: null"
-        # with the form that cardauth.js submits to the bridge (see its top comment).
-        response.headers["Referrer-Policy"] = "strict-origin-when-cross-origin"
+        # No address of this service's pages goes to other sites, and its own requests
+        # keep their Origin (the audit trail records it). cardauth.js needs nothing
+        # here: it opens logins by CORS requests, whose Origin the browser always sends.
+        response.headers["Referrer-Policy"] = "same-origin"
         response.headers["X-Content-Type-Options"] = "nosniff"
         response.headers["X-Frame-Options"] = "DENY"
         response.headers.setdefault("Cache-Control", "no-store")
@@ -104,16 +115,23 @@ def create_app(
     def too_large(error: RequestEntityTooLarge) -> Response:
         return _error_response(RequestTooLarge("the body is too large", limit=MAX_BODY), 413)
 
-    @app.get("/")
-    def index() -> str:
+    def page(template: str, *, who: str | None = None, **values: Any) -> str:
+        """A page: the header names the service, and ``who`` is logged in."""
         language = _language()
         return render_template(
-            "index.html",
+            f"{template}.html",
+            page=template,
             lang=language,
             other=_other(language),
             bridge_url=settings["TELESERVICE_BRIDGE_URL"],
-            t=lambda key, **values: messages.label(key, language, **values),
+            who=who,
+            t=lambda key, **texts: messages.label(key, language, **texts),
+            **values,
         )
+
+    @app.get("/")
+    def index() -> str:
+        return page("index")  # holds no data: the script asks /api/me who is logged in
 
     @app.get("/vendor/cardauth.js")
     def cardauth_js() -> Response:
@@ -131,6 +149,7 @@ def create_app(
                 key: professional[key]
                 for key in ("idnat", "surname", "given_name", "card_type", "profession")
             },
+            "who": _who(professional),
             "access": level.name,
             "access_text": messages.label(
                 "access", language, level=messages.label(f"level_{level.value}", language)
@@ -156,8 +175,11 @@ def create_app(
             raise LookupForbidden(
                 "this card gives no access to declarations", card_type=professional["card_type"]
             )
-        patient = extension().verify_lookup(assertion)  # the NIR: from the Vitale certificate
-        found = declarations.find(patient.nir)
+        # The NIR: from the Vitale certificate. The trail records what was answered.
+        with extension().patient_lookup(assertion) as verified:
+            found = declarations.find(verified.patient.nir)
+            verified.answer = _answer(found)
+        patient = verified.patient
         return _result(level, {"surname": patient.surname, "given_name": patient.given_name}, found)
 
     @app.get("/api/lookups")
@@ -166,14 +188,7 @@ def create_app(
 
     @app.get("/journal")
     def journal() -> str:
-        language = _language()
-        return render_template(
-            "journal.html",
-            lang=language,
-            other=_other(language),
-            lookups=_own_lookups(),
-            t=lambda key, **values: messages.label(key, language, **values),
-        )
+        return page("journal", who=_who(_professional()), lookups=_own_lookups())
 
     return app
 
@@ -223,6 +238,18 @@ def _professional() -> dict[str, Any]:
     return professional
 
 
+def _who(professional: Mapping[str, Any]) -> str:
+    """The professional as the header names them (from the card's certificate)."""
+    return messages.label(
+        "who",
+        _language(),
+        given_name=professional["given_name"],
+        surname=professional["surname"],
+        profession=professional["profession"] or professional["card_type"],
+        card_type=professional["card_type"],
+    )
+
+
 def _professional_key() -> str:
     professional = current_professional()
     return f"professional:{professional['idnat']}" if professional else "anonymous"
@@ -248,17 +275,16 @@ def _result(
     """What ``level`` may see of the declaration, with a summary for people."""
     language = _language()
     name = f"{patient['given_name']} {patient['surname']}"
+    answer = _answer(found)
     result: dict[str, Any] = {
         "patient": patient,
         "access": level.name,
         "registered": found is not None,
-        "declared": found is not None and found.doctor is not None,
+        "declared": answer == "declared",
     }
-    if found is None:
-        return result | {"summary": [messages.label("unknown_patient", language, patient=name)]}
-    if found.doctor is None or found.declared_on is None:
-        return result | {"summary": [messages.label("not_declared", language, patient=name)]}
-    summary = [messages.label("declared", language, patient=name)]
+    summary = [messages.label(answer, language, patient=name)]
+    if found is None or found.doctor is None or found.declared_on is None:
+        return result | {"summary": summary}
     doctor = found.doctor
     if level >= roles.Disclosure.DOCTOR:
         result["doctor"] = {
@@ -271,29 +297,74 @@ def _result(
     if level >= roles.Disclosure.FULL:
         result["doctor"]["rpps"] = doctor.rpps
         result["declared_on"] = found.declared_on.isoformat()
+        declared_on = messages.date_text(found.declared_on, language)
         summary.append(
-            messages.label(
-                "doctor_full", language, rpps=doctor.rpps, declared_on=result["declared_on"]
-            )
+            messages.label("doctor_full", language, rpps=doctor.rpps, declared_on=declared_on)
         )
     return result | {"summary": summary}
 
 
+def _answer(found: Declaration | None) -> str:
+    """What a lookup answers, in a word (the audit trail's ``answer``)."""
+    if found is None:
+        return "unknown_patient"
+    if found.doctor is None or found.declared_on is None:
+        return "not_declared"
+    return "declared"
+
+
 def _own_lookups() -> list[dict[str, str]]:
-    """The logged-in professional's own lookups, newest first: whose they are comes
-    from the session (the card's certificate), never from the request."""
+    """The logged-in professional's own lookups, refused ones too, newest first:
+    whose they are comes from the session (the card's certificate), never from the
+    request. Each with its date and time in Paris and its outcome in a sentence;
+    ``at`` and ``outcome`` as the trail has them, for programs."""
     professional = _professional()
     audit = extension().audit
     if audit is None:  # pragma: no cover - create_app requires the audit trail
         return []
+    language = _language()
     return [
         {
             "at": str(entry.get("at", "")),
+            "when": _when(entry.get("at"), language),
             "patient": str(entry.get("patient", ""))[:PSEUDONYM_SHOWN],
-            "outcome": str(entry.get("outcome", "")),
+            "outcome": _outcome(entry),
+            "outcome_text": messages.label(f"outcome_{_outcome_sentence(entry)}", language),
         }
-        for entry in reversed(audit.lookups_by(professional["idnat"]))
+        for entry in reversed(audit.lookup_attempts_by(professional["idnat"]))
     ]
+
+
+def _when(at: object, language: Language) -> str:
+    """A time of the trail (ISO 8601, UTC) as people in France read it."""
+    try:
+        moment = dt.datetime.fromisoformat(str(at))
+    except ValueError:
+        return messages.label("unknown_moment", language)
+    if moment.tzinfo is None:  # the trail writes UTC
+        moment = moment.replace(tzinfo=dt.UTC)
+    return messages.moment_text(moment.astimezone(TIME_ZONE), language)
+
+
+def _outcome(entry: Mapping[str, Any]) -> str:
+    """The lookup's outcome as the trail has it: the answer, or the refusal's code."""
+    if entry.get("event") == "patient_lookup_refused":
+        return str(entry.get("code", ""))
+    return str(entry.get("answer") or entry.get("outcome", ""))
+
+
+def _outcome_sentence(entry: Mapping[str, Any]) -> str:
+    """Which sentence tells the outcome (a key of messages.LABELS, after "outcome_")."""
+    outcome = _outcome(entry)
+    if entry.get("event") == "patient_lookup":
+        return outcome if outcome in LOOKUP_ANSWERS else "verified"
+    if outcome in (Refusal.VITALE_MISSING, Refusal.VITALE_BINDING):
+        return "refused_vitale"
+    if outcome == Refusal.OTHER_PROFESSIONAL:
+        return "refused_other_card"
+    if outcome in UNAVAILABLE_REFUSALS:
+        return "unavailable"
+    return "refused"
 
 
 def _content_security_policy(bridge_url: str) -> str:
@@ -305,7 +376,7 @@ def _content_security_policy(bridge_url: str) -> str:
             "style-src 'self'",
             "img-src 'self'",
             f"connect-src 'self' {bridge}",  # cardauth.js: fetch and card events
-            f"form-action {bridge}",  # cardauth.js: the login form into the bridge's window
+            "form-action 'none'",  # no form: cardauth.js navigates the bridge's window
             "frame-ancestors 'none'",
             "base-uri 'none'",
         ]

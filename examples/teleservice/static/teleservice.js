@@ -1,5 +1,8 @@
-// The page of « Médecin traitant en ligne »: card login with cardauth.js, a patient
+// The pages of « Médecin traitant en ligne »: card login with cardauth.js, a patient
 // lookup co-signed by the Vitale card, and logout when the CPS card leaves the reader.
+// Both pages have the header's #session: who is logged in, and the logout button.
+// The search page (#login-view, #app-view) holds no data until /api/me answers; the
+// journal page comes from the server logged in.
 import { CardAuthBridge } from "/vendor/cardauth.js";
 
 const $ = (id) => document.getElementById(id);
@@ -8,8 +11,14 @@ const bridge = new CardAuthBridge({
   url: document.querySelector('meta[name="cardauth-bridge"]').content,
 });
 let stopCardEvents = null;
+let vitaleRemovals = 0; // an answer about a card that has left meanwhile is not shown
 
-/** A JSON call to this teleservice: the answer, or an Error with the server's code. */
+/**
+ * A JSON call to this teleservice: the answer, or an Error with the server's code
+ * and its sentence (in the page's language). An answer that is not the server's
+ * JSON error (a proxy's page) gives an Error with an "http.STATUS" code and no
+ * sentence; a network failure, fetch's own TypeError.
+ */
 async function call(path, body) {
   const response = await fetch(path, {
     method: body === undefined ? "GET" : "POST",
@@ -19,7 +28,7 @@ async function call(path, body) {
   });
   const answer = await response.json().catch(() => ({}));
   if (!response.ok) {
-    const error = new Error(answer.error?.message ?? `HTTP ${response.status}`);
+    const error = new Error(answer.error?.message ?? "");
     error.code = answer.error?.code ?? `http.${response.status}`;
     throw error;
   }
@@ -28,44 +37,80 @@ async function call(path, body) {
 
 const challenge = () => call("/cardauth/challenge", {}).then((answer) => answer.challenge);
 
+// -- the search page ------------------------------------------------------------------
+
+/**
+ * An error as the professional reads it: a sentence in the page's language, and its
+ * code in small print for support, never the code alone. The server's errors and
+ * cardauth.js's come with a code and a sentence (error.code, error.message); any
+ * other (no code, or no sentence) gets the page's generic sentence.
+ */
 function showError(error) {
-  const box = $("error");
-  const text = error.name === "CardAuthBridgeError" ? `${box.dataset.bridgeFailed} ` : "";
-  box.textContent = `${text}${error.message} [${error.code ?? "error"}]`;
-  box.hidden = false;
+  const code = typeof error?.code === "string" ? error.code : "";
+  const sentence = code && typeof error.message === "string" ? error.message.trim() : "";
+  $("error-message").textContent = sentence || $("error").dataset.generic;
+  $("error-code").textContent = code;
+  $("error").querySelector(".support").hidden = !code;
+  $("error").dataset.code = code;
+  $("error").hidden = false;
 }
 
 function clearError() {
   $("error").hidden = true;
-  $("error").textContent = "";
+  $("error").dataset.code = "";
+  $("error-message").textContent = "";
+  $("error-code").textContent = "";
+}
+
+/** Say why the page logged out: "cardRemoved" or "sessionEnded" (its data-* texts). */
+function showNotice(reason) {
+  $("notice").textContent = $("notice").dataset[reason];
+  $("notice").hidden = false;
+}
+
+function clearNotice() {
+  $("notice").hidden = true;
+  $("notice").textContent = "";
 }
 
 function showLogin() {
   stopCardEvents?.();
   stopCardEvents = null;
-  $("app-view").hidden = true;
+  $("session").hidden = true;
   $("professional").textContent = "";
+  $("app-view").hidden = true;
   $("access").textContent = "";
   $("result").textContent = "";
   $("login-view").hidden = false;
 }
 
 function showProfessional(me) {
-  const { given_name: given, surname, profession, card_type: cardType } = me.professional;
-  $("professional").textContent = `${given} ${surname} — ${profession ?? cardType} (${cardType})`;
+  clearNotice();
+  $("professional").textContent = me.who;
+  $("session").hidden = false;
   $("access").textContent = me.access_text;
   $("lookup").disabled = !me.may_look_up;
   $("login-view").hidden = true;
   $("app-view").hidden = false;
-  // Removing the CPS card ends the session, on the server too (DESIGN.md).
   stopCardEvents ??= bridge.onCardEvent(({ kind, state }) => {
-    if (kind === "cps" && state === "removed") logout();
+    // Removing the CPS card ends the session, on the server too (DESIGN.md).
+    if (kind === "cps" && state === "removed") logout("cardRemoved");
+    // The patient took their card back: what was found about them goes with it.
+    if (kind === "vitale" && state === "removed") forgetPatient();
   });
 }
 
-async function logout() {
+function forgetPatient() {
+  vitaleRemovals += 1;
+  $("result").textContent = "";
+}
+
+/** Log out; `reason`, when the page does it by itself, is said on the login view. */
+async function logout(reason) {
   showLogin(); // at once: the page shows nothing more of the professional's
-  await call("/cardauth/logout", {}).catch(() => {});
+  if (reason) showNotice(reason);
+  // The card forgets the PIN too: the next login, here or elsewhere, asks for it.
+  await Promise.all([call("/cardauth/logout", {}).catch(() => {}), bridge.logout()]);
 }
 
 function showResult(result) {
@@ -79,29 +124,77 @@ function showResult(result) {
   );
 }
 
-$("login").addEventListener("click", async () => {
-  clearError();
-  try {
-    const assertion = await bridge.login(challenge);
-    await call("/cardauth/login", { assertion });
-    showProfessional(await call("/api/me"));
-  } catch (error) {
-    showError(error);
-  }
-});
+function startSearchPage() {
+  $("login").addEventListener("click", async () => {
+    clearError();
+    clearNotice();
+    try {
+      const assertion = await bridge.login(challenge);
+      await call("/cardauth/login", { assertion });
+      showProfessional(await call("/api/me"));
+    } catch (error) {
+      if (error.code === "bridge.replaced") return; // a newer click took over
+      showError(error);
+    }
+  });
 
-$("lookup").addEventListener("click", async () => {
-  clearError();
-  $("result").textContent = "";
-  try {
-    const assertion = await bridge.login(challenge, { vitale: true });
-    showResult(await call("/api/lookup", { assertion }));
-  } catch (error) {
-    if (error.code === "login.required") showLogin();
-    showError(error);
-  }
-});
+  $("lookup").addEventListener("click", async () => {
+    clearError();
+    $("result").textContent = "";
+    const removalsBefore = vitaleRemovals;
+    try {
+      const assertion = await bridge.login(challenge, { vitale: true });
+      const result = await call("/api/lookup", { assertion });
+      if (vitaleRemovals === removalsBefore) showResult(result);
+    } catch (error) {
+      if (error.code === "login.required") {
+        showLogin(); // the server ended the session (its length, a logout elsewhere)
+        showNotice("sessionEnded");
+        return;
+      }
+      if (error.code === "bridge.replaced") return; // a newer click took over
+      showError(error);
+    }
+  });
 
-$("logout").addEventListener("click", () => logout());
+  $("logout").addEventListener("click", () => logout()); // the professional knows why
 
-call("/api/me").then(showProfessional, showLogin);
+  noticeFromAddress();
+  call("/api/me").then(showProfessional, showLogin);
+}
+
+// -- the journal page -----------------------------------------------------------------
+
+function startJournalPage() {
+  $("logout").addEventListener("click", () => leaveJournal());
+  // Removing the CPS card ends the session here too.
+  stopCardEvents = bridge.onCardEvent(({ kind, state }) => {
+    if (kind === "cps" && state === "removed") leaveJournal("cardRemoved");
+  });
+}
+
+/** Log out from the journal page: its lookups go at once, then the search page,
+ * which says why when `reason` is given (?ended=, read by startSearchPage). */
+async function leaveJournal(reason) {
+  stopCardEvents?.();
+  stopCardEvents = null;
+  $("session").hidden = true;
+  document.querySelector("main .panel")?.remove();
+  await Promise.all([call("/cardauth/logout", {}).catch(() => {}), bridge.logout()]);
+  const next = new URL($("search").href);
+  if (reason) next.searchParams.set("ended", reason);
+  window.location.replace(next);
+}
+
+/** The reason a page that logged out by itself passed on (?ended=), said once. */
+function noticeFromAddress() {
+  const address = new URL(window.location.href);
+  const reason = address.searchParams.get("ended");
+  if (reason === null) return;
+  if (Object.hasOwn($("notice").dataset, reason)) showNotice(reason);
+  address.searchParams.delete("ended");
+  window.history.replaceState(null, "", address);
+}
+
+if ($("login-view") !== null) startSearchPage();
+else startJournalPage();
