@@ -73,14 +73,15 @@ SAME_IN_BOTH = {
     ("cardauth.messages.LABELS", "profession"),  # Profession
     ("cardauth.messages.LABELS", "structure"),  # Structure
     ("cardauth.messages.LABELS", "nir"),  # NIR
-    ("examples.teleservice.messages.LABELS", "at"),  # Date (UTC)
+    ("examples.teleservice.messages.LABELS", "title"),  # the service's name
+    ("examples.teleservice.messages.LABELS", "who"),  # names and a card type
+    ("examples.teleservice.messages.LABELS", "navigation"),  # Navigation
+    ("examples.teleservice.messages.LABELS", "no_patient"),  # a dash
 }
 
 # The catalogs of the command lines and of the pages they serve, where the English
-# {message} may appear only as a detail at the end. The teleservice example's own
-# catalog is another team's (examples/teleservice is being rewritten), and is only
-# held to the other rules.
-DETAIL_RULE = [name for name in CATALOGS if not name.startswith("examples.teleservice")]
+# {message} may appear only as a detail at the end.
+DETAIL_RULE = list(CATALOGS)
 DETAIL = {"fr": "(détail : {message}).", "en": "(detail: {message})."}
 
 

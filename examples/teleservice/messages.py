@@ -13,16 +13,22 @@ from cardauth.messages import Language
 
 ERRORS: Mapping[str, Mapping[Language, str]] = {
     "teleservice.error": {
-        "fr": "Demande refusée par le téléservice ({message}).",
-        "en": "Request refused by the teleservice ({message}).",
+        "fr": "Le téléservice a refusé la demande : rechargez la page et recommencez "
+        "(détail : {message}).",
+        "en": "The teleservice refused the request: reload the page and try again "
+        "(detail: {message}).",
     },
     "seed.invalid": {
-        "fr": "Fichier de données initiales invalide : {message}.",
-        "en": "Invalid seed file: {message}.",
+        "fr": "Le fichier de données initiales est invalide : corrigez-le d'après "
+        "docs/teleservice.md (détail : {message}).",
+        "en": "The seed file is invalid: correct it as docs/teleservice.md says "
+        "(detail: {message}).",
     },
     "settings.invalid": {
-        "fr": "Réglages du téléservice invalides : {message}.",
-        "en": "Invalid teleservice settings: {message}.",
+        "fr": "Les réglages du téléservice sont invalides : corrigez-les d'après "
+        "docs/teleservice.md (détail : {message}).",
+        "en": "The teleservice's settings are invalid: correct them as docs/teleservice.md "
+        "says (detail: {message}).",
     },
     "lookup.fields": {
         "fr": "La recherche ne prend que la signature de la carte Vitale du patient : "
