@@ -46,6 +46,8 @@ WRONG_PIN = "0000"
 SESSION = "the-browser-session"
 START_TIMEOUT = 20.0  # s, for the bridge to answer
 SELF_CLOSE_MS = 5_000  # ms: the bridge's page closes itself 1.5 s after the outcome
+PROFESSIONAL_READS_MS = 9_000  # longer than cardauth.js gives a popup to show the page
+NO_BRIDGE_MS = 15_000  # cardauth.js tells a bridge that does not run within 8 s and a poll
 
 # -- a teleservice: a page that uses cardauth.js, and its server ------------------------
 
@@ -507,6 +509,9 @@ def test_closing_the_bridges_window_then_logging_in_again_starts_afresh(
     first = click_login_and_get_popup(page, browser, bridge)
     first.close()
     second = click_login_and_get_popup(page, browser, bridge)
+    # The professional takes their time: the site, which reads nothing yet, keeps
+    # waiting (it does not take the bridge's page for a browser's error page).
+    second.wait_for_timeout(PROFESSIONAL_READS_MS)
     answer_on_bridge_page(second, "#decline", Path())
     page.wait_for_function("window.loginErrors.length >= 2")
     errors: list[dict[str, str]] = page.evaluate("window.loginErrors")
@@ -538,3 +543,38 @@ def test_every_code_of_the_client_speaks_french_and_english(
         "import('./cardauth.js').then((m) => new m.CardAuthBridge({ lang: 'fr' }).lang)"
     )
     assert french == "fr"
+
+
+def test_a_bridge_that_does_not_run_fails_the_login_within_seconds(
+    page: Page, browser: BrowserContext, sites: Sites
+) -> None:
+    """No bridge on the port: the popup shows the browser's error page, never the
+    bridge's; the login fails with bridge.unreachable, in words, within seconds."""
+    page.goto(sites.stranger.page_url(f"http://{LOOPBACK}:{free_port()}"))  # nothing there
+    page.wait_for_function("window.bridge !== undefined")
+    with browser.expect_page():
+        page.click("#login")
+    started = time.monotonic()
+    page.wait_for_function("window.loginErrors.length >= 1", timeout=NO_BRIDGE_MS)
+    assert time.monotonic() - started < NO_BRIDGE_MS / 1000
+    errors: list[dict[str, str]] = page.evaluate("window.loginErrors")
+    assert errors == [
+        {
+            "code": "bridge.unreachable",
+            "message": "The cardauth bridge on your workstation does not answer this site. "
+            "Check that it is running, then try again.",
+        }
+    ]
+
+
+def test_an_aborted_signal_opens_nothing(
+    page: Page, browser: BrowserContext, bridge: Bridge, sites: Sites
+) -> None:
+    open_teleservice(page, sites.stranger, bridge)
+    windows = len(browser.pages)
+    code = page.evaluate(
+        """() => window.bridge.login("A".repeat(43), { signal: AbortSignal.abort() })
+              .then(() => "logged in", (error) => error.code)"""
+    )
+    assert code == "bridge.aborted"
+    assert len(browser.pages) == windows

@@ -198,3 +198,61 @@ def test_outcomes_never_collected_are_bounded() -> None:
             interactions.for_request(login.request_id, login.origin)
     assert interactions.for_request(finished[-1].request_id, finished[-1].origin).error is refused
     assert interactions.for_request(waiting.request_id, SITE).state is State.PENDING
+
+
+def test_an_answer_not_collected_yet_outlives_a_flood_of_other_sites_logins() -> None:
+    interactions = Interactions()
+    answered = open_login(interactions, Origin.parse("https://first-time.example"), approved=False)
+    interactions.open(answered.id)
+    answered.finish(State.OK, assertion="a.b.c", answered=True)
+    for site in sites(4 * MAX_KEPT):  # dropped unopened: nobody could read them
+        open_login(interactions, site, approved=False)
+    for site in sites(2 * MAX_KEPT, prefix="t"):  # shown, then replaced: unreadable too
+        interactions.open(open_login(interactions, site, approved=False).id)
+        open_login(interactions, site, approved=False)
+    found = interactions.for_request(answered.request_id, answered.origin)
+    assert found.assertion == "a.b.c"
+
+
+def test_a_login_nobody_can_read_about_is_forgotten_at_once() -> None:
+    interactions = Interactions()
+    unread = open_login(interactions, approved=False)
+    open_login(interactions, approved=False)  # replaces it: its page was never shown
+    with pytest.raises(InteractionUnknown):
+        interactions.get(unread.id)
+    readable = open_login(interactions, Origin.parse("https://approved.example"))
+    open_login(interactions, Origin.parse("https://approved.example"))
+    assert interactions.get(readable.id).state is State.FAILED  # its site reads why
+
+
+def test_a_losing_answer_does_not_make_the_login_readable() -> None:
+    interactions = Interactions()
+    login = open_login(interactions, approved=False)
+    interactions.open(login.id)
+    open_login(interactions, approved=False)  # replaced while the PIN was checked
+    assert not login.finish(State.OK, assertion="a.b.c", answered=True)
+    assert not login.readable
+
+
+def test_errors_kept_for_the_page_hold_no_frames() -> None:
+    """A PIN typed is a local of the frames that checked it: an error kept for the
+    page (minutes) must not keep them, nor the PIN."""
+    login = open_login(Interactions())
+
+    def check(pin: str) -> None:
+        try:
+            raise ValueError(pin)
+        except ValueError as low:
+            raise CardAuthError("wrong") from low
+
+    for keep in (login.tell, lambda error: login.finish(State.FAILED, error=error)):
+        try:
+            check("0007")
+        except CardAuthError as error:
+            keep(error)
+    assert login.notice is not None
+    assert login.error is not None
+    for kept in (login.notice, login.error):
+        assert kept.__traceback__ is None
+        assert kept.__cause__ is not None
+        assert kept.__cause__.__traceback__ is None

@@ -228,6 +228,25 @@ def test_the_page_is_never_framed_and_runs_no_foreign_script(scene: BridgeScene)
     assert response.headers["X-Frame-Options"] == "DENY"
     assert response.headers["Cross-Origin-Opener-Policy"] == "same-origin"
     assert "Access-Control-Allow-Origin" not in response.headers
+    # Its own form carries its Origin (under no-referrer a browser would send "null").
+    assert response.headers["Referrer-Policy"] == "same-origin"
+
+
+@pytest.mark.parametrize("destination", ["image", "iframe", "empty", "script"])
+def test_the_page_opens_a_place_only_when_shown_in_a_window(
+    scene: BridgeScene, destination: str
+) -> None:
+    """An <img>, a frame or a fetch of the bridge's page takes none of the places of
+    open pages: only a window or a tab the professional sees does."""
+    page, _started = start_login(scene, FOREIGN, scene.challenge())
+    loaded = get(scene.client(None), page.url, headers={"Sec-Fetch-Dest": destination})
+    assert loaded.status_code == 400
+    assert 'id="pin"' not in loaded.get_data(as_text=True)
+    interaction = scene.app.extensions["cardauth-bridge"].interactions.get(page.url.rsplit("/")[-1])
+    assert not interaction.opened
+    shown = get(scene.client(None), page.url, headers={"Sec-Fetch-Dest": "document"})
+    assert 'id="pin"' in shown.get_data(as_text=True)
+    assert interaction.opened
 
 
 def test_the_pages_form_is_accepted_from_the_bridges_origin_only(scene: BridgeScene) -> None:

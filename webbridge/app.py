@@ -166,7 +166,8 @@ def create_app(
     def security_headers(response: Response) -> Response:
         response.headers.setdefault("Cache-Control", "no-store")
         response.headers["X-Content-Type-Options"] = "nosniff"
-        response.headers["Referrer-Policy"] = "no-referrer"
+        # The bridge's pages set their own (a blueprint's hook runs before this one).
+        response.headers.setdefault("Referrer-Policy", "no-referrer")
         response.headers["Cross-Origin-Resource-Policy"] = "same-origin"
         if request.path.startswith("/v1/"):
             response.vary.add("Origin")
@@ -408,6 +409,10 @@ def _pages(bridge: Bridge, per_origin: Callable[[Any], Any]) -> Blueprint:
 
     @pages.get("/interaction/<interaction_id>")
     def interaction_page(interaction_id: str) -> str:
+        # Shown in a window or a tab, never loaded as an image, a frame or by fetch:
+        # only a page the professional sees takes one of the places of open pages.
+        if request.headers.get("Sec-Fetch-Dest", "document") != "document":
+            raise BadRequest("this page is shown in a window of its own")
         interaction = bridge.interactions.open(interaction_id)
         if interaction.state is not State.PENDING:
             return _render_outcome(interaction)
@@ -420,12 +425,14 @@ def _pages(bridge: Bridge, per_origin: Callable[[Any], Any]) -> Blueprint:
         guard.check_own_form(request)
         interaction = bridge.interactions.get(interaction_id)
         if not interaction.take_token(request.form.get("token")):
-            interaction.notice = FormSpent("this form was sent already")
+            interaction.tell(FormSpent("this form was sent already"))
         elif interaction.state is State.PENDING:
             if request.form.get("action") == "allow":
                 _allow(bridge, interaction)
             else:
-                _answer(interaction, State.DECLINED, error=InteractionDeclined("refused"))
+                interaction.finish(
+                    State.DECLINED, error=InteractionDeclined("refused"), answered=True
+                )
         return redirect(url_for("pages.interaction_page", interaction_id=interaction.id), 303)
 
     @pages.get("/consents")
@@ -462,31 +469,19 @@ def _allow(bridge: Bridge, interaction: Interaction) -> None:
             pin=pin,
         )
     except PinBlocked as error:
-        _answer(interaction, State.FAILED, error=error)
+        interaction.finish(State.FAILED, error=error, answered=True)
         return
     except (CardError, TransportError) as error:  # a wrong PIN, a card out or pulled...
-        interaction.notice = error  # said on the page, which asks again
+        interaction.tell(error)  # said on the page, which asks again
         return
     except CardAuthError as error:
-        _answer(interaction, State.FAILED, error=error)
+        interaction.finish(State.FAILED, error=error, answered=True)
         return
-    if _answer(interaction, State.OK, assertion=assertion) and form.get("remember") == "on":
+    answered = interaction.finish(State.OK, assertion=assertion, answered=True)
+    if answered and form.get("remember") == "on":
         bridge.consents.grant(
             interaction.origin, now=bridge.clock(), days=bridge.config.consent_days
         )
-
-
-def _answer(
-    interaction: Interaction,
-    state: State,
-    *,
-    assertion: str | None = None,
-    error: CardAuthError | None = None,
-) -> bool:
-    """End the login with the professional's answer (from now on the asking site
-    may read its outcome, approved or not); False if it had ended already."""
-    interaction.answered = True
-    return interaction.finish(state, assertion=assertion, error=error)
 
 
 def _render_interaction(bridge: Bridge, interaction: Interaction) -> str:
@@ -660,6 +655,7 @@ def _error_response(error: CardAuthError, *, status: int | None = None) -> Respo
             lang=language,
             t=lambda key, **values: messages.label(key, language, **values),
             text=body["error"]["message"],
+            code=error.code,
             close=False,  # an error stays on screen until the professional closes it
         ),
         status=status or http_status(error),

@@ -60,7 +60,8 @@ class Interaction:
     expires_at: float  # monotonic
     token: str = ""  # the one answer the page's form may send
     opened: bool = False  # the bridge's page was shown
-    answered: bool = False  # the professional answered on the page
+    answered: bool = False  # the professional's answer ended it
+    collected: bool = False  # the asking page has the outcome
     notice: CardAuthError | None = None  # what the page says once, after an answer
     state: State = State.PENDING
     assertion: str | None = None
@@ -69,16 +70,33 @@ class Interaction:
     _finishing: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def finish(
-        self, state: State, *, assertion: str | None = None, error: CardAuthError | None = None
+        self,
+        state: State,
+        *,
+        assertion: str | None = None,
+        error: CardAuthError | None = None,
+        answered: bool = False,
     ) -> bool:
         """End the login, unless it ended already (the first outcome stands: a login
-        replaced while its PIN was checked does not come back to life)."""
+        replaced while its PIN was checked does not come back to life); ``answered``:
+        by the professional's answer on the page (its site may read it from now on)."""
         with self._finishing:
             if self.state is not State.PENDING:
                 return False
-            self.state, self.assertion, self.error = state, assertion, error
+            self.state, self.assertion = state, assertion
+            self.error = detached(error) if error is not None else None
+            self.answered = answered
             self.finished.set()
             return True
+
+    def tell(self, notice: CardAuthError) -> None:
+        """What the page says once, the next time it is shown (a wrong PIN...)."""
+        self.notice = detached(notice)
+
+    @property
+    def readable(self) -> bool:
+        """Whether the asking site may ever read this login's outcome."""
+        return self.approved or self.answered
 
     def form_token(self) -> str:
         """The token of the page's form: the same however often the page is shown,
@@ -140,11 +158,11 @@ class Interactions:
             if {request_id, page_id} & (self._by_request.keys() | self._by_id.keys()):
                 raise BadRequest("identifier already used")
             for waiting in self._pending(lambda i: i.origin == origin):
-                waiting.finish(State.FAILED, error=Replaced("a newer login of the site"))
+                self._end(waiting, Replaced("a newer login of the site"))
             if not approved:
                 unopened = self._pending(lambda i: not i.approved and not i.opened)
                 for dropped in unopened[: max(0, len(unopened) - MAX_UNOPENED + 1)]:
-                    dropped.finish(State.FAILED, error=Busy("too many logins waiting"))
+                    self._end(dropped, Busy("too many logins waiting"))
             now = self._monotonic()
             interaction = Interaction(
                 id=page_id,
@@ -176,20 +194,34 @@ class Interactions:
                 found.expires_at = found.created_at + LIFETIME_SECONDS
             return found
 
+    def _end(self, interaction: Interaction, error: CardAuthError) -> None:
+        """End a login the professional did not answer (under the lock). One that
+        nobody will ever read about (its site may not, its page was never shown) is
+        forgotten at once: it takes no place among the outcomes kept."""
+        interaction.finish(State.FAILED, error=error)
+        if not interaction.readable and not interaction.opened:
+            self._forget(interaction)
+
+    def _forget(self, interaction: Interaction) -> None:
+        """Drop ``interaction`` from both indexes (under the lock)."""
+        self._by_id.pop(interaction.id, None)
+        if self._by_request.get(interaction.request_id) is interaction:
+            del self._by_request[interaction.request_id]
+
     def _pending(self, which: Callable[[Interaction], bool]) -> list[Interaction]:
         """Pending interactions that ``which`` selects, oldest first (under the lock)."""
         return [i for i in self._by_id.values() if i.state is State.PENDING and which(i)]
 
     def _keep(self, interaction: Interaction) -> None:
-        """Store ``interaction``; past MAX_KEPT, forget the oldest finished ones (a
-        page that never collects its outcomes cannot grow the bridge's memory)."""
-        finished = (i for i in list(self._by_id.values()) if i.state is not State.PENDING)
-        for _ in range(len(self._by_id) - MAX_KEPT + 1):
-            oldest = next(finished, None)
-            if oldest is None:
-                break
-            del self._by_id[oldest.id]
-            self._by_request.pop(oldest.request_id, None)
+        """Store ``interaction``; past MAX_KEPT, forget finished ones (a page that
+        never collects its outcomes cannot grow the bridge's memory): first those
+        whose outcome was collected or can never be read, oldest first, and only then
+        the outcomes a site has yet to collect (a professional's answer is the last
+        thing lost to other sites' logins)."""
+        finished = [i for i in self._by_id.values() if i.state is not State.PENDING]
+        finished.sort(key=lambda i: i.readable and not i.collected)  # stable: oldest first
+        for oldest in finished[: max(0, len(self._by_id) - MAX_KEPT + 1)]:
+            self._forget(oldest)
         self._by_id[interaction.id] = interaction
         self._by_request[interaction.request_id] = interaction
 
@@ -215,15 +247,15 @@ class Interactions:
         still shows it until the login would have expired (or MAX_KEPT pushes it
         out), so that the professional reads how it ended."""
         with self._lock:
-            self._by_request.pop(interaction.request_id, None)
+            interaction.collected = True
+            if self._by_request.get(interaction.request_id) is interaction:
+                del self._by_request[interaction.request_id]
 
     def _purge(self) -> None:
         now = self._monotonic()
         for interaction in [i for i in self._by_id.values() if i.expires_at <= now]:
-            if interaction.state is State.PENDING:
-                interaction.finish(State.FAILED, error=InteractionUnknown("expired"))
-            del self._by_id[interaction.id]
-            self._by_request.pop(interaction.request_id, None)
+            interaction.finish(State.FAILED, error=InteractionUnknown("expired"))
+            self._forget(interaction)
 
 
 def _identifier(name: str, value: object) -> str:
@@ -231,3 +263,15 @@ def _identifier(name: str, value: object) -> str:
     if not isinstance(value, str) or not _IDENTIFIER.fullmatch(value):
         raise BadRequest(f"{name} is 22 to 64 base64url characters")
     return value
+
+
+def detached(error: CardAuthError) -> CardAuthError:
+    """``error`` without its traceback (nor those of the errors it came from): kept
+    for minutes, the frames of a PIN check would keep the PIN typed in memory."""
+    seen: set[int] = set()
+    link: BaseException | None = error
+    while link is not None and id(link) not in seen:
+        seen.add(id(link))
+        link.__traceback__ = None
+        link = link.__cause__ or link.__context__
+    return error

@@ -160,6 +160,15 @@ LABELS: Mapping[str, Mapping[Language, str]] = {
         "with the card, in your CPS card management tool, or contact the French "
         "digital health agency.",
     },
+    "unknown_help": {
+        "fr": "Si vous venez de vous connecter depuis un site, ce site n'a pas pu joindre "
+        "le pont. Si votre navigateur vous a demandé d'autoriser ce site à accéder aux "
+        "appareils de votre réseau local ou de ce poste, autorisez-le, puis recommencez "
+        "depuis le site.",
+        "en": "If you have just logged in from a site, that site could not reach the "
+        "bridge. If your browser asked whether to let the site access devices on your "
+        "local network or this computer, allow it, then start again from the site.",
+    },
     "never_framed": {
         "fr": "Cette page appartient au pont local de votre poste ; le code ne quitte "
         "jamais votre poste.",

@@ -77,6 +77,10 @@ const INTERACTION_LIFETIME_MS = 5 * 60_000; // the bridge forgets a login after 
 // A site the professional has not approved reads nothing until they answer on the
 // bridge's page: it asks again this often (a person takes seconds to type a PIN).
 const UNREAD_RETRY_MS = 1_000;
+// Once the bridge's page shows in the popup, this page loses its handle on it (COOP:
+// popup.closed reads true). Still held this long after the popup was sent there, the
+// popup shows something else: the browser's error page of a bridge not running.
+const PAGE_SHOWN_MS = 8_000;
 // A bridge that answered this site, then stops answering: it stopped, or the login
 // expired. Past this delay of silence, login() says so.
 const SILENCE_MS = 10_000;
@@ -271,6 +275,7 @@ export class CardAuthBridge {
    * @returns {Promise<string>}
    */
   async login(challenge, { vitale = false, signal } = {}) {
+    if (signal?.aborted) throw this.#fail("bridge.aborted", { cause: signal.reason });
     this.#current?.abort(this.#fail("bridge.replaced"));
     const current = new AbortController();
     this.#current = current;
@@ -296,7 +301,7 @@ export class CardAuthBridge {
       // and Local Network Access does not stop it.
       popup.location.replace(`${this.url}/interaction/${pageId}?lang=${this.lang}`);
       try {
-        return await this.#collect(requestId, readable, own);
+        return await this.#collect(requestId, readable ? null : popup, own);
       } catch (error) {
         // Given up here (aborted, timed out, replaced): the bridge stops waiting
         // too, and its page says so. Best effort: the login expires anyway.
@@ -408,11 +413,17 @@ export class CardAuthBridge {
 
   /**
    * Step 4: GET /v1/interactions/{request_id} until the professional has answered
-   * on the bridge's page (a long poll for a site that reads the answers).
+   * on the bridge's page (a long poll for a site that reads the answers). `popup`:
+   * for a site that reads nothing yet, the window sent to the bridge's page.
+   * @param {string} requestId
+   * @param {Window | null} popup
+   * @param {AbortSignal} signal
    * @returns {Promise<string>}
    */
-  async #collect(requestId, readable, signal) {
-    const deadline = Date.now() + INTERACTION_LIFETIME_MS + POLL_TIMEOUT_MS;
+  async #collect(requestId, popup, signal) {
+    const readable = popup === null;
+    const sent = Date.now();
+    const deadline = sent + INTERACTION_LIFETIME_MS + POLL_TIMEOUT_MS;
     const path = `/v1/interactions/${requestId}?wait=${POLL_WAIT_SECONDS}`;
     let heard = Date.now(); // the bridge last answered this site
     for (;;) {
@@ -426,9 +437,13 @@ export class CardAuthBridge {
           throw error;
         }
         // Unread: the professional has not answered yet (a site not approved), or
-        // the bridge went away (a site that read it until now).
+        // the bridge went away (a site that read it until now), or was never there
+        // (the popup never showed the bridge's page).
         if (readable && Date.now() - heard > SILENCE_MS) {
           throw this.#fail("bridge.interaction_unknown", { cause: error });
+        }
+        if (!readable && !popup.closed && Date.now() - sent > PAGE_SHOWN_MS) {
+          throw this.#fail("bridge.unreachable", { cause: error });
         }
         await sleep(UNREAD_RETRY_MS, signal, () => this.#throwIfAborted(signal));
         continue;
