@@ -30,7 +30,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from smartcard import scard  # noqa: TID251 - raw pyscard is the baseline
+from smartcard import scard
 
 from cardauth.cards.cps import CpsCard
 from cardauth.cards.identify import connect_channel, identify, identify_with_facts

@@ -39,6 +39,7 @@ from cardauth.messages import (
     label,
 )
 from cardauth.origins import Origin, parse_origins
+from cardauth.transport.backends import open_backend, personas_of
 from cardauth.transport.base import ReaderBackend
 from cardauth.verify import Verifier
 
@@ -46,14 +47,8 @@ EXIT_ERROR = 1
 
 
 def make_backend(simulate: bool, personas: str) -> ReaderBackend:
-    """PC/SC, or in-process virtual cards with ``--simulate``."""
-    if not simulate:
-        from cardauth.transport.pcsc import PcscBackend  # noqa: PLC0415 - pyscard only if used
-
-        return PcscBackend()
-    from simulator.workstation import simulated_readers  # noqa: PLC0415 - a development tool
-
-    return simulated_readers([p for p in personas.split(",") if p])
+    """PC/SC, or the simulator's virtual cards with ``--simulate``."""
+    return open_backend(simulate=simulate, personas=personas_of(personas))
 
 
 class Output:

@@ -133,6 +133,14 @@ class TransportTimeout(TransportError):
 # -- card applications -------------------------------------------------------------
 
 
+class PartMissing(CardAuthError):
+    """A part of cardauth that this command needs is not installed (the card stack
+    on a teleservice's server, the simulator on a workstation): ``package`` names
+    what to install."""
+
+    code = "install.part_missing"
+
+
 class CardError(CardAuthError):
     """A failure in a card application (CPS, Vitale)."""
 

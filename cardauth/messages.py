@@ -93,6 +93,12 @@ ERRORS: Mapping[str, Mapping[Language, str]] = {
         "fr": "La carte n'a pas pu faire ce qui lui était demandé (détail : {message}).",
         "en": "The card could not do what was asked (detail: {message}).",
     },
+    "install.part_missing": {
+        "fr": "Cette commande a besoin de {package}, qui n'est pas installé sur ce poste : "
+        "installez-le (pip install '{package}'), puis recommencez.",
+        "en": "This command needs {package}, which is not installed here: install it "
+        "(pip install '{package}'), then try again.",
+    },
     "card.unknown": {
         "fr": "La carte du lecteur {reader} n'est ni une carte CPS ni une carte Vitale.",
         "en": "The card in reader {reader} is neither a CPS nor a Vitale card.",

@@ -47,3 +47,17 @@ if [[ ! -f $stamp ]] || ! cmp -s pyproject.toml "$stamp"; then
   .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[dev]'
   cp pyproject.toml "$stamp"
 fi
+
+# The wheels that tests/test_distributions.py installs from, offline, into fresh
+# virtual environments: every dependency of the three distributions (distributions/),
+# and setuptools to build them. Gathered again when a distribution's list changes.
+wheelhouse=.venv/wheelhouse
+wheel_stamp=.venv/.cardauth-wheelhouse
+if [[ ! -f $wheel_stamp ]] || ! cat distributions/*/pyproject.toml | cmp -s - "$wheel_stamp"; then
+  rm -rf "$wheelhouse"
+  .venv/bin/python distributions/build.py --out "$wheelhouse" >/dev/null
+  .venv/bin/python -m pip wheel -q --disable-pip-version-check -w "$wheelhouse" \
+    --find-links "$wheelhouse" 'cardauth[cards,redis]' cardauth-bridge cardauth-simulator \
+    'setuptools>=68'
+  cat distributions/*/pyproject.toml > "$wheel_stamp"
+fi

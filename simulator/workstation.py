@@ -131,7 +131,9 @@ class Workstation:
 
 
 def simulated_readers(personas: Sequence[str] = ()) -> VirtualReaders:
-    """In-process dual-slot reader with ``personas`` inserted (default: doctor, patient)."""
+    """In-process dual-slot reader with ``personas`` inserted (default: doctor, patient).
+    Declared as the entry point ``cardauth.readers:simulated``, through which
+    ``cardauth --simulate`` and ``cardauth-bridge --simulate`` find it."""
     workstation, readers = virtual_workstation()
     for index, name in enumerate(personas or DEFAULT_PERSONAS):
         workstation.insert(index, name)

@@ -29,6 +29,7 @@ from cardauth.messages import LANGUAGES, Language, choose_language, error_line, 
 from cardauth.origins import Origin
 from cardauth.serving import CannotListen as PortTaken
 from cardauth.serving import Served, is_loopback_address, listen
+from cardauth.transport.backends import open_backend, personas_of
 from cardauth.transport.base import ReaderBackend
 from cardauth.trust import utc_now
 from webbridge import messages
@@ -174,7 +175,7 @@ def serve(args: argparse.Namespace, config: BridgeConfig, language: Language) ->
         origins=args.allow_origin,
         allow_development_origins=True if args.allow_development_origins else None,
     )
-    backend = _backend(args.simulate, args.personas)
+    backend = open_backend(simulate=args.simulate, personas=personas_of(args.personas))
     stopping = threading.Event()
 
     def stop(signum: int, frame: FrameType | None) -> None:
@@ -200,16 +201,6 @@ def serve(args: argparse.Namespace, config: BridgeConfig, language: Language) ->
 def _require_loopback(host: str) -> None:
     if not is_loopback_address(host):
         raise NotLoopback("the bridge listens on a loopback address only", host=host[:80])
-
-
-def _backend(simulate: bool, personas: str) -> ReaderBackend:
-    if not simulate:
-        from cardauth.transport.pcsc import PcscBackend  # noqa: PLC0415 - pyscard only if used
-
-        return PcscBackend()
-    from simulator.workstation import simulated_readers  # noqa: PLC0415 - a development tool
-
-    return simulated_readers([p for p in personas.split(",") if p])
 
 
 def _consents(args: argparse.Namespace, config: BridgeConfig, language: Language) -> int:
