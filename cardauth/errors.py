@@ -17,6 +17,9 @@ class CardAuthError(Exception):
     """Base of every error raised by cardauth."""
 
     code: str = "cardauth.error"  # stable; a class's own, or a refusal's reason
+    # The HTTP status where a web service answers it (None: cardauth.web.http_status
+    # says, by what the error means).
+    status: int | None = None
 
     def __init__(self, message: str, **context: object) -> None:
         super().__init__(message)
@@ -313,24 +316,28 @@ class RequestNotJson(CardAuthError):
     """A call that takes JSON only was sent something else."""
 
     code = "request.json"
+    status = 415
 
 
 class RequestMalformed(CardAuthError):
     """A call's body is not the JSON object it takes."""
 
     code = "request.malformed"
+    status = 400
 
 
 class RequestTooLarge(CardAuthError):
     """A call's body is larger than the call takes."""
 
     code = "request.too_large"
+    status = 413
 
 
 class LoginRequired(CardAuthError):
     """A teleservice's page or call that needs a professional logged in by card."""
 
     code = "login.required"
+    status = 401
 
 
 class AssertionRefused(CardAuthError):

@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import hmac
-import json
 import os
 import re
 import secrets
@@ -34,17 +33,10 @@ import threading
 from collections.abc import Callable, Collection, Mapping, Sequence
 from pathlib import Path
 from types import FrameType
-from typing import Any
 
 from flask import Flask, Response, jsonify, request
-from werkzeug.exceptions import (
-    HTTPException,
-    RequestEntityTooLarge,
-)
-from werkzeug.exceptions import MethodNotAllowed as RouteMethodNotAllowed
-from werkzeug.exceptions import NotFound as RouteNotFound
 
-from cardauth import __version__
+from cardauth import __version__, web
 from cardauth.arguments import ArgumentParser, requested_language
 from cardauth.challenges import (
     DEFAULT_LIFETIME,
@@ -52,7 +44,7 @@ from cardauth.challenges import (
     issue_challenge,
     store_from_setting,
 )
-from cardauth.errors import AssertionRefused, CardAuthError
+from cardauth.errors import CardAuthError
 from cardauth.messages import LANGUAGES, Language, choose_language, describe, error_line, label
 from cardauth.origins import Origin, parse_origins
 from cardauth.serving import Served, is_loopback_address, listen
@@ -156,6 +148,16 @@ class MethodNotAllowed(VerifierServiceError):
 class InternalError(VerifierServiceError):
     code = "verifier.internal"
     status = 500
+
+
+REFUSALS = web.Refusals(
+    bad_request=BadRequest,
+    too_large=BodyTooLarge,
+    content_type=ContentTypeRequired,
+    not_found=NotFound,
+    method_not_allowed=MethodNotAllowed,
+    internal=InternalError,
+)
 
 
 MESSAGES: Mapping[str, Mapping[Language, str]] = {
@@ -345,7 +347,7 @@ def create_app(
             name.lower().startswith("sec-fetch-") for name, _value in request.headers
         ):
             raise BrowserRefused("requests from web pages are refused")
-        if not _loopback_host(request.host):
+        if not web.names_this_machine(request.host):
             raise HostForbidden("the Host header is not a loopback name", host=request.host[:100])
         if not _authorised(request.headers.get("Authorization"), expected_token):
             raise Unauthorized("missing or wrong bearer token")
@@ -356,7 +358,9 @@ def create_app(
 
     @app.post("/v1/challenges")
     def challenges() -> Response:
-        body = _json_body(CHALLENGE_MEMBERS, CHALLENGE_MEMBERS)
+        body = web.json_object(
+            request, REFUSALS, allowed=CHALLENGE_MEMBERS, required=CHALLENGE_MEMBERS
+        )
         session = _session(body["session"])
         now = clock()
         challenge = issue_challenge(store, session=session, now=now, lifetime=challenge_lifetime)
@@ -365,7 +369,7 @@ def create_app(
 
     @app.post("/v1/verify")
     def verify() -> Response:
-        body = _json_body(VERIFY_MEMBERS, VERIFY_REQUIRED)
+        body = web.json_object(request, REFUSALS, allowed=VERIFY_MEMBERS, required=VERIFY_REQUIRED)
         for member in ("assertion", "challenge"):
             if not isinstance(body[member], str):
                 raise BadRequest(f"{member} is a string", member=member)
@@ -383,73 +387,16 @@ def create_app(
         )
         return jsonify(login.to_dict())
 
-    @app.errorhandler(CardAuthError)
-    def refused(error: CardAuthError) -> Response:
-        return _error_response(error, language)
+    def answer(error: CardAuthError, status: int) -> Response:
+        return _error_response(error, language, status)
 
-    @app.errorhandler(HTTPException)
-    def http_error(error: HTTPException) -> Response:
-        if isinstance(error, RequestEntityTooLarge):
-            return _error_response(BodyTooLarge("the body is too large"), language)
-        if isinstance(error, RouteNotFound):
-            return _error_response(NotFound(request.path[:200]), language)
-        if isinstance(error, RouteMethodNotAllowed):
-            response = _error_response(MethodNotAllowed(request.method), language)
-            response.headers["Allow"] = ", ".join(error.valid_methods or ())
-            return response
-        return _error_response(BadRequest(error.name), language, status=error.code or 400)
-
-    @app.errorhandler(Exception)
-    def failed(error: Exception) -> Response:
-        app.logger.exception("unexpected error")  # the details stay in the log
-        return _error_response(InternalError(type(error).__name__), language)
+    web.install_refusals(app, REFUSALS, answer, request)
 
     @app.after_request
     def headers(response: Response) -> Response:
-        response.headers["Cache-Control"] = "no-store"  # identities, challenges
-        response.headers["X-Content-Type-Options"] = "nosniff"
-        return response
+        return web.secure(response)  # no-store: identities, challenges
 
     return app
-
-
-def _loopback_host(host: str) -> bool:
-    """A Host header naming this machine (localhost, [::1] or an IPv4 loopback
-    address), with or without a port."""
-    name = host if host.endswith("]") else host.rsplit(":", 1)[0]
-    return name in ("localhost", "[::1]") or is_loopback_address(name)
-
-
-def _json_body(allowed: frozenset[str], required: frozenset[str]) -> dict[str, Any]:
-    """A JSON object of at most MAX_BODY bytes with the call's members and no other:
-    unknown or repeated members, NaN and Infinity are refused, not ignored."""
-    if not request.is_json:
-        raise ContentTypeRequired("the body must be application/json")
-    data = request.get_data(cache=False)  # RequestEntityTooLarge past MAX_BODY
-    try:
-        body = json.loads(data, object_pairs_hook=_unique_members, parse_constant=_no_constant)
-    except (ValueError, RecursionError):  # JSON, UTF-8, duplicates, nesting
-        raise BadRequest("the body is not a JSON object") from None
-    if not isinstance(body, dict):
-        raise BadRequest("the body is not a JSON object")
-    unknown = sorted(set(body) - allowed)
-    if unknown:
-        raise BadRequest(f"unknown member {unknown[0][:40]!r}")
-    missing = sorted(required - set(body))
-    if missing:
-        raise BadRequest(f"missing member {missing[0]!r}")
-    return body
-
-
-def _unique_members(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    members = dict(pairs)
-    if len(members) != len(pairs):
-        raise ValueError("a member is repeated")
-    return members
-
-
-def _no_constant(name: str) -> None:
-    raise ValueError(f"{name} is not JSON")
 
 
 def _session(value: object) -> str:
@@ -458,26 +405,13 @@ def _session(value: object) -> str:
     return value
 
 
-def _error_response(
-    error: CardAuthError, default_language: Language, *, status: int | None = None
-) -> Response:
-    requested = request.accept_languages.best_match(["fr", "en"])
-    language = choose_language(requested) if requested else default_language
+def _error_response(error: CardAuthError, default_language: Language, status: int) -> Response:
+    language = web.language_of(request, default_language)
     message = describe(error, language, more=MESSAGES)
-    response = jsonify({"error": {"code": error.code, "message": message}})
-    response.status_code = status or http_status(error)
+    response = web.json_answer(web.error_body(error, message), status)
     if isinstance(error, Unauthorized):
         response.headers["WWW-Authenticate"] = 'Bearer realm="cardauth-verifier"'
     return response
-
-
-def http_status(error: CardAuthError) -> int:
-    """401 for a refused assertion, 503 when the service cannot check now."""
-    if isinstance(error, VerifierServiceError):
-        return error.status
-    if isinstance(error, AssertionRefused):
-        return 503 if error.service_unavailable else 401
-    return 500
 
 
 # -- the command ---------------------------------------------------------------------

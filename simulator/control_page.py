@@ -31,10 +31,10 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
-from flask import Flask, Response, jsonify, redirect, render_template, request
-from werkzeug.exceptions import HTTPException
+from flask import Flask, Response, redirect, render_template, request
 from werkzeug.wrappers import Response as BaseResponse
 
+from cardauth import web
 from cardauth.errors import CardAuthError
 from cardauth.messages import Language, choose_language, describe
 from cardauth.serving import CannotListen as PortTaken
@@ -127,6 +127,23 @@ class MethodNotAllowed(ControlPageError):
     status = 405
 
 
+class PageFailed(ControlPageError):
+    """Something went wrong in the page itself (the log says what)."""
+
+    code = "sim.page.internal"
+    status = 500
+
+
+REFUSALS = web.Refusals(
+    bad_request=BadRequest,
+    too_large=BadRequest,  # with the status 413
+    content_type=ContentTypeRequired,
+    not_found=NotFound,
+    method_not_allowed=MethodNotAllowed,
+    internal=PageFailed,
+)
+
+
 class UnknownPersona(PersonaError):
     """Not one of the bundled personas (the page never loads persona files)."""
 
@@ -156,7 +173,6 @@ class CardInUse(SimulatorError):
 
 
 _REFUSALS = (HostForbidden, OriginForbidden, TokenInvalid)
-_STATUS_OF: Mapping[str, int] = {SlotOccupied.code: 409, "sim.vpcd_unreachable": 503}
 
 ERRORS: Mapping[str, Mapping[Language, str]] = {
     "sim.page": {
@@ -203,6 +219,12 @@ ERRORS: Mapping[str, Mapping[Language, str]] = {
     "sim.page.method": {
         "fr": "Cette action ne s'emploie pas ainsi (méthode {method}).",
         "en": "This action is not used that way (method {method}).",
+    },
+    "sim.page.internal": {
+        "fr": "La page de contrôle a rencontré une erreur : rechargez-la ; si elle revient, "
+        "redémarrez le simulateur.",
+        "en": "The control page ran into an error: reload it; if it comes back, restart the "
+        "simulator.",
     },
     "sim.persona_unknown": {
         "fr": "Profil de carte inconnu : « {persona} ».",
@@ -265,7 +287,7 @@ class _Guard:
 
     @classmethod
     def for_address(cls, host: str, port: int) -> _Guard:
-        hosts = frozenset((f"{host}:{port}", f"localhost:{port}"))
+        hosts = web.own_hosts(host, port)
         return cls(hosts, frozenset(f"http://{h}" for h in hosts), secrets.token_urlsafe(32))
 
     def check_host(self) -> None:
@@ -360,12 +382,11 @@ def create_control_app(
 
     @app.after_request
     def secure_headers(response: Response) -> Response:
-        response.headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
-        response.headers["X-Content-Type-Options"] = "nosniff"
+        # no-store: the page carries the form token
+        web.secure(response, policy=CONTENT_SECURITY_POLICY)
         # Not no-referrer: under it a browser sends "Origin: null" on the page's own
         # forms, which the page could not tell from a foreign one (and refuses).
         response.headers["Referrer-Policy"] = "same-origin"
-        response.headers["Cache-Control"] = "no-store"  # the page carries the form token
         return response
 
     @app.get("/")
@@ -406,28 +427,16 @@ def create_control_app(
         slots.swap()
         return {"slots": slots.state()}
 
-    @app.errorhandler(CardAuthError)
-    def refused(error: CardAuthError) -> tuple[Response | str, int]:
-        return _error_answer(error, slots, guard.token)
+    def answer(error: CardAuthError, status: int) -> Response:
+        return _error_answer(error, slots, guard.token, status)
 
-    @app.errorhandler(HTTPException)
-    def http_error(error: HTTPException) -> tuple[Response | str, int]:
-        status = error.code or 400
-        refusal: ControlPageError
-        if status == 404:
-            refusal = NotFound("no such page or action")
-        elif status == 405:
-            refusal = MethodNotAllowed("method not allowed", method=request.method[:16])
-        else:
-            refusal = BadRequest(error.name.lower(), status=status)
-        return _error_answer(refusal, slots, guard.token, status=status)
+    web.install_refusals(app, REFUSALS, answer, request)
 
     return app
 
 
 def _language() -> Language:
-    requested = request.args.get("lang") or request.accept_languages.best_match(["fr", "en"])
-    return choose_language(requested or "fr")
+    return web.language_of(request)
 
 
 def _query() -> str:
@@ -442,27 +451,22 @@ def _back_to_page() -> BaseResponse:
 
 
 def _json_persona() -> str:
-    try:
-        body = request.get_json(silent=True)
-    except RecursionError:  # nested too deep for the parser
-        body = None
-    persona = body.get("persona") if isinstance(body, dict) else None
+    body = web.json_object(request, REFUSALS, allowed={"persona"}, required={"persona"})
+    persona = body["persona"]
     if not isinstance(persona, str) or not persona:
         raise BadRequest('the body must be {"persona": "<persona id>"}')
     return persona
 
 
-def _error_answer(
-    error: CardAuthError, slots: _Slots, token: str, *, status: int | None = None
-) -> tuple[Response | str, int]:
-    status = status or getattr(error, "status", None) or _STATUS_OF.get(error.code, 400)
+def _error_answer(error: CardAuthError, slots: _Slots, token: str, status: int) -> Response:
     language = _language()
     text = describe(error, language, more=ERRORS)
     if request.path.startswith("/api/"):
-        return jsonify(error={"code": error.code, "message": text}), status
+        return web.json_answer(web.error_body(error, text), status)
     # A refused request gets no forms, so never the token.
     shown = slots if not isinstance(error, _REFUSALS) else None
-    return _render(shown, token, error={"code": error.code, "text": text}), status
+    page = _render(shown, token, error={"code": error.code, "text": text})
+    return Response(page, status=status, mimetype="text/html")
 
 
 def _render(slots: _Slots | None, token: str, *, error: Mapping[str, str] | None = None) -> str:

@@ -21,12 +21,14 @@ class VpcdUnreachable(SimulatorError):
     """The vpcd slot does not accept the card (pcscd or its vpcd driver is not running)."""
 
     code = "sim.vpcd_unreachable"
+    status = 503  # on the control page: the card could not be moved now
 
 
 class SlotOccupied(SimulatorError):
     """A card is already in that slot."""
 
     code = "sim.slot_occupied"
+    status = 409
 
 
 class PersonaError(SimulatorError):

@@ -93,6 +93,18 @@ def assert_not_held(scene: BridgeScene, slot: int = 0) -> None:
         link.close()
 
 
+def replug_and_wait(scene: BridgeScene, slot: int) -> None:
+    """Plug the reader back in, then wait until the bridge has seen its card come in
+    again (after its removal), as a person waits for the reader's light."""
+    reader = scene.readers.slot_names[slot]
+    with scene.cards.subscribe() as events:
+        scene.readers.replug(slot)
+        seen = None
+        while seen is None or (seen.slot, seen.state) != (reader, "inserted"):
+            seen = events.get(timeout=5)
+            assert seen is not None
+
+
 def wait_for_event(scene: BridgeScene, events: object, state: str) -> None:
     import queue
 
@@ -308,12 +320,7 @@ def test_an_unplugged_reader_disappears_and_comes_back(scene: BridgeScene) -> No
     with pytest.raises(CardAuthError) as refused:
         login(scene, pin=None)
     assert refused.value.code in FAULT_CODES
-    with scene.cards.subscribe() as events:
-        scene.readers.replug(0)
-        seen = None  # the bridge sees the card again (after its removal), as a person would
-        while seen is None or (seen.slot, seen.state) != (reader, "inserted"):
-            seen = events.get(timeout=5)
-            assert seen is not None
+    replug_and_wait(scene, 0)
     with pytest.raises(CardRemoved):  # a connection from before the unplugging
         link.transmit(bytes.fromhex("00A4000C023F00"))
     link.close()
@@ -336,7 +343,7 @@ def test_a_reader_unplugged_mid_login_is_a_typed_error(scene: BridgeScene) -> No
         login(scene, pin=None)
     cps.process = process  # type: ignore[method-assign]
     assert refused.value.code in FAULT_CODES
-    scene.readers.replug(0)
+    replug_and_wait(scene, 0)
     assert_not_held(scene)
     login_as_a_person_would(scene)
 

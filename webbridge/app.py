@@ -37,28 +37,20 @@ from flask import (
 )
 from flask_limiter import Limiter, RateLimitExceeded
 from markupsafe import escape
-from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
-from werkzeug.exceptions import MethodNotAllowed as RouteMethodNotAllowed
-from werkzeug.exceptions import NotFound as RouteNotFound
 from werkzeug.wrappers import Response as WerkzeugResponse
 
-from cardauth import __version__, challenges
+from cardauth import __version__, challenges, web
 from cardauth.cards.session import Keypad
 from cardauth.errors import (
     CardAuthError,
     CardError,
-    CardNotPresent,
-    CardOutOfValidity,
-    CardRemoved,
     InvalidOrigin,
     PinBlocked,
-    PinError,
     PinRequired,
     TransportError,
-    UnknownCard,
     WrongPin,
 )
-from cardauth.messages import Language, choose_language
+from cardauth.messages import Language
 from cardauth.origins import Origin
 from cardauth.trust import utc_now
 from webbridge import messages
@@ -68,9 +60,9 @@ from webbridge.consent import ConsentStore
 from webbridge.errors import (
     BadRequest,
     BodyTooLarge,
-    BridgeError,
     Busy,
     Cancelled,
+    ContentTypeRequired,
     FormSpent,
     HostForbidden,
     InteractionDeclined,
@@ -85,6 +77,14 @@ from webbridge.guards import MAX_BODY, Guard, cors_headers, preflight_headers
 from webbridge.interactions import Interaction, Interactions, State
 
 SERVICE = "cardauth-bridge"
+REFUSALS = web.Refusals(
+    bad_request=BadRequest,
+    too_large=BodyTooLarge,
+    content_type=ContentTypeRequired,
+    not_found=NotFound,
+    method_not_allowed=MethodNotAllowed,
+    internal=Internal,
+)
 API_VERSION = 1
 MAX_WAIT_SECONDS = 25.0
 EVENT_STREAM_SECONDS = 600.0
@@ -164,8 +164,7 @@ def create_app(
 
     @app.after_request
     def security_headers(response: Response) -> Response:
-        response.headers.setdefault("Cache-Control", "no-store")
-        response.headers["X-Content-Type-Options"] = "nosniff"
+        web.secure(response)
         # The bridge's pages set their own (a blueprint's hook runs before this one).
         response.headers.setdefault("Referrer-Policy", "no-referrer")
         response.headers["Cross-Origin-Resource-Policy"] = "same-origin"
@@ -176,27 +175,13 @@ def create_app(
                 response.headers.update(cors_headers(origin))
         return response
 
-    @app.errorhandler(CardAuthError)
-    def refused(error: CardAuthError) -> Response:
-        return _error_response(error)
+    web.install_refusals(app, REFUSALS, _error_response, request)
 
-    @app.errorhandler(HTTPException)
-    def http_error(error: HTTPException) -> Response:
-        if isinstance(error, RateLimitExceeded):
-            response = _error_response(RateLimited("too many authentication requests"))
-            response.headers["Retry-After"] = "60"
-            return response
-        if isinstance(error, RequestEntityTooLarge):
-            return _error_response(BodyTooLarge("the body is too large"))
-        if isinstance(error, RouteNotFound):
-            return _error_response(NotFound(request.path[:200]))
-        if isinstance(error, RouteMethodNotAllowed):
-            response = _error_response(MethodNotAllowed(request.method))
-            response.headers["Allow"] = ", ".join(error.valid_methods or ())
-            return response
-        if (error.code or 500) >= 500:
-            return _error_response(Internal(error.name), status=error.code or 500)
-        return _error_response(BadRequest(error.name), status=error.code or 400)
+    @app.errorhandler(RateLimitExceeded)
+    def rate_limited(error: RateLimitExceeded) -> Response:
+        response = _error_response(RateLimited("too many authentication requests"), 429)
+        response.headers["Retry-After"] = "60"
+        return response
 
     return app
 
@@ -230,7 +215,7 @@ def _api(bridge: Bridge, per_origin: Callable[[Any], Any]) -> Blueprint:
 
     @api.get("/status")
     def status() -> Response:
-        return _json(
+        return web.json_answer(
             {
                 "service": SERVICE,
                 "version": __version__,
@@ -242,7 +227,7 @@ def _api(bridge: Bridge, per_origin: Callable[[Any], Any]) -> Blueprint:
 
     @api.get("/cards")
     def cards() -> Response:
-        return _json({"cards": [view.to_dict() for view in bridge.cards.views()]})
+        return web.json_answer({"cards": [view.to_dict() for view in bridge.cards.views()]})
 
     @api.post("/authenticate")
     @per_origin
@@ -255,8 +240,8 @@ def _api(bridge: Bridge, per_origin: Callable[[Any], Any]) -> Blueprint:
                 origin=origin, challenge=challenge, with_vitale=_flag(body, "vitale")
             )
         except PinRequired:
-            return _json({"status": "interaction_required"})
-        return _json({"status": "ok", "assertion": assertion})
+            return web.json_answer({"status": "interaction_required"})
+        return web.json_answer({"status": "ok", "assertion": assertion})
 
     @api.post("/logout")
     def logout() -> Response:
@@ -264,7 +249,7 @@ def _api(bridge: Bridge, per_origin: Callable[[Any], Any]) -> Blueprint:
         the next login, on any site, asks for it."""
         _json_body(set())
         bridge.cards.log_out()
-        return _json({"status": "ok"})
+        return web.json_answer({"status": "ok"})
 
     @api.get("/events")
     def events() -> Response:
@@ -304,7 +289,7 @@ def _interaction_api(api: Blueprint, bridge: Bridge, per_origin: Callable[[Any],
             approved=guard.is_approved(origin),
         )
         url = _own_url("pages.interaction_page", interaction_id=interaction.id)
-        return _json({"status": "pending", "url": url}, 201)
+        return web.json_answer({"status": "pending", "url": url}, 201)
 
     @api.get("/interactions/<request_id>")
     def interaction(request_id: str) -> Response:
@@ -314,7 +299,7 @@ def _interaction_api(api: Blueprint, bridge: Bridge, per_origin: Callable[[Any],
         found.finished.wait(wait)
         if found.state is not State.PENDING:
             bridge.interactions.collect(found)
-        return _json(found.outcome(_describe))
+        return web.json_answer(found.outcome(_describe))
 
     @api.delete("/interactions/<request_id>")
     def cancel_interaction(request_id: str) -> Response:
@@ -324,7 +309,7 @@ def _interaction_api(api: Blueprint, bridge: Bridge, per_origin: Callable[[Any],
         found.finish(State.FAILED, error=Cancelled("the page gave the login up"))
         bridge.interactions.collect(found)
         _may_read(found)
-        return _json(found.outcome(_describe))
+        return web.json_answer(found.outcome(_describe))
 
 
 def _own_interaction(bridge: Bridge, request_id: str) -> Interaction:
@@ -568,31 +553,10 @@ def _render_consents(bridge: Bridge) -> str:
 # -- helpers ----------------------------------------------------------------------------
 
 
-def _json(value: dict[str, Any], status: int = 200) -> Response:
-    return Response(
-        json.dumps(value, ensure_ascii=False, separators=(",", ":")),
-        status=status,
-        mimetype="application/json",
-    )
-
-
 def _json_body(allowed: set[str]) -> dict[str, Any]:
-    try:
-        body = request.get_json(silent=False)
-    except RecursionError:
-        raise BadRequest("nested too deep") from None
-    except RequestEntityTooLarge:
-        raise BodyTooLarge("the body is too large") from None
-    except HTTPException:
-        raise BadRequest("the body is not JSON") from None
-    if not isinstance(body, dict):
-        raise BadRequest("the body is a JSON object")
-    if "origin" in body:
-        raise BadRequest("the origin is the browser's Origin header, never the body's")
-    unknown = set(body) - allowed
-    if unknown:
-        raise BadRequest("unknown members", members=sorted(unknown)[:8])
-    return body
+    """The call's JSON object (strict: cardauth.web); the origin an assertion is bound
+    to is always the Origin header: a body naming one is refused as unknown."""
+    return web.json_object(request, REFUSALS, allowed=allowed)
 
 
 def _same_token(given: str | None, expected: str) -> bool:
@@ -630,51 +594,35 @@ def _flag(body: dict[str, Any], name: str) -> bool:
 
 
 def _language() -> Language:
-    requested = request.args.get("lang") or request.accept_languages.best_match(["fr", "en"])
-    return choose_language(requested or "fr")
+    return web.language_of(request)
 
 
 def _days(days: float) -> str:
     return f"{days:g}"
 
 
-def _error_response(error: CardAuthError, *, status: int | None = None) -> Response:
+def _error_response(error: CardAuthError, status: int) -> Response:
+    """A refusal: the API's JSON body, or the bridge's page saying it."""
     language = _language()
-    body = {"error": {"code": error.code, "message": messages.describe(error, language)}}
+    message = messages.describe(error, language)
     if request.path.startswith("/v1/"):
-        return _json(body, status or http_status(error))
+        return web.json_answer(web.error_body(error, message), status)
     if isinstance(error, HostForbidden):
         # No page under a foreign Host: one that is not even a DNS name (an empty
         # label, a label over 63 characters) leaves Flask no URL adapter, and the
         # page's links (url_for) would fail, turning a 403 into a 500.
-        message = escape(body["error"]["message"])
-        return Response(f"<!doctype html><p>{message}</p>", status=403, mimetype="text/html")
+        return Response(
+            f"<!doctype html><p>{escape(message)}</p>", status=403, mimetype="text/html"
+        )
     return Response(
         render_template(
             "outcome.html",
             lang=language,
             t=lambda key, **values: messages.label(key, language, **values),
-            text=body["error"]["message"],
+            text=message,
             code=error.code,
             close=False,  # an error stays on screen until the professional closes it
         ),
-        status=status or http_status(error),
+        status=status,
         mimetype="text/html",
     )
-
-
-def http_status(error: CardAuthError) -> int:
-    """The HTTP status of a refusal."""
-    if isinstance(error, BridgeError):
-        return error.status
-    if isinstance(error, (CardNotPresent, UnknownCard, CardRemoved, CardOutOfValidity)):
-        return 409
-    if isinstance(error, PinBlocked):
-        return 423
-    if isinstance(error, PinError):
-        return 401
-    if isinstance(error, TransportError):
-        return 503
-    if isinstance(error, InvalidOrigin) or error.code.startswith("challenge."):
-        return 400
-    return 502  # the card answered something we cannot use

@@ -17,6 +17,7 @@ What its predecessor got wrong, and what stops it here (docs/teleservice.md):
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import importlib.resources
 from collections.abc import Callable, Mapping
@@ -24,30 +25,34 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from flask import Flask, Response, abort, jsonify, redirect, render_template, request, url_for
+from flask import Flask, Response, abort, redirect, render_template, request, url_for
 from flask_limiter import Limiter, RateLimitExceeded
 from flask_limiter.util import get_remote_address
-from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.wrappers import Response as WerkzeugResponse
 
+from cardauth import web
 from cardauth.errors import (
     UNAVAILABLE_REFUSALS,
     CardAuthError,
     LoginRequired,
     Refusal,
+    RequestMalformed,
     RequestNotJson,
     RequestTooLarge,
 )
 from cardauth.flask import CardAuth, current_professional, extension
-from cardauth.messages import Language, choose_language
+from cardauth.messages import Language
 from cardauth.trust import utc_now
 from cardauth.verify import Verifier
 from examples.teleservice import messages, roles
 from examples.teleservice.errors import (
+    Failed,
     LoginRateLimited,
     LookupFields,
     LookupForbidden,
     LookupRateLimited,
+    MethodNotAllowed,
+    NotFound,
     SettingsError,
     TeleserviceError,
 )
@@ -61,6 +66,16 @@ PUBLIC_ENDPOINTS = frozenset(
 )
 MAX_BODY = 64 * 1024  # a lookup's assertion with its co-assertion is some 10 KiB
 PSEUDONYM_SHOWN = 16  # hex digits of the pseudonym shown to the professional
+REFUSALS = web.Refusals(
+    bad_request=RequestMalformed,
+    too_large=RequestTooLarge,
+    content_type=RequestNotJson,
+    not_found=NotFound,
+    method_not_allowed=MethodNotAllowed,
+    internal=Failed,
+)
+# A lookup's body: anything but the assertion alone is lookup.fields.
+LOOKUP_BODY = dataclasses.replace(REFUSALS, bad_request=LookupFields)
 TIME_ZONE = ZoneInfo("Europe/Paris")  # times as the professionals read them
 LOOKUP_ANSWERS = frozenset({"declared", "not_declared", "unknown_patient"})  # see _answer
 
@@ -97,23 +112,14 @@ def create_app(
 
     @app.after_request
     def security_headers(response: Response) -> Response:
-        response.headers["Content-Security-Policy"] = page_policy
+        web.secure(response, policy=page_policy)
         # No address of this service's pages goes to other sites, and its own requests
         # keep their Origin (the audit trail records it). cardauth.js needs nothing
         # here: it opens logins by CORS requests, whose Origin the browser always sends.
         response.headers["Referrer-Policy"] = "same-origin"
-        response.headers["X-Content-Type-Options"] = "nosniff"
-        response.headers["X-Frame-Options"] = "DENY"
-        response.headers.setdefault("Cache-Control", "no-store")
         return response
 
-    @app.errorhandler(TeleserviceError)
-    def refused(error: TeleserviceError) -> Response:
-        return _error_response(error)
-
-    @app.errorhandler(RequestEntityTooLarge)
-    def too_large(error: RequestEntityTooLarge) -> Response:
-        return _error_response(RequestTooLarge("the body is too large", limit=MAX_BODY), 413)
+    web.install_refusals(app, REFUSALS, _error_response, request)
 
     def page(template: str, *, who: str | None = None, **values: Any) -> str:
         """A page: the header names the service, and ``who`` is logged in."""
@@ -214,7 +220,7 @@ def _rate_limits(app: Flask, settings: Mapping[str, Any]) -> Callable[[Any], Any
             refusal = LoginRateLimited(f"login limit reached ({error.limit})")
         else:
             refusal = LookupRateLimited(f"lookup limit reached ({error.limit})")
-        response = _error_response(refusal)
+        response = _error_response(refusal, 429)
         response.headers["Retry-After"] = "60"
         return response
 
@@ -258,14 +264,7 @@ def _professional_key() -> str:
 def _lookup_body() -> object:
     """``{"assertion": ...}`` and nothing else: a body that names the patient
     (a NIR, a birth date, a name) is refused, it is never looked at."""
-    if not request.is_json:
-        abort(_error_response(RequestNotJson("a lookup is sent as JSON"), 415))
-    try:
-        body = request.get_json(silent=True)
-    except RecursionError:  # nested too deep for the parser: not a lookup either
-        body = None
-    if not isinstance(body, dict) or set(body) != {"assertion"}:
-        raise LookupFields("a lookup carries the assertion only")
+    body = web.json_object(request, LOOKUP_BODY, allowed={"assertion"}, required={"assertion"})
     return body["assertion"]
 
 
@@ -384,8 +383,7 @@ def _content_security_policy(bridge_url: str) -> str:
 
 
 def _language() -> Language:
-    requested = request.args.get("lang") or request.accept_languages.best_match(["fr", "en"])
-    return choose_language(requested or "fr")
+    return web.language_of(request)
 
 
 def _other(language: Language) -> Language:
@@ -393,9 +391,6 @@ def _other(language: Language) -> Language:
 
 
 def _error_response(error: CardAuthError, status: int | None = None) -> Response:
-    """A refusal as JSON; ``status`` for the extension's errors (the teleservice's
-    own carry theirs)."""
-    body = {"error": {"code": error.code, "message": messages.describe(error, _language())}}
-    response = jsonify(body)
-    response.status_code = status or (error.status if isinstance(error, TeleserviceError) else 400)
-    return response
+    """A refusal as JSON, with its status (cardauth.web's policy unless given)."""
+    message = messages.describe(error, _language())
+    return web.json_answer(web.error_body(error, message), status or web.http_status(error))

@@ -48,3 +48,20 @@ class SeedError(TeleserviceError):
 
 class SettingsError(TeleserviceError):
     code = "settings.invalid"
+
+
+class NotFound(TeleserviceError):
+    code = "teleservice.not_found"
+    status = 404
+
+
+class MethodNotAllowed(TeleserviceError):
+    code = "teleservice.method_not_allowed"
+    status = 405
+
+
+class Failed(TeleserviceError):
+    """Something went wrong in the teleservice itself (its log says what)."""
+
+    code = "teleservice.internal"
+    status = 500

@@ -18,6 +18,18 @@ ERRORS: Mapping[str, Mapping[Language, str]] = {
         "en": "The teleservice refused the request: reload the page and try again "
         "(detail: {message}).",
     },
+    "teleservice.not_found": {
+        "fr": "Cette adresse n'existe pas sur le téléservice.",
+        "en": "This address does not exist on the teleservice.",
+    },
+    "teleservice.method_not_allowed": {
+        "fr": "Cette adresse n'accepte pas cette méthode.",
+        "en": "This address does not take this method.",
+    },
+    "teleservice.internal": {
+        "fr": "Le téléservice a rencontré une erreur : recommencez dans un instant.",
+        "en": "The teleservice ran into an error: try again in a moment.",
+    },
     "seed.invalid": {
         "fr": "Le fichier de données initiales est invalide : corrigez-le d'après "
         "docs/teleservice.md (détail : {message}).",
