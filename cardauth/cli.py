@@ -361,18 +361,21 @@ def build_parser(language: Language) -> ArgumentParser:
         version=f"cardauth {__version__}",
         help=label("help.version", language),
     )
-    parser.add_argument("--lang", choices=LANGUAGES, help=label("help.lang", language))
-    parser.add_argument("--simulate", action="store_true", help=label("help.simulate", language))
-    parser.add_argument(
+    # Before the command or after it: cardauth --simulate cards, cardauth cards --simulate.
+    parser.add_shared_argument("--lang", choices=LANGUAGES, help=label("help.lang", language))
+    parser.add_shared_argument(
+        "--simulate", action="store_true", help=label("help.simulate", language)
+    )
+    parser.add_shared_argument(
         "--personas", default="", metavar="P1,P2", help=label("help.personas", language)
     )
+    parser.add_shared_argument("--json", action="store_true", help=label("help.json", language))
     commands = parser.add_subparsers(
         dest="command", required=True, metavar=label("metavar.command", language)
     )
     for name, (_handler, help_key, configure) in COMMANDS.items():
         help_text = label(help_key, language)
         sub = commands.add_parser(name, help=help_text, description=help_text)
-        sub.add_argument("--json", action="store_true", help=label("help.json", language))
         configure(sub, language)
     return parser
 

@@ -472,6 +472,10 @@ LABELS: Mapping[str, Mapping[Language, str]] = {
         "en": "language of messages (default: CARDAUTH_LANG, else the system's, else fr)",
     },
     "help.json": {"fr": "sortie JSON, pour les scripts", "en": "JSON output, for scripts"},
+    "help.shared_options": {
+        "fr": "Les options {options} se placent avant ou après la commande.",
+        "en": "The options {options} go before or after the command.",
+    },
     "help.allow_development_origin": {
         "fr": "accepter aussi http://localhost et http://127.0.0.1 (développement)",
         "en": "accept http://localhost and http://127.0.0.1 too (development)",

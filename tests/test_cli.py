@@ -94,3 +94,35 @@ def test_usage_errors_exit_with_2() -> None:
     with pytest.raises(SystemExit) as caught:
         main(["frobnicate"])
     assert caught.value.code == 2
+
+
+def test_the_program_options_go_after_the_command_too() -> None:
+    status, text = run("cards", "--simulate", "--lang", "en")
+    assert status == 0
+    assert "Holder: DR Élise FONTAINE" in text
+    status, text = run("readers", "--simulate", "--personas", "doctor", "--json")
+    assert status == 0
+    assert [r["card_present"] for r in json.loads(text)["readers"]] == [True, False]
+
+
+def test_the_program_options_still_go_before_the_command() -> None:
+    status, text = run("--json", "--simulate", "--personas", "doctor", "readers")
+    assert status == 0
+    assert [r["card_present"] for r in json.loads(text)["readers"]] == [True, False]
+
+
+def test_an_option_given_on_both_sides_is_the_one_after_the_command() -> None:
+    status, text = run("--lang", "fr", "--simulate", "cards", "--lang", "en")
+    assert status == 0
+    assert "Holder:" in text
+
+
+def test_each_command_help_lists_the_program_options(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["--lang", "en", "cards", "--help"])
+    help_text = capsys.readouterr().out
+    for option in ("--simulate", "--personas", "--lang", "--json"):
+        assert option in help_text
+    with pytest.raises(SystemExit):
+        main(["--lang", "en", "--help"])
+    assert "go before or after the command" in " ".join(capsys.readouterr().out.split())

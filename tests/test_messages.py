@@ -429,6 +429,13 @@ def test_the_language_is_read_before_the_command_line_is_parsed(
     assert arguments.requested_language([]) == "en"
 
 
+def test_the_language_asked_after_the_command_is_the_one_argparse_speaks() -> None:
+    assert arguments.requested_language(["cards", "--lang", "en"]) == "en"
+    status, _, english = _run(cardauth.cli.main, ["--lang", "fr", "login", "--lang", "en"])
+    assert status == 2
+    assert "error: the following arguments are required: --origin" in english
+
+
 # -- what the command lines print ----------------------------------------------------------
 
 
