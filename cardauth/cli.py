@@ -208,7 +208,7 @@ def _validity_text(summary: CertificateSummary, out: Output) -> str:
 def command_login(args: argparse.Namespace, out: Output) -> int:
     """Build an assertion with the cards present: the PIN is asked once, verified once,
     and the card forgets it as soon as it has signed."""
-    origin = Origin.parse(args.origin, allow_development=args.allow_development_origin)
+    origin = Origin.parse(args.origin, allow_development=args.allow_development_origins)
     challenge = challenges.check_format(args.challenge)
     backend = make_backend(args.simulate, args.personas)
     try:
@@ -238,7 +238,7 @@ def _read_pin(from_stdin: bool, out: Output) -> str:
 
 def command_verify(args: argparse.Namespace, out: Output) -> int:
     """Verify an assertion read on standard input against a trust directory."""
-    origins = parse_origins(args.origin, allow_development=args.allow_development_origin)
+    origins = parse_origins(args.origin, allow_development=args.allow_development_origins)
     verifier = Verifier.from_directory(args.trust)
     assertion = sys.stdin.read(MAX_TOKEN_LENGTH + 1).strip()
     store = MemoryChallengeStore()
@@ -293,9 +293,9 @@ def _configure_login(parser: argparse.ArgumentParser, language: Language) -> Non
     )
     parser.add_argument("--pin-stdin", action="store_true", help=label("help.pin_stdin", language))
     parser.add_argument(
-        "--allow-development-origin",
+        "--allow-development-origins",
         action="store_true",
-        help=label("help.allow_development_origin", language),
+        help=label("help.allow_development_origins", language),
     )
 
 
@@ -324,9 +324,9 @@ def _configure_verify(parser: argparse.ArgumentParser, language: Language) -> No
         "--require-vitale", action="store_true", help=label("help.require_vitale", language)
     )
     parser.add_argument(
-        "--allow-development-origin",
+        "--allow-development-origins",
         action="store_true",
-        help=label("help.allow_development_origin", language),
+        help=label("help.allow_development_origins", language),
     )
 
 

@@ -476,7 +476,7 @@ LABELS: Mapping[str, Mapping[Language, str]] = {
         "fr": "Les options {options} se placent avant ou après la commande.",
         "en": "The options {options} go before or after the command.",
     },
-    "help.allow_development_origin": {
+    "help.allow_development_origins": {
         "fr": "accepter aussi http://localhost et http://127.0.0.1 (développement)",
         "en": "accept http://localhost and http://127.0.0.1 too (development)",
     },

@@ -3,12 +3,15 @@ test_pcsc.py): output in French and English, JSON, and errors with their codes."
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import json
+from pathlib import Path
 
 import pytest
 
 from cardauth.cli import main
+from simulator.trust_export import export_trust
 
 
 def run(*args: str) -> tuple[int, str]:
@@ -126,3 +129,26 @@ def test_each_command_help_lists_the_program_options(capsys: pytest.CaptureFixtu
     with pytest.raises(SystemExit):
         main(["--lang", "en", "--help"])
     assert "go before or after the command" in " ".join(capsys.readouterr().out.split())
+
+
+def test_development_origins_are_spelled_as_in_every_other_program(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--allow-development-origins, as cardauth-bridge, cardauth-verifier and the
+    settings (allow_development_origins, CARDAUTH_ALLOW_DEVELOPMENT_ORIGINS) say."""
+    origin, challenge = "http://127.0.0.1:8450", "D" * 43
+    monkeypatch.setattr("sys.stdin", io.StringIO("1234\n"))
+    status, token = run(
+        "--simulate", "login", "--origin", origin, "--challenge", challenge, "--pin-stdin",
+        "--allow-development-origins",
+    )  # fmt: skip
+    assert status == 0
+    export_trust(tmp_path, now=dt.datetime.now(dt.UTC))
+    verify = ("verify", "--origin", origin, "--challenge", challenge, "--trust", str(tmp_path))
+    monkeypatch.setattr("sys.stdin", io.StringIO(token))
+    status, identity = run(*verify, "--allow-development-origins")
+    assert status == 0
+    assert json.loads(identity)["professional"]["idnat"] == "899700420013"
+    # The singular of the first versions still works (argparse takes a unique prefix).
+    monkeypatch.setattr("sys.stdin", io.StringIO(token))
+    assert run(*verify, "--allow-development-origin")[0] == 0

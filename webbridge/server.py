@@ -106,7 +106,7 @@ def _serve_options(parser: argparse.ArgumentParser, language: Language) -> None:
     parser.add_argument(
         "--allow-development-origins",
         action="store_true",
-        help=label("help.allow_development_origin", language),
+        help=label("help.allow_development_origins", language),
     )
     parser.add_argument("--simulate", action="store_true", help=label("help.simulate", language))
     parser.add_argument(
