@@ -22,7 +22,13 @@ from cardauth.assertion import build_assertion
 from cardauth.cards.application import CardKind
 from cardauth.cards.cps import CpsCard
 from cardauth.cards.identify import find_card
-from cardauth.cards.inventory import CardReport, CertificateSummary, inventory
+from cardauth.cards.inventory import (
+    CardReport,
+    CertificateSummary,
+    SlotCard,
+    identify_slots,
+    inventory,
+)
 from cardauth.cards.session import pin_session
 from cardauth.cards.vitale import VitaleCard
 from cardauth.challenges import DEFAULT_LIFETIME as DEFAULT_CHALLENGE_LIFETIME
@@ -85,24 +91,35 @@ class Output:
 
 
 def command_readers(backend: ReaderBackend, out: Output) -> int:
-    states = backend.slot_states()
+    """Each reader slot and the kind of card in it, told without the PIN."""
+    slots = identify_slots(backend)
     if out.as_json:
-        out.json(
-            {
-                "readers": [
-                    {"reader": s.reader, "card_present": s.card_present, "atr": s.atr.hex().upper()}
-                    for s in states.values()
-                ]
-            }
-        )
+        out.json({"readers": [s.to_dict() for s in slots]})
         return 0
-    if not states:
+    if not slots:
         out.line(out.label("no_reader"))
-    for state in states.values():
-        status = out.label("card_present") if state.card_present else out.label("empty")
-        atr = f" (ATR {state.atr.hex(' ').upper()})" if state.card_present else ""
-        out.pair(state.reader, f"{status}{atr}", indent=0)
+    for slot in slots:
+        _print_slot(slot, out)
     return 0
+
+
+# What `cardauth readers` calls the card in a slot, by SlotCard.kind_name.
+SLOT_LABELS = {
+    None: "empty",
+    "cps": "reader.cps",
+    "vitale": "reader.vitale",
+    "unknown": "reader.unknown",
+    "unreadable": "reader.unreadable",
+}
+
+
+def _print_slot(slot: SlotCard, out: Output) -> None:
+    what = out.label(SLOT_LABELS[slot.kind_name])
+    if slot.slot.card_present:
+        what += f" — ATR {slot.slot.atr.hex(' ').upper()}"
+    out.pair(slot.slot.reader, what, indent=0)
+    if slot.kind_name == "unreadable" and slot.error is not None:
+        out.pair(f"{out.label('error')} [{slot.error.code}]", describe(slot.error, out.language))
 
 
 def command_cards(backend: ReaderBackend, out: Output) -> int:

@@ -429,7 +429,16 @@ LABELS: Mapping[str, Mapping[Language, str]] = {
     "reader": {"fr": "Lecteur", "en": "Reader"},
     "no_reader": {"fr": "Aucun lecteur.", "en": "No reader."},
     "empty": {"fr": "pas de carte", "en": "no card"},
-    "card_present": {"fr": "carte présente", "en": "card present"},
+    "reader.cps": {
+        "fr": "carte CPS (professionnel de santé)",
+        "en": "CPS card (health professional)",
+    },
+    "reader.vitale": {"fr": "carte Vitale (assuré)", "en": "Vitale card (insured person)"},
+    "reader.unknown": {
+        "fr": "carte inconnue : ni CPS ni Vitale",
+        "en": "unknown card: neither CPS nor Vitale",
+    },
+    "reader.unreadable": {"fr": "carte illisible", "en": "unreadable card"},
     "mute": {"fr": "carte muette", "en": "mute card"},
     "kind": {"fr": "Carte", "en": "Card"},
     "kind.cps": {"fr": "CPS (professionnel de santé)", "en": "CPS (health professional)"},
@@ -501,8 +510,10 @@ LABELS: Mapping[str, Mapping[Language, str]] = {
         "see cardauth-sim personas",
     },
     "help.readers": {
-        "fr": "lister les lecteurs et dire s'ils contiennent une carte",
-        "en": "list the reader slots and whether they hold a card",
+        "fr": "lister les lecteurs et la carte de chacun (CPS, Vitale, inconnue, illisible), "
+        "sans le code porteur",
+        "en": "list the reader slots and the card in each (CPS, Vitale, unknown, unreadable), "
+        "without the PIN",
     },
     "help.cards": {
         "fr": "afficher la carte de chaque lecteur : type, titulaire, certificats, code porteur",

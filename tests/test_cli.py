@@ -10,8 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from cardauth.cli import main
+from cardauth.apdu import Ins
+from cardauth.cli import Output, command_readers, main
+from simulator.readers import VirtualReaders
 from simulator.trust_export import export_trust
+from tests.support import card_for
 
 
 def run(*args: str) -> tuple[int, str]:
@@ -85,6 +88,41 @@ def test_readers_json() -> None:
     readers = json.loads(text)["readers"]
     assert [r["card_present"] for r in readers] == [True, True]
     assert readers[0]["atr"] == "3BAC00402A001225006480000310009000"
+    assert [r["kind"] for r in readers] == ["cps", "vitale"]
+
+
+def test_readers_name_the_card_in_each_slot() -> None:
+    status, text = run("--simulate", "--personas", "patient,doctor", "readers")
+    assert status == 0
+    vitale, cps = text.splitlines()
+    assert vitale.startswith("cardauth Virtual Dual Reader 00 00 : carte Vitale (assuré) — ATR ")
+    assert cps.startswith("cardauth Virtual Dual Reader 00 01 : carte CPS (professionnel de santé)")
+
+
+def test_readers_say_which_cards_are_neither_or_unreadable() -> None:
+    status, text = run("--simulate", "--personas", "unknown-card,mute-card", "readers", "--json")
+    assert status == 0
+    unknown, mute = json.loads(text)["readers"]
+    assert (unknown["kind"], unknown["error"]["code"]) == ("unknown", "card.unknown")
+    assert (mute["kind"], mute["error"]["code"]) == ("unreadable", "transport.card_mute")
+    status, text = run("--simulate", "--personas", "unknown-card,mute-card", "readers")
+    assert "carte inconnue : ni CPS ni Vitale" in text
+    assert "carte illisible" in text
+    assert "Erreur [transport.card_mute] : La carte ne répond pas." in text
+
+
+def test_telling_the_cards_apart_does_not_touch_the_pin() -> None:
+    cps, vitale = card_for("doctor"), card_for("patient")
+    readers = VirtualReaders()
+    readers.insert(0, cps)
+    readers.insert(1, vitale)
+    printed = io.StringIO()
+    assert command_readers(readers, Output("en", as_json=True, stream=printed)) == 0
+    assert [r["kind"] for r in json.loads(printed.getvalue())["readers"]] == ["cps", "vitale"]
+    for card in (cps, vitale):
+        assert set(card.commands) == {Ins.SELECT}  # one application SELECT, nothing else
+        assert card.pins_presented == 0
+    assert cps.pin(0x01).tries_left == 3
 
 
 def test_unknown_persona_is_a_typed_error(capsys: pytest.CaptureFixture[str]) -> None:

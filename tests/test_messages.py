@@ -230,11 +230,13 @@ LABEL_CALLS: Mapping[ModuleType, Mapping[str, Catalog]] = {
 }
 # cardauth.cli's Output.field(key, ...) reads the label of key.
 FIELD_CALLS = {"out.field"}
-# Keys cardauth.cli builds: the certificate of each role, a certificate's status.
+# Keys cardauth.cli builds: the certificate of each role, a certificate's status,
+# the card in a reader slot.
 BUILT_KEYS = [
     *(f"certificate.{role}" for role in ("authentication", "signature")),
     "expired",
     "not_yet_valid",
+    *cardauth.cli.SLOT_LABELS.values(),
 ]
 
 

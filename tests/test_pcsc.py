@@ -218,6 +218,7 @@ def test_cards_json_against_the_simulator_shows_both_cards_whichever_slot(
         for slot in (0, 1):
             pcscd_station.wait_for(slot, present=True)
         result = run_cli("cards", "--json", env=pcscd.environment)
+        listing = run_cli("readers", "--json", env=pcscd.environment)
     finally:
         simulator.terminate()
         output, _ = simulator.communicate(timeout=10)
@@ -236,3 +237,8 @@ def test_cards_json_against_the_simulator_shows_both_cards_whichever_slot(
     assert vitale["holder"]["insured"]["nir"] == "178016912304552"
     assert len(vitale["holder"]["beneficiaries"]) == 2
     assert vitale["pin"] is None
+    kinds = {r["reader"]: r["kind"] for r in json.loads(listing.stdout)["readers"]}
+    assert kinds == {
+        pcscd_station.readers[cps_slot]: "cps",
+        pcscd_station.readers[vitale_slot]: "vitale",
+    }
