@@ -33,7 +33,7 @@ from cardauth.cards.session import pin_session
 from cardauth.cards.vitale import VitaleCard
 from cardauth.challenges import DEFAULT_LIFETIME as DEFAULT_CHALLENGE_LIFETIME
 from cardauth.challenges import ChallengeRecord, MemoryChallengeStore, session_digest
-from cardauth.errors import CardAuthError
+from cardauth.errors import CardAuthError, NoReader, PcscUnavailable
 from cardauth.identifiers import IdNatType
 from cardauth.jose import MAX_TOKEN_LENGTH
 from cardauth.messages import (
@@ -98,6 +98,7 @@ def command_readers(backend: ReaderBackend, out: Output) -> int:
         return 0
     if not slots:
         out.line(out.label("no_reader"))
+        out.line(out.label("hint.no_cards", command="readers"))
     for slot in slots:
         _print_slot(slot, out)
     return 0
@@ -404,7 +405,7 @@ def main(argv: Sequence[str] | None = None, stream: TextIO | None = None) -> int
     try:
         return handler(args, out)
     except CardAuthError as error:
-        return report_error(error, out)
+        return report_error(error, out, args.command)
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:  # the reader of our output went away (| head)
@@ -412,11 +413,17 @@ def main(argv: Sequence[str] | None = None, stream: TextIO | None = None) -> int
         return 0
 
 
-def report_error(error: CardAuthError, out: Output) -> int:
+# Errors that mean no card can be reached here: the command says how to reach some.
+NO_CARDS = frozenset((PcscUnavailable.code, NoReader.code))
+
+
+def report_error(error: CardAuthError, out: Output, command: str) -> int:
     if out.as_json:
         out.json({"error": {**error.to_dict(), "text": describe(error, out.language)}})
-    else:
-        print(error_line(error, out.language), file=sys.stderr)
+        return EXIT_ERROR
+    print(error_line(error, out.language), file=sys.stderr)
+    if error.code in NO_CARDS:
+        print(out.label("hint.no_cards", command=command), file=sys.stderr)
     return EXIT_ERROR
 
 

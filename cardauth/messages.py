@@ -53,9 +53,11 @@ ERRORS: Mapping[str, Mapping[Language, str]] = {
     },
     "transport.no_service": {
         "fr": "Le service des cartes à puce (pcscd) ne fonctionne pas. "
-        "Démarrez-le (sudo systemctl start pcscd) puis réessayez.",
+        "Démarrez-le (sudo systemctl start pcscd ; s'il manque, installez le paquet pcscd) "
+        "puis réessayez.",
         "en": "The smart-card service (pcscd) is not running. "
-        "Start it (sudo systemctl start pcscd) and try again.",
+        "Start it (sudo systemctl start pcscd; if it is missing, install the pcscd package) "
+        "and try again.",
     },
     "transport.no_reader": {
         "fr": "Aucun lecteur de cartes n'est branché. Branchez le lecteur puis réessayez.",
@@ -427,7 +429,18 @@ ERRORS: Mapping[str, Mapping[Language, str]] = {
 
 LABELS: Mapping[str, Mapping[Language, str]] = {
     "reader": {"fr": "Lecteur", "en": "Reader"},
-    "no_reader": {"fr": "Aucun lecteur.", "en": "No reader."},
+    "no_reader": {
+        "fr": "Aucun lecteur de cartes n'est branché. Branchez le lecteur puis réessayez.",
+        "en": "No card reader is connected. Connect the reader and try again.",
+    },
+    "hint.no_cards": {
+        "fr": "Sans lecteur, --simulate donne des cartes virtuelles (cardauth {command} "
+        "--simulate). Pour les cartes de la démonstration (scripts/demo.sh), lancez la "
+        "commande qu'elle affiche : PCSCLITE_CSOCK_NAME=… cardauth {command}",
+        "en": "Without a reader, --simulate gives virtual cards (cardauth {command} "
+        "--simulate). For the demo's cards (scripts/demo.sh), run the command it prints: "
+        "PCSCLITE_CSOCK_NAME=… cardauth {command}",
+    },
     "empty": {"fr": "pas de carte", "en": "no card"},
     "reader.cps": {
         "fr": "carte CPS (professionnel de santé)",

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from cardauth.apdu import Ins
-from cardauth.cli import Output, command_readers, main
+from cardauth.cli import Output, command_readers, main, report_error
+from cardauth.errors import NoReader, PcscUnavailable
 from simulator.readers import VirtualReaders
 from simulator.trust_export import export_trust
 from tests.support import card_for
@@ -190,3 +191,22 @@ def test_development_origins_are_spelled_as_in_every_other_program(
     # The singular of the first versions still works (argparse takes a unique prefix).
     monkeypatch.setattr("sys.stdin", io.StringIO(token))
     assert run(*verify, "--allow-development-origin")[0] == 0
+
+
+@pytest.mark.parametrize("error", [PcscUnavailable("no pcscd"), NoReader("no reader")])
+def test_no_reader_nor_pcscd_says_how_to_reach_cards(
+    error: PcscUnavailable | NoReader, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert report_error(error, Output("fr", as_json=False, stream=io.StringIO()), "cards") == 1
+    said = capsys.readouterr().err
+    assert said.startswith(f"Erreur [{error.code}] : ")
+    assert "--simulate donne des cartes virtuelles (cardauth cards --simulate)" in said
+    assert "PCSCLITE_CSOCK_NAME=… cardauth cards" in said  # the demo's cards
+
+
+def test_pcscd_not_running_says_to_start_or_install_it(capsys: pytest.CaptureFixture[str]) -> None:
+    report_error(PcscUnavailable("no pcscd"), Output("en", False, io.StringIO()), "readers")
+    said = capsys.readouterr().err
+    assert (
+        "Start it (sudo systemctl start pcscd; if it is missing, install the pcscd package)" in said
+    )
