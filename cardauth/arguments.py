@@ -150,8 +150,9 @@ class ArgumentParser(argparse.ArgumentParser):
             functools.partial(type(self), language=self.language, shared=self._shared_options),
         )
         if self._shared_options and self.epilog is None:
-            options = ", ".join(names[0] for names, _ in self._shared_options)
-            self.epilog = label("help.shared_options", self.language, options=options)
+            options = [names[0] for names, _ in self._shared_options]
+            key = "help.shared_option" if len(options) == 1 else "help.shared_options"
+            self.epilog = label(key, self.language, options=", ".join(options))
         with speaking(self.language):
             return super().add_subparsers(**kwargs)
 

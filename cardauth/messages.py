@@ -494,6 +494,10 @@ LABELS: Mapping[str, Mapping[Language, str]] = {
         "en": "language of messages (default: CARDAUTH_LANG, else the system's, else fr)",
     },
     "help.json": {"fr": "sortie JSON, pour les scripts", "en": "JSON output, for scripts"},
+    "help.shared_option": {
+        "fr": "L'option {options} se place avant ou après la commande.",
+        "en": "The option {options} goes before or after the command.",
+    },
     "help.shared_options": {
         "fr": "Les options {options} se placent avant ou après la commande.",
         "en": "The options {options} go before or after the command.",

@@ -110,3 +110,6 @@ def test_the_control_socket_and_language_go_after_the_command_too(
     assert main(["--control", str(server.path), "status"]) == 0
     answers = capsys.readouterr().out
     assert '"persona": "doctor"' in answers
+    with pytest.raises(SystemExit):
+        main(["--lang", "en", "--help"])
+    assert "The option --lang goes before or after" in capsys.readouterr().out
