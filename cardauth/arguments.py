@@ -10,6 +10,11 @@ argparse's place only while it builds, parses or formats, and puts argparse's
 own back afterwards. A message that a later Python adds stays English until
 :data:`ARGPARSE_FR` has it: tests/test_messages.py lists any that the running
 Python has and the table lacks.
+
+A program's own options that hold for all its commands (``--lang``, ``--simulate``...)
+are declared with :meth:`ArgumentParser.add_shared_argument`: people put them
+before the command or after it (``cardauth --simulate cards``, ``cardauth cards
+--simulate``), and each command's help lists them.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ import threading
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, NoReturn
 
-from cardauth.messages import Language, choose_language
+from cardauth.messages import Language, choose_language, label
 
 # argparse's messages, by their English text (gettext's msgid), in French. Those of
 # Python 3.11 to 3.14 a person can meet on a command line; argparse's complaints
@@ -107,17 +112,47 @@ def speaking(language: Language) -> Iterator[None]:
             vars(argparse).update(saved)
 
 
+# An option shared by a program's commands: its names, and add_argument's keywords.
+SharedOption = tuple[tuple[str, ...], Mapping[str, Any]]
+
+
 class ArgumentParser(argparse.ArgumentParser):
     """An argparse parser whose own words are in ``language``; its subcommands'
-    parsers are in the same language. The program gives its help texts in it."""
+    parsers are in the same language, and take the options it shares
+    (:meth:`add_shared_argument`). The program gives its help texts in it."""
 
-    def __init__(self, *args: Any, language: Language, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *args: Any,
+        language: Language,
+        shared: Sequence[SharedOption] = (),
+        **kwargs: Any,
+    ) -> None:
         self.language: Language = language
+        self._shared_options: list[SharedOption] = list(shared)
         with speaking(language):
             super().__init__(*args, **kwargs)
+            for names, options in shared:
+                # Absent unless given here: a default would undo the same option
+                # given before the command (argparse copies a command's values over).
+                super().add_argument(*names, **{**options, "default": argparse.SUPPRESS})
+
+    def add_shared_argument(self, *names: str, **options: Any) -> argparse.Action:
+        """An option of the whole program, accepted before its command and after it.
+        The subcommands made after this call take it (their help lists it, and their
+        own subcommands too); given on both sides, the one after the command wins."""
+        self._shared_options.append((names, options))
+        return self.add_argument(*names, **options)
 
     def add_subparsers(self, **kwargs: Any) -> Any:
-        kwargs.setdefault("parser_class", functools.partial(type(self), language=self.language))
+        kwargs.setdefault(
+            "parser_class",
+            functools.partial(type(self), language=self.language, shared=self._shared_options),
+        )
+        if self._shared_options and self.epilog is None:
+            options = [names[0] for names, _ in self._shared_options]
+            key = "help.shared_option" if len(options) == 1 else "help.shared_options"
+            self.epilog = label(key, self.language, options=", ".join(options))
         with speaking(self.language):
             return super().add_subparsers(**kwargs)
 
@@ -148,14 +183,16 @@ class ArgumentParser(argparse.ArgumentParser):
 
 def requested_language(argv: Sequence[str] | None = None) -> Language:
     """The language asked for before the command line is parsed (argparse speaks
-    about it in that language): ``--lang X`` or ``--lang=X``, else as
+    about it in that language): ``--lang X`` or ``--lang=X``, before the command or
+    after it (the last one, as argparse keeps), else as
     :func:`~cardauth.messages.choose_language` finds it."""
     arguments = list(sys.argv[1:] if argv is None else argv)
+    asked: str | None = None
     for index, argument in enumerate(arguments):
         if argument == "--":
             break
         if argument.startswith("--lang="):
-            return choose_language(argument.partition("=")[2])
-        if argument == "--lang" and index + 1 < len(arguments):
-            return choose_language(arguments[index + 1])
-    return choose_language()
+            asked = argument.partition("=")[2]
+        elif argument == "--lang" and index + 1 < len(arguments):
+            asked = arguments[index + 1]
+    return choose_language(asked)

@@ -22,12 +22,18 @@ from cardauth.assertion import build_assertion
 from cardauth.cards.application import CardKind
 from cardauth.cards.cps import CpsCard
 from cardauth.cards.identify import find_card
-from cardauth.cards.inventory import CardReport, CertificateSummary, inventory
+from cardauth.cards.inventory import (
+    CardReport,
+    CertificateSummary,
+    SlotCard,
+    identify_slots,
+    inventory,
+)
 from cardauth.cards.session import pin_session
 from cardauth.cards.vitale import VitaleCard
 from cardauth.challenges import DEFAULT_LIFETIME as DEFAULT_CHALLENGE_LIFETIME
 from cardauth.challenges import ChallengeRecord, MemoryChallengeStore, session_digest
-from cardauth.errors import CardAuthError
+from cardauth.errors import CardAuthError, NoReader, PcscUnavailable
 from cardauth.identifiers import IdNatType
 from cardauth.jose import MAX_TOKEN_LENGTH
 from cardauth.messages import (
@@ -80,24 +86,36 @@ class Output:
 
 
 def command_readers(backend: ReaderBackend, out: Output) -> int:
-    states = backend.slot_states()
+    """Each reader slot and the kind of card in it, told without the PIN."""
+    slots = identify_slots(backend)
     if out.as_json:
-        out.json(
-            {
-                "readers": [
-                    {"reader": s.reader, "card_present": s.card_present, "atr": s.atr.hex().upper()}
-                    for s in states.values()
-                ]
-            }
-        )
+        out.json({"readers": [s.to_dict() for s in slots]})
         return 0
-    if not states:
+    if not slots:
         out.line(out.label("no_reader"))
-    for state in states.values():
-        status = out.label("card_present") if state.card_present else out.label("empty")
-        atr = f" (ATR {state.atr.hex(' ').upper()})" if state.card_present else ""
-        out.pair(state.reader, f"{status}{atr}", indent=0)
+        out.line(out.label("hint.no_cards", command="readers"))
+    for slot in slots:
+        _print_slot(slot, out)
     return 0
+
+
+# What `cardauth readers` calls the card in a slot, by SlotCard.kind_name.
+SLOT_LABELS = {
+    None: "empty",
+    "cps": "reader.cps",
+    "vitale": "reader.vitale",
+    "unknown": "reader.unknown",
+    "unreadable": "reader.unreadable",
+}
+
+
+def _print_slot(slot: SlotCard, out: Output) -> None:
+    what = out.label(SLOT_LABELS[slot.kind_name])
+    if slot.slot.card_present:
+        what += f" — ATR {slot.slot.atr.hex(' ').upper()}"
+    out.pair(slot.slot.reader, what, indent=0)
+    if slot.kind_name == "unreadable" and slot.error is not None:
+        out.pair(f"{out.label('error')} [{slot.error.code}]", describe(slot.error, out.language))
 
 
 def command_cards(backend: ReaderBackend, out: Output) -> int:
@@ -203,7 +221,7 @@ def _validity_text(summary: CertificateSummary, out: Output) -> str:
 def command_login(args: argparse.Namespace, out: Output) -> int:
     """Build an assertion with the cards present: the PIN is asked once, verified once,
     and the card forgets it as soon as it has signed."""
-    origin = Origin.parse(args.origin, allow_development=args.allow_development_origin)
+    origin = Origin.parse(args.origin, allow_development=args.allow_development_origins)
     challenge = challenges.check_format(args.challenge)
     backend = make_backend(args.simulate, args.personas)
     try:
@@ -233,7 +251,7 @@ def _read_pin(from_stdin: bool, out: Output) -> str:
 
 def command_verify(args: argparse.Namespace, out: Output) -> int:
     """Verify an assertion read on standard input against a trust directory."""
-    origins = parse_origins(args.origin, allow_development=args.allow_development_origin)
+    origins = parse_origins(args.origin, allow_development=args.allow_development_origins)
     verifier = Verifier.from_directory(args.trust)
     assertion = sys.stdin.read(MAX_TOKEN_LENGTH + 1).strip()
     store = MemoryChallengeStore()
@@ -288,9 +306,9 @@ def _configure_login(parser: argparse.ArgumentParser, language: Language) -> Non
     )
     parser.add_argument("--pin-stdin", action="store_true", help=label("help.pin_stdin", language))
     parser.add_argument(
-        "--allow-development-origin",
+        "--allow-development-origins",
         action="store_true",
-        help=label("help.allow_development_origin", language),
+        help=label("help.allow_development_origins", language),
     )
 
 
@@ -319,9 +337,9 @@ def _configure_verify(parser: argparse.ArgumentParser, language: Language) -> No
         "--require-vitale", action="store_true", help=label("help.require_vitale", language)
     )
     parser.add_argument(
-        "--allow-development-origin",
+        "--allow-development-origins",
         action="store_true",
-        help=label("help.allow_development_origin", language),
+        help=label("help.allow_development_origins", language),
     )
 
 
@@ -356,18 +374,21 @@ def build_parser(language: Language) -> ArgumentParser:
         version=f"cardauth {__version__}",
         help=label("help.version", language),
     )
-    parser.add_argument("--lang", choices=LANGUAGES, help=label("help.lang", language))
-    parser.add_argument("--simulate", action="store_true", help=label("help.simulate", language))
-    parser.add_argument(
+    # Before the command or after it: cardauth --simulate cards, cardauth cards --simulate.
+    parser.add_shared_argument("--lang", choices=LANGUAGES, help=label("help.lang", language))
+    parser.add_shared_argument(
+        "--simulate", action="store_true", help=label("help.simulate", language)
+    )
+    parser.add_shared_argument(
         "--personas", default="", metavar="P1,P2", help=label("help.personas", language)
     )
+    parser.add_shared_argument("--json", action="store_true", help=label("help.json", language))
     commands = parser.add_subparsers(
         dest="command", required=True, metavar=label("metavar.command", language)
     )
     for name, (_handler, help_key, configure) in COMMANDS.items():
         help_text = label(help_key, language)
         sub = commands.add_parser(name, help=help_text, description=help_text)
-        sub.add_argument("--json", action="store_true", help=label("help.json", language))
         configure(sub, language)
     return parser
 
@@ -379,7 +400,7 @@ def main(argv: Sequence[str] | None = None, stream: TextIO | None = None) -> int
     try:
         return handler(args, out)
     except CardAuthError as error:
-        return report_error(error, out)
+        return report_error(error, out, args.command)
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:  # the reader of our output went away (| head)
@@ -387,11 +408,17 @@ def main(argv: Sequence[str] | None = None, stream: TextIO | None = None) -> int
         return 0
 
 
-def report_error(error: CardAuthError, out: Output) -> int:
+# Errors that mean no card can be reached here: the command says how to reach some.
+NO_CARDS = frozenset((PcscUnavailable.code, NoReader.code))
+
+
+def report_error(error: CardAuthError, out: Output, command: str) -> int:
     if out.as_json:
         out.json({"error": {**error.to_dict(), "text": describe(error, out.language)}})
-    else:
-        print(error_line(error, out.language), file=sys.stderr)
+        return EXIT_ERROR
+    print(error_line(error, out.language), file=sys.stderr)
+    if error.code in NO_CARDS:
+        print(out.label("hint.no_cards", command=command), file=sys.stderr)
     return EXIT_ERROR
 
 

@@ -53,9 +53,11 @@ ERRORS: Mapping[str, Mapping[Language, str]] = {
     },
     "transport.no_service": {
         "fr": "Le service des cartes à puce (pcscd) ne fonctionne pas. "
-        "Démarrez-le (sudo systemctl start pcscd) puis réessayez.",
+        "Démarrez-le (sudo systemctl start pcscd ; s'il manque, installez le paquet pcscd) "
+        "puis réessayez.",
         "en": "The smart-card service (pcscd) is not running. "
-        "Start it (sudo systemctl start pcscd) and try again.",
+        "Start it (sudo systemctl start pcscd; if it is missing, install the pcscd package) "
+        "and try again.",
     },
     "transport.no_reader": {
         "fr": "Aucun lecteur de cartes n'est branché. Branchez le lecteur puis réessayez.",
@@ -433,9 +435,29 @@ ERRORS: Mapping[str, Mapping[Language, str]] = {
 
 LABELS: Mapping[str, Mapping[Language, str]] = {
     "reader": {"fr": "Lecteur", "en": "Reader"},
-    "no_reader": {"fr": "Aucun lecteur.", "en": "No reader."},
+    "no_reader": {
+        "fr": "Aucun lecteur de cartes n'est branché. Branchez le lecteur puis réessayez.",
+        "en": "No card reader is connected. Connect the reader and try again.",
+    },
+    "hint.no_cards": {
+        "fr": "Sans lecteur, --simulate donne des cartes virtuelles (cardauth {command} "
+        "--simulate). Pour les cartes de la démonstration (scripts/demo.sh), lancez la "
+        "commande qu'elle affiche : PCSCLITE_CSOCK_NAME=… cardauth {command}",
+        "en": "Without a reader, --simulate gives virtual cards (cardauth {command} "
+        "--simulate). For the demo's cards (scripts/demo.sh), run the command it prints: "
+        "PCSCLITE_CSOCK_NAME=… cardauth {command}",
+    },
     "empty": {"fr": "pas de carte", "en": "no card"},
-    "card_present": {"fr": "carte présente", "en": "card present"},
+    "reader.cps": {
+        "fr": "carte CPS (professionnel de santé)",
+        "en": "CPS card (health professional)",
+    },
+    "reader.vitale": {"fr": "carte Vitale (assuré)", "en": "Vitale card (insured person)"},
+    "reader.unknown": {
+        "fr": "carte inconnue : ni CPS ni Vitale",
+        "en": "unknown card: neither CPS nor Vitale",
+    },
+    "reader.unreadable": {"fr": "carte illisible", "en": "unreadable card"},
     "mute": {"fr": "carte muette", "en": "mute card"},
     "kind": {"fr": "Carte", "en": "Card"},
     "kind.cps": {"fr": "CPS (professionnel de santé)", "en": "CPS (health professional)"},
@@ -478,7 +500,15 @@ LABELS: Mapping[str, Mapping[Language, str]] = {
         "en": "language of messages (default: CARDAUTH_LANG, else the system's, else fr)",
     },
     "help.json": {"fr": "sortie JSON, pour les scripts", "en": "JSON output, for scripts"},
-    "help.allow_development_origin": {
+    "help.shared_option": {
+        "fr": "L'option {options} se place avant ou après la commande.",
+        "en": "The option {options} goes before or after the command.",
+    },
+    "help.shared_options": {
+        "fr": "Les options {options} se placent avant ou après la commande.",
+        "en": "The options {options} go before or after the command.",
+    },
+    "help.allow_development_origins": {
         "fr": "accepter aussi http://localhost et http://127.0.0.1 (développement)",
         "en": "accept http://localhost and http://127.0.0.1 too (development)",
     },
@@ -503,8 +533,10 @@ LABELS: Mapping[str, Mapping[Language, str]] = {
         "see cardauth-sim personas",
     },
     "help.readers": {
-        "fr": "lister les lecteurs et dire s'ils contiennent une carte",
-        "en": "list the reader slots and whether they hold a card",
+        "fr": "lister les lecteurs et la carte de chacun (CPS, Vitale, inconnue, illisible), "
+        "sans le code porteur",
+        "en": "list the reader slots and the card in each (CPS, Vitale, unknown, unreadable), "
+        "without the PIN",
     },
     "help.cards": {
         "fr": "afficher la carte de chaque lecteur : type, titulaire, certificats, code porteur",

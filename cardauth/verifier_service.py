@@ -456,7 +456,7 @@ def build_parser(language: Language) -> ArgumentParser:
     parser.add_argument(
         "--allow-development-origins",
         action="store_true",
-        help=label("help.allow_development_origin", language),
+        help=label("help.allow_development_origins", language),
     )
     parser.add_argument(
         "--token-file",

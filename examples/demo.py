@@ -29,11 +29,12 @@ import datetime as dt
 import functools
 import os
 import queue
+import shlex
 import signal
 import sys
 import tempfile
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
@@ -99,6 +100,17 @@ TEXTS: dict[str, dict[Language, str]] = {
     "no_pcscd": {
         "fr": "pcscd ou vpcd indisponible : lecteur virtuel en mémoire à la place. {reason}",
         "en": "pcscd or vpcd unavailable: in-memory virtual reader instead. {reason}",
+    },
+    "other_terminal": {
+        "fr": "  Pour lire ces cartes depuis un autre terminal, donnez à cardauth le pcscd de "
+        "la démonstration :",
+        "en": "  To read these cards from another terminal, point cardauth at the demo's pcscd:",
+    },
+    "in_process_only": {
+        "fr": "  Ces cartes sont dans ce processus : aucune autre commande ne les voit "
+        "(« cardauth readers --simulate » a ses propres cartes virtuelles).",
+        "en": "  These cards live in this process: no other command sees them "
+        "('cardauth readers --simulate' has virtual cards of its own).",
     },
     "open": {
         "fr": "Ouvrez le téléservice dans un navigateur. Ctrl-C pour arrêter.",
@@ -273,6 +285,11 @@ class Demo:
                 vitale=patient.description,
             )
         )
+        if self._pcscd is not None:
+            self.say(self._text("other_terminal"))
+            self.say(f"    {cardauth_command(self._pcscd.environment, 'readers')}")
+        else:
+            self.say(self._text("in_process_only"))
         self.say(self._text("open"))
 
     def show_events(self, stop: threading.Event) -> None:
@@ -312,6 +329,25 @@ class Demo:
 
     def _text(self, key: str, **values: object) -> str:
         return TEXTS[key][self.language].format(**values)
+
+
+def cardauth_command(environment: Mapping[str, str], *arguments: str) -> str:
+    """A shell command line that runs ``cardauth`` with ``environment``: for the
+    demo's private pcscd, the socket libpcsclite reads from PCSCLITE_CSOCK_NAME."""
+    settings = [f"{name}={shlex.quote(value)}" for name, value in sorted(environment.items())]
+    return " ".join([*settings, shlex.join([_installed("cardauth"), *arguments])])
+
+
+def _installed(program: str) -> str:
+    """How to run one of cardauth's programs from here: the one beside this Python
+    (``.venv/bin/cardauth`` from the repository's root), else by its name."""
+    beside = Path(sys.executable).with_name(program)
+    if not beside.exists():
+        return program
+    try:
+        return str(beside.relative_to(Path.cwd()))
+    except ValueError:
+        return str(beside)
 
 
 def build_parser(language: Language) -> argparse.ArgumentParser:

@@ -167,10 +167,14 @@ def build_parser(language: Language) -> ArgumentParser:
         return _text(key, language, **values)
 
     parser = ArgumentParser(prog="cardauth-sim", description=text("help"), language=language)
-    parser.add_argument("--lang", choices=LANGUAGES, help=label("help.lang", language))
-    parser.add_argument(
-        "--control", type=Path, metavar=label("metavar.file", language), help=text("help.control")
-    )
+    # Before the command or after it: cardauth-sim status --lang en.
+    parser.add_shared_argument("--lang", choices=LANGUAGES, help=label("help.lang", language))
+    control: dict[str, Any] = {
+        "type": Path,
+        "metavar": label("metavar.file", language),
+        "help": text("help.control"),
+    }
+    parser.add_argument("--control", **control)
     parser.add_argument("--vpcd", action="store_true", help=text("help.vpcd"))
     persona = text("metavar.persona")
     parser.add_argument(
@@ -201,14 +205,18 @@ def build_parser(language: Language) -> ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar=label("metavar.command", language))
     personas = commands.add_parser("personas", help=text("help.personas"))
     personas.add_argument("--json", action="store_true", help=label("help.json", language))
-    commands.add_parser("status", help=text("help.status"))
+    status = commands.add_parser("status", help=text("help.status"))
     slot = {"type": int, "metavar": text("metavar.slot"), "help": text("help.slot")}
     insert = commands.add_parser("insert", help=text("help.insert"))
     insert.add_argument("slot", **slot)
     insert.add_argument("persona", metavar=persona, help=text("help.persona"))
     remove = commands.add_parser("remove", help=text("help.remove"))
     remove.add_argument("slot", **slot)
-    commands.add_parser("swap", help=text("help.swap_cards"))
+    swap = commands.add_parser("swap", help=text("help.swap_cards"))
+    for moving in (status, insert, remove, swap):
+        # The running simulator's socket, before the command or after it (absent
+        # unless given here: the value given before the command stays).
+        moving.add_argument("--control", **control, default=argparse.SUPPRESS)
     export = commands.add_parser("export-trust", help=text("help.export_trust"))
     export.add_argument(
         "directory",

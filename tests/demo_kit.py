@@ -13,11 +13,12 @@ import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-from playwright.sync_api import BrowserContext, Page
+from typing import TYPE_CHECKING, Any
 
 from tests.support import LOOPBACK, free_port, stop_process
+
+if TYPE_CHECKING:  # the browser tests' helpers; starting the demo needs no browser
+    from playwright.sync_api import BrowserContext, Page
 
 START_TIMEOUT = 60.0  # s: a private pcscd, the cards, three servers
 

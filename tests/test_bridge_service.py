@@ -136,6 +136,18 @@ def test_approvals_are_listed_and_withdrawn_from_the_command_line(tmp_path: Path
     assert oct((tmp_path / "consents.db").stat().st_mode & 0o777) == "0o600"
 
 
+def test_the_program_options_go_after_the_command_too(tmp_path: Path) -> None:
+    store = ConsentStore(tmp_path)
+    store.grant(Origin.parse("https://new.example"), now=dt.datetime.now(dt.UTC), days=30)
+    code, out, _err = _run("consents", "--state-dir", str(tmp_path), "list", "--lang", "en")
+    assert code == 0
+    assert "https://new.example until" in out
+    code, out, _err = _run(
+        "consents", "revoke", "https://new.example", "--state-dir", str(tmp_path)
+    )
+    assert (code, out.strip()) == (0, "Accord retiré : https://new.example")
+
+
 # -- a real server -----------------------------------------------------------------------
 
 

@@ -32,6 +32,7 @@ from cardauth.cards.pin import PinFormat
 from cardauth.errors import CardAuthError, PinFormatInvalid, Refusal
 from cardauth.messages import Language
 from examples.teleservice import messages as teleservice_messages
+from examples.teleservice.__main__ import build_parser as teleservice_parser
 from simulator import control_page
 from webbridge import messages as bridge_messages
 
@@ -229,11 +230,13 @@ LABEL_CALLS: Mapping[ModuleType, Mapping[str, Catalog]] = {
 }
 # cardauth.cli's Output.field(key, ...) reads the label of key.
 FIELD_CALLS = {"out.field"}
-# Keys cardauth.cli builds: the certificate of each role, a certificate's status.
+# Keys cardauth.cli builds: the certificate of each role, a certificate's status,
+# the card in a reader slot.
 BUILT_KEYS = [
     *(f"certificate.{role}" for role in ("authentication", "signature")),
     "expired",
     "not_yet_valid",
+    *cardauth.cli.SLOT_LABELS.values(),
 ]
 
 
@@ -284,6 +287,27 @@ EVERY_PROGRAM: Mapping[str, Program] = {
     **PROGRAMS,
     "scripts/demo.sh": (examples.demo.main, examples.demo.build_parser),
 }
+
+
+def _options(parser: argparse.ArgumentParser) -> set[str]:
+    return {
+        name
+        for each in _parsers(parser)
+        for action in each._actions
+        for name in action.option_strings
+    }
+
+
+def test_an_option_has_one_spelling_in_every_program() -> None:
+    """The same setting is never --x in one program and --xs, --x-dir or --x-file in
+    another (nor in one command and another of a program)."""
+    parsers = [build("en") for _, build in EVERY_PROGRAM.values()] + [teleservice_parser()]
+    spellings: dict[str, set[str]] = {}
+    for parser in parsers:
+        for option in _options(parser):
+            stem = option.removesuffix("-dir").removesuffix("-file").rstrip("s")
+            spellings.setdefault(stem, set()).add(option)
+    assert {stem: names for stem, names in spellings.items() if len(names) > 1} == {}
 
 
 def test_every_program_of_the_package_is_here() -> None:
@@ -427,6 +451,13 @@ def test_the_language_is_read_before_the_command_line_is_parsed(
     assert arguments.requested_language(["--lang"]) == "fr"
     monkeypatch.setenv("CARDAUTH_LANG", "en")
     assert arguments.requested_language([]) == "en"
+
+
+def test_the_language_asked_after_the_command_is_the_one_argparse_speaks() -> None:
+    assert arguments.requested_language(["cards", "--lang", "en"]) == "en"
+    status, _, english = _run(cardauth.cli.main, ["--lang", "fr", "login", "--lang", "en"])
+    assert status == 2
+    assert "error: the following arguments are required: --origin" in english
 
 
 # -- what the command lines print ----------------------------------------------------------

@@ -44,6 +44,7 @@ def test_pcscd_not_running_is_a_typed_error(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert "[transport.no_service]" in result.stderr
     assert "pcscd" in result.stderr
+    assert "(cardauth readers --simulate)" in result.stderr  # what to do without a reader
     as_json = run_cli("readers", "--json", env=absent)
     assert json.loads(as_json.stdout)["error"]["code"] == "transport.no_service"
 
@@ -54,6 +55,15 @@ def test_pcscd_without_readers_is_a_typed_error(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert "[transport.no_reader]" in result.stderr
     assert "Aucun lecteur" in result.stderr
+    assert "(cardauth cards --simulate)" in result.stderr
+
+
+def test_readers_without_a_reader_say_what_to_do(tmp_path: Path) -> None:
+    with PrivatePcscd(tmp_path, vpcd=False) as empty:
+        result = run_cli("readers", env={**empty.environment, "LANG": "fr_FR.UTF-8"})
+    assert result.returncode == 0  # an empty listing, not a failure
+    assert "Aucun lecteur de cartes n'est branché. Branchez le lecteur" in result.stdout
+    assert "(cardauth readers --simulate)" in result.stdout
 
 
 HOLD_SCRIPT = """
@@ -218,6 +228,7 @@ def test_cards_json_against_the_simulator_shows_both_cards_whichever_slot(
         for slot in (0, 1):
             pcscd_station.wait_for(slot, present=True)
         result = run_cli("cards", "--json", env=pcscd.environment)
+        listing = run_cli("readers", "--json", env=pcscd.environment)
     finally:
         simulator.terminate()
         output, _ = simulator.communicate(timeout=10)
@@ -236,3 +247,8 @@ def test_cards_json_against_the_simulator_shows_both_cards_whichever_slot(
     assert vitale["holder"]["insured"]["nir"] == "178016912304552"
     assert len(vitale["holder"]["beneficiaries"]) == 2
     assert vitale["pin"] is None
+    kinds = {r["reader"]: r["kind"] for r in json.loads(listing.stdout)["readers"]}
+    assert kinds == {
+        pcscd_station.readers[cps_slot]: "cps",
+        pcscd_station.readers[vitale_slot]: "vitale",
+    }

@@ -99,3 +99,17 @@ def test_vpcd_port_must_leave_room_for_the_second_slot() -> None:
     with pytest.raises(SystemExit) as caught:
         main(["--vpcd", "--vpcd-port", "65535"])
     assert caught.value.code == 2
+
+
+def test_the_control_socket_and_language_go_after_the_command_too(
+    server: control.ControlServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from simulator.cli import main
+
+    assert main(["insert", "0", "doctor", "--control", str(server.path), "--lang", "en"]) == 0
+    assert main(["--control", str(server.path), "status"]) == 0
+    answers = capsys.readouterr().out
+    assert '"persona": "doctor"' in answers
+    with pytest.raises(SystemExit):
+        main(["--lang", "en", "--help"])
+    assert "The option --lang goes before or after" in capsys.readouterr().out

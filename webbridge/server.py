@@ -5,6 +5,8 @@
     cardauth-bridge consents list [--json]
     cardauth-bridge consents revoke ORIGIN
 
+``--lang``, ``--config`` and ``--state-dir`` go before ``consents`` or after it.
+
 The bridge listens on 127.0.0.1 only (a loopback address is the only one it
 accepts) and is served by waitress, a production WSGI server. Messages are in
 French by default (``--lang en`` or ``CARDAUTH_LANG=en`` for English).
@@ -60,11 +62,12 @@ def build_parser(language: Language) -> ArgumentParser:
         version=f"cardauth-bridge {__version__}",
         help=label("help.version", language),
     )
-    parser.add_argument("--lang", choices=LANGUAGES, help=label("help.lang", language))
-    parser.add_argument(
+    # Before the command or after it: cardauth-bridge consents list --state-dir DIR.
+    parser.add_shared_argument("--lang", choices=LANGUAGES, help=label("help.lang", language))
+    parser.add_shared_argument(
         "--config", type=Path, metavar=label("metavar.file", language), help=text("cli.config")
     )
-    parser.add_argument(
+    parser.add_shared_argument(
         "--state-dir",
         type=Path,
         metavar=label("metavar.directory", language),
@@ -104,7 +107,7 @@ def _serve_options(parser: argparse.ArgumentParser, language: Language) -> None:
     parser.add_argument(
         "--allow-development-origins",
         action="store_true",
-        help=label("help.allow_development_origin", language),
+        help=label("help.allow_development_origins", language),
     )
     parser.add_argument("--simulate", action="store_true", help=label("help.simulate", language))
     parser.add_argument(

@@ -1,5 +1,6 @@
-"""What is in each reader slot: the card kind, what it says of its holder, its
-certificates and PIN state. One card transaction per card, no PIN try spent."""
+"""What is in each reader slot: the card kind (:func:`identify_slots`), or the kind,
+what it says of its holder, its certificates and PIN state (:func:`inventory`).
+One card transaction per card, no PIN try spent."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from cardauth.cards.cps import CpsCard, CpsHolder, KeyRole
 from cardauth.cards.identify import open_card
 from cardauth.cards.pin import PinStatus
 from cardauth.cards.vitale import VitaleCard, VitaleHolder
-from cardauth.errors import CardAuthError, NoReader
+from cardauth.errors import CardAuthError, NoReader, UnknownCard
 from cardauth.transport.base import ReaderBackend, SlotState
 
 
@@ -65,6 +66,54 @@ _ATTRIBUTE_NAMES = {
 def _common_name(name: x509.Name) -> str:
     names = name.get_attributes_for_oid(NameOID.COMMON_NAME)
     return str(names[0].value) if names else name.rfc4514_string()
+
+
+@dataclass(frozen=True, slots=True)
+class SlotCard:
+    """One reader slot and which card is in it: CPS or Vitale (``kind``), or else
+    ``error`` says why not (``card.unknown``, a mute or busy card...)."""
+
+    slot: SlotState
+    kind: CardKind | None = None
+    error: CardAuthError | None = None
+
+    @property
+    def kind_name(self) -> str | None:
+        """``cps``, ``vitale``, ``unknown`` (neither), ``unreadable``; None if no card."""
+        if not self.slot.card_present:
+            return None
+        if self.kind is not None:
+            return self.kind.value
+        return "unknown" if isinstance(self.error, UnknownCard) else "unreadable"
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "reader": self.slot.reader,
+            "card_present": self.slot.card_present,
+            "atr": self.slot.atr.hex().upper(),
+            "kind": self.kind_name,
+            "error": self.error.to_dict() if self.error else None,
+        }
+
+
+def identify_slots(backend: ReaderBackend) -> list[SlotCard]:
+    """Which card is in each reader slot, in the backend's order; no slot (no
+    reader) is an empty list. A card is told by its ATR and an application
+    SELECT (:func:`~cardauth.cards.identify.open_card`): no PIN is presented, no
+    holder data is read, and a card that cannot be told gets its error."""
+    found = []
+    for reader, slot in backend.slot_states().items():
+        if not slot.card_present:
+            found.append(SlotCard(slot))
+            continue
+        try:
+            card = open_card(backend, reader)
+        except CardAuthError as error:
+            found.append(SlotCard(slot, error=error))
+            continue
+        card.channel.close()
+        found.append(SlotCard(slot, kind=card.KIND))
+    return found
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,7 +1,7 @@
 """``python -m examples.teleservice``: run the teleservice, or make its database.
 
     python -m examples.teleservice init-db [--seed FILE] --db FILE
-    python -m examples.teleservice --trust-dir DIR [--port 8450] [--origin URL]
+    python -m examples.teleservice --trust DIR [--port 8450] [--origin URL]
         [--bridge-url URL] [--db FILE] [--audit-log FILE] [--state-dir DIR]
 
 It listens on 127.0.0.1 only, served by waitress.
@@ -39,9 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="default: %(default)s")
     parser.add_argument("--bridge-url", default=DEFAULT_BRIDGE_URL, help="default: %(default)s")
-    parser.add_argument(
-        "--trust-dir", type=Path, help="trust anchors (cardauth-sim export-trust DIR)"
-    )
+    parser.add_argument("--trust", type=Path, help="trust anchors (cardauth-sim export-trust DIR)")
     parser.add_argument(
         "--origin", default=DEFAULT_ORIGIN, help="this service's public origin (%(default)s)"
     )
@@ -75,13 +73,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.trust_dir is None:
-        print("--trust-dir is required (cardauth-sim export-trust DIR)", file=sys.stderr)
+    if args.trust is None:
+        print("--trust is required (cardauth-sim export-trust DIR)", file=sys.stderr)
         return 2
     origin = Origin.parse(args.origin, allow_development=True)
     settings = Settings(
         state_dir=args.state_dir,
-        trust_dir=args.trust_dir,
+        trust_dir=args.trust,
         db=args.db,
         audit_log=args.audit_log,
         origin=origin.value,
