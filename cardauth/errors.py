@@ -258,6 +258,7 @@ class Refusal(StrEnum):
     ALGORITHM_MISMATCH = "assertion.algorithm_mismatch"
     SIGNATURE = "assertion.signature"
     CLAIMS = "assertion.claims"
+    CARD_SERIAL = "assertion.card_serial"
     EXPIRED = "assertion.expired"
     ISSUED_IN_FUTURE = "assertion.issued_in_future"
     LIFETIME = "assertion.lifetime"

@@ -236,6 +236,11 @@ ERRORS: Mapping[str, Mapping[Language, str]] = {
         "fr": "Connexion refusée : contenu de la preuve de connexion invalide.",
         "en": "Login refused: invalid content in the login proof.",
     },
+    "assertion.card_serial": {
+        "fr": "Connexion refusée : le numéro de série de la carte n'a pas la forme de celui "
+        "d'une puce (20 chiffres hexadécimaux).",
+        "en": "Login refused: the card serial is not a chip serial number (20 hexadecimal digits).",
+    },
     "assertion.expired": {
         "fr": "Connexion refusée : la preuve de connexion a expiré. Recommencez la connexion.",
         "en": "Login refused: the login proof expired. Log in again.",

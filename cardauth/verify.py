@@ -6,8 +6,8 @@ each refusal with its own code (:class:`cardauth.errors.Refusal`):
 1. structure: size, three base64url parts, JSON objects without duplicate names;
 2. header: our type, our critical parameter and version, nothing else (no ``jku``,
    ``jwk``, ``x5u``: keys come from ``x5c`` only), an allowed ``alg``;
-3. claims: exactly the expected ones with their types, times within the lifetime
-   and skew;
+3. claims: exactly the expected ones with their types and forms (``card`` a chip
+   serial), times within the lifetime and skew;
 4. certificate: ``alg`` matches its key, it is an authentication certificate of
    the right kind of card, valid now, with a path to a root of that kind (CPS and
    Vitale roots never mix);
@@ -64,6 +64,7 @@ from cardauth.protocol import (
     MAX_LIFETIME,
     PROTOCOL_VERSION,
     VITALE_TYPE,
+    is_card_serial,
     thumbprint,
 )
 from cardauth.revocation import RevocationChecker, policy_from_settings
@@ -403,6 +404,12 @@ def _check_claims(
                     Refusal.ORIGIN_INVALID, "aud is not an origin in its ASCII form", jws=jws
                 )
             raise AssertionRefused(Refusal.CLAIMS, f"{claim} is not ASCII", jws=jws)
+    if not is_card_serial(payload["card"]):
+        # handed back as VerifiedLogin.card_serial, and logged as text by teleservices:
+        # a chip serial and nothing else, never a line break or a terminal escape
+        raise AssertionRefused(
+            Refusal.CARD_SERIAL, "card is not a chip serial (20 upper-case hex digits)", jws=jws
+        )
     issued, expires = payload["iat"], payload["exp"]
     if not 0 < expires - issued <= MAX_LIFETIME_SECONDS:
         raise AssertionRefused(Refusal.LIFETIME, "assertion lifetime out of bounds", jws=jws)
@@ -411,8 +418,6 @@ def _check_claims(
         raise AssertionRefused(Refusal.ISSUED_IN_FUTURE, "assertion issued in the future", jws=jws)
     if moment > expires + skew:
         raise AssertionRefused(Refusal.EXPIRED, "assertion expired", jws=jws)
-    if not 0 < len(payload["card"]) <= 64:
-        raise AssertionRefused(Refusal.CLAIMS, "card serial out of bounds", jws=jws)
     return payload
 
 

@@ -366,6 +366,46 @@ def _unicode_card(scene: Scene, forge: Forge) -> Callable[[], object]:
     return lambda: scene.verify(forge.assertion(scene.challenge, card="80250000é"))
 
 
+# The card claim is handed back as the card serial, and teleservices log it as text:
+# whatever a host gets the card to sign there, only a chip serial comes out (the 10
+# bytes of EF.SN.ICC in upper-case hexadecimal, as the card layer reads them).
+
+
+def _card_serial_attack(serial: str, *, vitale: bool = False) -> Attack:
+    def case(scene: Scene, forge: Forge) -> Callable[[], object]:
+        if vitale:
+            co = forge.vitale(scene.challenge, card=serial)
+            return lambda: scene.verify(forge.assertion(scene.challenge, vitale=co))
+        return lambda: scene.verify(forge.assertion(scene.challenge, card=serial))
+
+    return case
+
+
+for _name, _serial, _on_vitale in (
+    ("a NUL", "8025000001\x000000100001", False),
+    ("a newline (a fake log line)", "8025000001\n2026-06-01 login ok idnat=899700420062", False),
+    ("a carriage return", "80250000010000100001\r", False),
+    ("terminal escapes", "\x1b[2J\x1b[1;31m8025000001", False),
+    ("a space", "8025000001 0000100001", False),
+    ("lower-case hexadecimal", "80250000010000abcdef", False),
+    ("letters beyond hexadecimal", "8025000001000010000G", False),
+    ("one digit short", "8025000001000010000", False),
+    ("one digit more", "802500000100001000010", False),
+    ("the issuer only", "8025000001", False),
+    ("a host's text", "a host's claim", False),
+    ("a newline, in the Vitale co-assertion", "8025000002\nlogin ok", True),
+    ("a NUL, in the Vitale co-assertion", "80250000020000200001\x00", True),
+):
+    attack(f"card serial with {_name}", "assertion.card_serial")(
+        _card_serial_attack(_serial, vitale=_on_vitale)
+    )
+
+
+@attack("card serial as a number", "assertion.claims")
+def _number_card(scene: Scene, forge: Forge) -> Callable[[], object]:
+    return lambda: scene.verify(forge.assertion(scene.challenge, card=80250000010000100001))
+
+
 @attack("Vitale co-assertion for a non-ASCII origin", "origin.invalid")
 def _vitale_unicode_origin(scene: Scene, forge: Forge) -> Callable[[], object]:
     co = forge.vitale(scene.challenge, aud="https://téléservice.example")
