@@ -65,6 +65,7 @@ from cardauth.protocol import (
     PROTOCOL_VERSION,
     VITALE_TYPE,
     is_card_serial,
+    is_thumbprint,
     thumbprint,
 )
 from cardauth.revocation import RevocationChecker, policy_from_settings
@@ -404,12 +405,7 @@ def _check_claims(
                     Refusal.ORIGIN_INVALID, "aud is not an origin in its ASCII form", jws=jws
                 )
             raise AssertionRefused(Refusal.CLAIMS, f"{claim} is not ASCII", jws=jws)
-    if not is_card_serial(payload["card"]):
-        # handed back as VerifiedLogin.card_serial, and logged as text by teleservices:
-        # a chip serial and nothing else, never a line break or a terminal escape
-        raise AssertionRefused(
-            Refusal.CARD_SERIAL, "card is not a chip serial (20 upper-case hex digits)", jws=jws
-        )
+    _check_forms(payload, jws)
     issued, expires = payload["iat"], payload["exp"]
     if not 0 < expires - issued <= MAX_LIFETIME_SECONDS:
         raise AssertionRefused(Refusal.LIFETIME, "assertion lifetime out of bounds", jws=jws)
@@ -419,6 +415,24 @@ def _check_claims(
     if moment > expires + skew:
         raise AssertionRefused(Refusal.EXPIRED, "assertion expired", jws=jws)
     return payload
+
+
+def _check_forms(payload: dict[str, Any], jws: str) -> None:
+    """Each string claim in its stated form (docs/protocol.md), before it is compared
+    or handed on. ``aud`` is checked as an origin against the expected ones
+    (:func:`_check_origin`, or equal to the assertion's for the co-assertion), and
+    ``vitale`` is verified as a JWS of its own."""
+    challenges.check_format(payload["nonce"], jws=jws)  # 43 base64url characters
+    if not is_card_serial(payload["card"]):
+        # handed back as VerifiedLogin.card_serial, and logged as text by teleservices:
+        # a chip serial and nothing else, never a line break or a terminal escape
+        raise AssertionRefused(
+            Refusal.CARD_SERIAL, "card is not a chip serial (20 upper-case hex digits)", jws=jws
+        )
+    if "cps" in payload and not is_thumbprint(payload["cps"]):
+        raise AssertionRefused(
+            Refusal.CLAIMS, "cps is not a SHA-256 thumbprint in base64url", jws=jws, claim="cps"
+        )
 
 
 def _check_origin(claimed: str, expected: frozenset[Origin], jws: str) -> Origin:

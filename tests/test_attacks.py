@@ -16,6 +16,7 @@ import datetime as dt
 import hashlib
 import hmac
 import json
+import string
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -398,6 +399,64 @@ for _name, _serial, _on_vitale in (
 ):
     attack(f"card serial with {_name}", "assertion.card_serial")(
         _card_serial_attack(_serial, vitale=_on_vitale)
+    )
+
+
+# The nonce is the teleservice's challenge (43 base64url characters) and cps the CPS
+# certificate's SHA-256 thumbprint (43 base64url characters, canonical): a value of
+# another form is refused as such, before it is compared.
+
+
+def _nonce_attack(spell: Callable[[str], str], *, vitale: bool = False) -> Attack:
+    def case(scene: Scene, forge: Forge) -> Callable[[], object]:
+        nonce = spell(scene.challenge)
+        if vitale:
+            co = forge.vitale(scene.challenge, nonce=nonce)
+            return lambda: scene.verify(forge.assertion(scene.challenge, vitale=co))
+        return lambda: scene.verify(forge.assertion(scene.challenge, nonce=nonce))
+
+    return case
+
+
+for _name, _spell, _on_vitale in (
+    ("a line break", lambda c: c[:42] + "\n", False),
+    ("a NUL after it", lambda c: c + "\x00", False),
+    ("padding", lambda c: c + "=", False),
+    ("the base64 alphabet", lambda c: c[:41] + "+/", False),
+    ("its bytes in hexadecimal", lambda c: jose.b64url_decode(c).hex(), False),
+    ("a line break, in the Vitale co-assertion", lambda c: c[:42] + "\n", True),
+):
+    attack(f"nonce with {_name}", "challenge.malformed")(_nonce_attack(_spell, vitale=_on_vitale))
+
+
+def _thumbprint_attack(spell: Callable[[bytes], str]) -> Attack:
+    def case(scene: Scene, forge: Forge) -> Callable[[], object]:
+        digest = hashlib.sha256(der(forge.cps_certificate)).digest()
+        co = forge.vitale(scene.challenge, cps=spell(digest))
+        return lambda: scene.verify(forge.assertion(scene.challenge, vitale=co))
+
+    return case
+
+
+BASE64URL = string.ascii_uppercase + string.ascii_lowercase + string.digits + "-_"
+
+
+def _other_spelling(digest: bytes) -> str:
+    """The same 32 bytes, with the last character's two unused bits set."""
+    text = b64url_encode(digest)
+    return text[:-1] + BASE64URL[BASE64URL.index(text[-1]) | 3]
+
+
+for _name, _thumb in (
+    ("in hexadecimal", lambda d: d.hex()),
+    ("with padding", lambda d: b64url_encode(d) + "="),
+    ("in the base64 alphabet", lambda d: base64.b64encode(d).decode().rstrip("=")),
+    ("spelled another way (unused bits set)", _other_spelling),
+    ("of SHA-1", lambda d: b64url_encode(d[:20])),
+    ("with a line break", lambda d: b64url_encode(d)[:42] + "\n"),
+):
+    attack(f"Vitale co-assertion's CPS thumbprint {_name}", "assertion.claims")(
+        _thumbprint_attack(_thumb)
     )
 
 

@@ -21,7 +21,7 @@ from cardauth.cards.cps import CpsCard
 from cardauth.cards.vitale import VitaleCard
 from cardauth.challenges import ChallengeRecord, MemoryChallengeStore, session_digest
 from cardauth.errors import AssertionRefused, InvalidOrigin
-from cardauth.protocol import is_card_serial
+from cardauth.protocol import is_card_serial, is_thumbprint, thumbprint
 from cardauth.trust import TrustConfigError, TrustStore
 from cardauth.verify import Verifier, verify_assertion
 from simulator.pki import simulator_pki
@@ -121,6 +121,12 @@ def test_the_chain_in_x5c(station: Station) -> None:
         chain=[simulator_pki().cps_ca.certificate],
     )
     assert scene.verify(token).professional.surname == "FONTAINE"
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(max_size=4096))
+def test_every_thumbprint_has_the_form_the_verifier_checks(certificate_der: bytes) -> None:
+    assert is_thumbprint(thumbprint(certificate_der))
 
 
 def test_a_pss_assertion_verifies() -> None:
