@@ -51,7 +51,8 @@ class CardRole(Enum):
 
 
 def parse_x5c(value: object, *, jws: str) -> list[x509.Certificate]:
-    """The certificates of an ``x5c`` header: standard base64 DER (RFC 7515 § 4.1.6)."""
+    """The certificates of an ``x5c`` header: standard base64 (with its padding, in
+    its one canonical spelling) of DER (RFC 7515 § 4.1.6)."""
     if not isinstance(value, list) or not value:
         raise AssertionRefused(
             Refusal.CERTIFICATE_MALFORMED, "x5c must be a non-empty list", jws=jws
@@ -70,11 +71,18 @@ def parse_x5c(value: object, *, jws: str) -> list[x509.Certificate]:
                 Refusal.CERTIFICATE_MALFORMED, "x5c entry too large or not text", jws=jws
             )
         try:
-            certificate = decode_certificate(base64.b64decode(entry, validate=True))
+            der = base64.b64decode(entry, validate=True)
+            certificate = decode_certificate(der)
         except (binascii.Error, ValueError):
             raise AssertionRefused(
                 Refusal.CERTIFICATE_MALFORMED, "x5c holds a malformed certificate", jws=jws
             ) from None
+        if base64.b64encode(der).decode("ascii") != entry:
+            # b64decode lets padding follow the last quantum and ignores the last
+            # character's unused bits (RFC 4648 § 3.5): one spelling per certificate
+            raise AssertionRefused(
+                Refusal.CERTIFICATE_MALFORMED, "x5c entry not in canonical base64", jws=jws
+            )
         certificates.append(certificate)
     return certificates
 

@@ -498,6 +498,65 @@ def _huge_x5c(scene: Scene, forge: Forge) -> Callable[[], object]:
     return lambda: scene.verify(forge.assertion(scene.challenge, header=forge.header(chain=chain)))
 
 
+def _spelled_otherwise(certificate_der: bytes) -> str:
+    """The certificate in standard base64 with the unused bits of its last
+    character set: the same bytes for a lax decoder, another spelling."""
+    text = base64.b64encode(certificate_der).decode().rstrip("=")
+    alphabet = string.ascii_uppercase + string.ascii_lowercase + string.digits + "+/"
+    last = alphabet[alphabet.index(text[-1]) | (0x0F if len(certificate_der) % 3 == 1 else 0x03)]
+    return text[:-1] + last + "=" * (-len(text) % 4)
+
+
+def _x5c_spelling_attack(
+    spell: Callable[[list[str], Forge], list[str]], *, vitale: bool = False
+) -> Attack:
+    def case(scene: Scene, forge: Forge) -> Callable[[], object]:
+        if vitale:
+            chain = spell(x5c(forge.vitale_certificate), forge)
+            header = forge.header(VITALE_TYPE, "ES256", chain)
+            co = forge.vitale(scene.challenge, header=header)
+            return lambda: scene.verify(forge.assertion(scene.challenge, vitale=co))
+        chain = spell(x5c(forge.cps_certificate), forge)
+        return lambda: scene.verify(
+            forge.assertion(scene.challenge, header=forge.header(chain=chain))
+        )
+
+    return case
+
+
+for _name, _x5c_of, _on_vitale in (
+    ("padding after it", lambda chain, _: [chain[0] + "=="], False),
+    (
+        "its last character's unused bits set (Vitale)",
+        lambda _, f: [_spelled_otherwise(der(f.vitale_certificate))],
+        True,
+    ),
+    (
+        "an intermediate's last character's unused bits set",
+        lambda chain, _: [chain[0], _spelled_otherwise(der(simulator_pki().cps_ca.certificate))],
+        False,
+    ),
+    (
+        "the base64url alphabet",
+        lambda chain, _: [chain[0].replace("+", "-").replace("/", "_")],
+        False,
+    ),
+    (
+        "line breaks (PEM style)",
+        lambda chain, _: ["\n".join(chain[0][i : i + 64] for i in range(0, len(chain[0]), 64))],
+        False,
+    ),
+    (
+        "no padding",
+        lambda _, f: [base64.b64encode(der(f.vitale_certificate)).decode().rstrip("=")],
+        True,
+    ),
+):
+    attack(f"x5c entry with {_name}", "certificate.malformed")(
+        _x5c_spelling_attack(_x5c_of, vitale=_on_vitale)
+    )
+
+
 @attack("untrusted root (a look-alike CA)", "certificate.untrusted")
 def _untrusted(scene: Scene, forge: Forge) -> Callable[[], object]:
     ca, ca_key = rogue_ca("look-alike")
