@@ -275,6 +275,36 @@ class Paths:
         return self.cps if role is CardRole.CPS else self.vitale
 
 
+def check_x5c_is_the_path(
+    certificates: list[x509.Certificate], path: ValidatedPath, *, jws: str
+) -> None:
+    """``x5c`` must be the start of the path that was validated: the card's
+    certificate, then none, some or all of its CAs, each the issuer of the one before
+    (RFC 7515 § 4.1.6), short of the root (docs/protocol.md: intermediates only).
+    The path builder finds its way through any set of certificates, in any order,
+    so what the token carries is held to the path it built. (Intermediates offered
+    are handed to the builder before the trust directory's: a chain that is a path
+    is the path built.)"""
+    offered = [c.public_bytes(Encoding.DER) for c in certificates]
+    if len(set(offered)) != len(offered):
+        raise AssertionRefused(Refusal.CHAIN_REPEATED, "x5c holds a certificate twice", jws=jws)
+    for certificate, der in zip(certificates[1:], offered[1:], strict=True):
+        if certificate.issuer == certificate.subject:  # self-issued: a root, trusted or not
+            raise AssertionRefused(
+                Refusal.CHAIN_ROOT,
+                "x5c holds a root certificate",
+                jws=jws,
+                certificate=thumbprint(der),
+            )
+    built = [c.public_bytes(Encoding.DER) for c in path.chain[:-1]]
+    if offered != built[: len(offered)]:
+        raise AssertionRefused(
+            Refusal.CHAIN_ORDER,
+            "x5c is not the card's certificate followed by its issuing CAs in order",
+            jws=jws,
+        )
+
+
 # -- identities --------------------------------------------------------------------
 
 

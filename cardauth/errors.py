@@ -274,6 +274,9 @@ class Refusal(StrEnum):
     # certificates
     CERTIFICATE_MALFORMED = "certificate.malformed"
     CHAIN_TOO_LONG = "certificate.chain_too_long"
+    CHAIN_ROOT = "certificate.chain_root"
+    CHAIN_REPEATED = "certificate.chain_repeated"
+    CHAIN_ORDER = "certificate.chain_order"
     CERTIFICATE_EXPIRED = "certificate.expired"
     CERTIFICATE_NOT_YET_VALID = "certificate.not_yet_valid"
     CA_EXPIRED = "certificate.ca_expired"

@@ -10,7 +10,8 @@ each refusal with its own code (:class:`cardauth.errors.Refusal`):
    serial), times within the lifetime and skew;
 4. certificate: ``alg`` matches its key, it is an authentication certificate of
    the right kind of card, valid now, with a path to a root of that kind (CPS and
-   Vitale roots never mix);
+   Vitale roots never mix), of which ``x5c`` is the start (no root, no repeat, in
+   order);
 5. the signature, under the certified key;
 6. origin, in its canonical form, equal to an expected origin; challenge equal to
    the one expected (constant time);
@@ -50,6 +51,7 @@ from cardauth.certificates import (
     ValidatedPath,
     check_intermediates,
     check_leaf,
+    check_x5c_is_the_path,
     parse_x5c,
     patient_from,
     professional_from,
@@ -305,6 +307,7 @@ class Verifier:
         card_type = check_leaf(leaf, role, self.trust.profile, now, jws=name)
         check_intermediates(certificates[1:], now, jws=name)
         path = self._paths.for_role(role).validate(leaf, certificates[1:], now, jws=name)
+        check_x5c_is_the_path(certificates, path, jws=name)
         cps = role is CardRole.CPS
         return _HeaderVerdict(
             header_b64=header_b64,

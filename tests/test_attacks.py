@@ -38,6 +38,7 @@ from simulator.pki import cps_key, simulator_pki
 from tests.verifier_kit import (
     NOW,
     ORIGIN,
+    DeepHierarchy,
     Forge,
     Scene,
     card_certificate,
@@ -555,6 +556,203 @@ for _name, _x5c_of, _on_vitale in (
     attack(f"x5c entry with {_name}", "certificate.malformed")(
         _x5c_spelling_attack(_x5c_of, vitale=_on_vitale)
     )
+
+
+# x5c is the card's certificate, then optionally its issuing CAs in order, each the
+# issuer of the one before (RFC 7515 § 4.1.6), and never the root (docs/protocol.md):
+# the path builder would find its way through anything else, so it is refused first.
+
+
+def _chain_attack(chain_of: Callable[[Forge], list[x509.Certificate]]) -> Attack:
+    def case(scene: Scene, forge: Forge) -> Callable[[], object]:
+        header = forge.header(chain=x5c(*chain_of(forge)))
+        return lambda: scene.verify(forge.assertion(scene.challenge, header=header))
+
+    return case
+
+
+def _vitale_chain_attack(chain_of: Callable[[Forge], list[x509.Certificate]]) -> Attack:
+    def case(scene: Scene, forge: Forge) -> Callable[[], object]:
+        header = forge.header(VITALE_TYPE, "ES256", x5c(*chain_of(forge)))
+        co = forge.vitale(scene.challenge, header=header)
+        return lambda: scene.verify(forge.assertion(scene.challenge, vitale=co))
+
+    return case
+
+
+def _deep_chain_attack(order: Callable[[DeepHierarchy], list[x509.Certificate]]) -> Attack:
+    def case(scene: Scene, forge: Forge) -> Callable[[], object]:
+        deep = DeepHierarchy.make()
+        deep_scene = Scene(deep.verifier())
+        leaf = deep.card_certificate(forge.cps_certificate)
+        header = forge.header(chain=x5c(leaf, *order(deep)))
+        token = forge.assertion(deep_scene.challenge, header=header)
+        return lambda: deep_scene.verify(token)
+
+    return case
+
+
+def _unknown_ca() -> x509.Certificate:
+    """A CA under a root nobody trusts: not self-signed, just unrelated."""
+    root, root_key = rogue_ca("unrelated-root", name="TEST AC RACINE INCONNUE")
+    ca_key = keys.rsa_key("test:unrelated-ca")
+    return card_certificate(
+        simulator_pki().cps_ca.certificate, root.subject, root_key, ca_key.public_key(), ca=True
+    )
+
+
+_PKI = simulator_pki()
+_CPS_CA, _CPS_ROOT = _PKI.cps_ca.certificate, _PKI.cps_root.certificate
+_VITALE_CA, _VITALE_ROOT = _PKI.vitale_ca.certificate, _PKI.vitale_root.certificate
+for _name, _code, _case in (
+    (
+        "x5c carrying the root after the CA",
+        "certificate.chain_root",
+        _chain_attack(lambda f: [f.cps_certificate, _CPS_CA, _CPS_ROOT]),
+    ),
+    (
+        "x5c carrying the root without the CA",
+        "certificate.chain_root",
+        _chain_attack(lambda f: [f.cps_certificate, _CPS_ROOT]),
+    ),
+    (
+        "x5c carrying the root before the CA",
+        "certificate.chain_root",
+        _chain_attack(lambda f: [f.cps_certificate, _CPS_ROOT, _CPS_CA]),
+    ),
+    (
+        "x5c carrying a self-signed CA after the path",
+        "certificate.chain_root",
+        _chain_attack(lambda f: [f.cps_certificate, _CPS_CA, rogue_ca("after-the-path")[0]]),
+    ),
+    (
+        "Vitale x5c carrying its root",
+        "certificate.chain_root",
+        _vitale_chain_attack(lambda f: [f.vitale_certificate, _VITALE_CA, _VITALE_ROOT]),
+    ),
+    (
+        "x5c with the intermediate twice",
+        "certificate.chain_repeated",
+        _chain_attack(lambda f: [f.cps_certificate, _CPS_CA, _CPS_CA]),
+    ),
+    (
+        "Vitale x5c with the intermediate twice",
+        "certificate.chain_repeated",
+        _vitale_chain_attack(lambda f: [f.vitale_certificate, _VITALE_CA, _VITALE_CA]),
+    ),
+    (
+        "x5c with the Vitale hierarchy's CA after the path",
+        "certificate.chain_order",
+        _chain_attack(lambda f: [f.cps_certificate, _CPS_CA, _VITALE_CA]),
+    ),
+    (
+        "x5c with an unrelated CA after the path",
+        "certificate.chain_order",
+        _chain_attack(lambda f: [f.cps_certificate, _CPS_CA, _unknown_ca()]),
+    ),
+    (
+        "x5c with an unrelated CA in place of the issuer",
+        "certificate.chain_order",
+        _chain_attack(lambda f: [f.cps_certificate, _unknown_ca()]),
+    ),
+    (
+        "x5c with an unrelated CA before the issuer",
+        "certificate.chain_order",
+        _chain_attack(lambda f: [f.cps_certificate, _unknown_ca(), _CPS_CA]),
+    ),
+    (
+        "Vitale x5c carrying the CPS hierarchy's CA",
+        "certificate.chain_order",
+        _vitale_chain_attack(lambda f: [f.vitale_certificate, _CPS_CA]),
+    ),
+    (
+        "x5c with two intermediates in the wrong order",
+        "certificate.chain_order",
+        _deep_chain_attack(lambda deep: [deep.upper, deep.lower]),
+    ),
+    (
+        "x5c with the upper intermediate only (the lower from nowhere)",
+        "certificate.untrusted",
+        _deep_chain_attack(lambda deep: [deep.upper]),
+    ),
+    (
+        "x5c with the lower intermediate only (the upper from nowhere)",
+        "certificate.untrusted",
+        _deep_chain_attack(lambda deep: [deep.lower]),
+    ),
+    (
+        "x5c of five real certificates",
+        "certificate.chain_too_long",
+        _chain_attack(lambda f: [f.cps_certificate, _CPS_CA, _CPS_ROOT, _VITALE_CA, _VITALE_ROOT]),
+    ),
+):
+    attack(_name, _code)(_case)
+
+
+DeepChain = Callable[[Forge, DeepHierarchy], list[x509.Certificate]]
+
+
+def _reissued_ca() -> x509.Certificate:
+    """The CPS CA's certificate issued again by its root (same name, key and
+    extensions; another serial and validity), as a CA renewed without a new key."""
+    pki = simulator_pki()
+    ca = pki.cps_ca.certificate
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(ca.subject)
+        .issuer_name(ca.issuer)
+        .public_key(pki.cps_ca.key.public_key())
+        .serial_number(ca.serial_number + 1)
+        .not_valid_before(dt.datetime(2025, 1, 1, tzinfo=dt.UTC))
+        .not_valid_after(ca.not_valid_after_utc)
+    )
+    for extension in ca.extensions:
+        builder = builder.add_extension(extension.value, extension.critical)
+    return builder.sign(pki.cps_root.key, hashes.SHA256())
+
+
+@pytest.mark.parametrize(
+    ("chain_of", "verifier_of"),
+    [
+        pytest.param(
+            lambda f, deep: [f.cps_certificate],
+            lambda deep: _verifier(),
+            id="the card's only, its CA from the trust directory",
+        ),
+        pytest.param(
+            lambda f, deep: [f.cps_certificate, _CPS_CA],
+            lambda deep: _verifier(),
+            id="the card's and its CA",
+        ),
+        pytest.param(
+            lambda f, deep: [f.cps_certificate, _reissued_ca()],
+            lambda deep: _verifier(),
+            id="the card's and its CA issued again, not the trust directory's copy",
+        ),
+        pytest.param(
+            lambda f, deep: [deep.card_certificate(f.cps_certificate), deep.lower, deep.upper],
+            lambda deep: deep.verifier(),
+            id="two intermediates in order",
+        ),
+        pytest.param(
+            lambda f, deep: [deep.card_certificate(f.cps_certificate), deep.lower],
+            lambda deep: deep.verifier((deep.upper,)),
+            id="the lower intermediate, the upper from the trust directory",
+        ),
+    ],
+)
+def test_x5c_that_is_the_start_of_the_path_is_accepted(
+    chain_of: DeepChain, verifier_of: Callable[[DeepHierarchy], Verifier]
+) -> None:
+    """What the protocol allows: the card's certificate, then none, some or all of its
+    CAs in order, short of the root; the trust directory's intermediates complete
+    the path."""
+    forge, deep = Forge(), DeepHierarchy.make()
+    chain = chain_of(forge, deep)
+    scene = Scene(verifier_of(deep))
+    login = scene.verify(forge.assertion(scene.challenge, header=forge.header(chain=x5c(*chain))))
+    assert login.professional.idnat == "899700420013"
+    assert login.cps_chain[: len(chain)] == tuple(chain)
 
 
 @attack("untrusted root (a look-alike CA)", "certificate.untrusted")
