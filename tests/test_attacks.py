@@ -16,6 +16,7 @@ import datetime as dt
 import hashlib
 import hmac
 import json
+import re
 import string
 from collections.abc import Callable, Iterator
 
@@ -343,6 +344,43 @@ def _extra_claim(scene: Scene, forge: Forge) -> Callable[[], object]:
 @attack("iat as a string", "assertion.claims")
 def _string_iat(scene: Scene, forge: Forge) -> Callable[[], object]:
     return lambda: scene.verify(forge.assertion(scene.challenge, iat=str(int(NOW.timestamp()))))
+
+
+@attack("iat as a float", "assertion.claims")
+def _float_iat(scene: Scene, forge: Forge) -> Callable[[], object]:
+    return lambda: scene.verify(forge.assertion(scene.challenge, iat=NOW.timestamp()))
+
+
+@attack("exp as a boolean", "assertion.claims")
+def _bool_exp(scene: Scene, forge: Forge) -> Callable[[], object]:
+    return lambda: scene.verify(forge.assertion(scene.challenge, exp=True))
+
+
+@attack("protocol version true", "assertion.crit")
+def _version_true(scene: Scene, forge: Forge) -> Callable[[], object]:
+    header = {**forge.header(), "cardauth": True}
+    return lambda: scene.verify(forge.assertion(scene.challenge, header=header))
+
+
+@attack("protocol version 1.0", "assertion.crit")
+def _version_float(scene: Scene, forge: Forge) -> Callable[[], object]:
+    header = {**forge.header(), "cardauth": 1.0}
+    return lambda: scene.verify(forge.assertion(scene.challenge, header=header))
+
+
+for _typ_text in ("CARDAUTH+JWS", "application/cardauth+jws", "cardauth+jws "):
+
+    def _typ_spelling(scene: Scene, forge: Forge, typ: str = _typ_text) -> Callable[[], object]:
+        header = {**forge.header(), "typ": typ}
+        return lambda: scene.verify(forge.assertion(scene.challenge, header=header))
+
+    attack(f"typ spelled {_typ_text!r}", "assertion.type")(_typ_spelling)
+
+
+@attack("nonce spelling the challenge's bytes another way", "challenge.unknown")
+def _nonce_other_spelling(scene: Scene, forge: Forge) -> Callable[[], object]:
+    spelled = _other_spelling(jose.b64url_decode(scene.challenge))
+    return lambda: scene.verify(forge.assertion(scene.challenge, nonce=spelled))
 
 
 def _raw_payload_token(forge: Forge, payload_text: str) -> str:
@@ -1018,6 +1056,36 @@ def _vitale_expired(scene: Scene, forge: Forge) -> Callable[[], object]:
     return lambda: scene.verify(
         forge.assertion(scene.challenge, vitale=expired.vitale(scene.challenge))
     )
+
+
+# -- what is tolerated (docs/protocol.md, "How strictly each member is read") ------------
+
+
+def _spelled_json(value: dict[str, object]) -> bytes:
+    """The same JSON object in another spelling: members reversed, spaces and line
+    breaks, the first letter of every string and member name escaped (\\u0041)."""
+    text = json.dumps(dict(reversed(value.items())), indent=2, ensure_ascii=True)
+    return re.sub(r"(?<=[\"])[A-Za-z]", lambda m: f"\\u{ord(m[0]):04x}", text).encode()
+
+
+def test_the_json_spelling_is_free() -> None:
+    scene, forge = _scene(), Forge()
+    header, payload = forge.header(), forge.payload(scene.challenge)
+    signing_input = (
+        f"{b64url_encode(_spelled_json(header))}.{b64url_encode(_spelled_json(payload))}"
+    )
+    signature = forge.cps_key.sign(signing_input.encode(), padding.PKCS1v15(), hashes.SHA256())
+    assert b"\\u00" in jose.b64url_decode(signing_input.split(".")[1])
+    login = scene.verify(f"{signing_input}.{b64url_encode(signature)}")
+    assert login.card_serial == payload["card"]
+
+
+def test_the_card_serials_issuer_number_is_not_checked() -> None:
+    """A chip serial with another issuer number than a CPS3's logs in: the serial is
+    for logs, and its form is what makes it safe to log."""
+    scene, forge = _scene(), Forge()
+    login = scene.verify(forge.assertion(scene.challenge, card="80250000990000100001"))
+    assert login.card_serial == "80250000990000100001"
 
 
 # -- the test ------------------------------------------------------------------------
