@@ -6,8 +6,9 @@ each refusal with its own code (:class:`cardauth.errors.Refusal`):
 1. structure: size, three base64url parts, JSON objects without duplicate names;
 2. header: our type, our critical parameter and version, nothing else (no ``jku``,
    ``jwk``, ``x5u``: keys come from ``x5c`` only), an allowed ``alg``;
-3. claims: exactly the expected ones with their types and forms (``card`` a chip
-   serial), times within the lifetime and skew;
+3. claims: exactly the expected ones with their types and forms (``nonce`` a
+   challenge, ``card`` a chip serial, ``cps`` a thumbprint), times within the
+   lifetime and skew;
 4. certificate: ``alg`` matches its key, it is an authentication certificate of
    the right kind of card, valid now, with a path to a root of that kind (CPS and
    Vitale roots never mix), of which ``x5c`` is the start (no root, no repeat, in
