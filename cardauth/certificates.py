@@ -51,7 +51,8 @@ class CardRole(Enum):
 
 
 def parse_x5c(value: object, *, jws: str) -> list[x509.Certificate]:
-    """The certificates of an ``x5c`` header: standard base64 DER (RFC 7515 § 4.1.6)."""
+    """The certificates of an ``x5c`` header: standard base64 (with its padding, in
+    its one canonical spelling) of DER (RFC 7515 § 4.1.6)."""
     if not isinstance(value, list) or not value:
         raise AssertionRefused(
             Refusal.CERTIFICATE_MALFORMED, "x5c must be a non-empty list", jws=jws
@@ -70,11 +71,18 @@ def parse_x5c(value: object, *, jws: str) -> list[x509.Certificate]:
                 Refusal.CERTIFICATE_MALFORMED, "x5c entry too large or not text", jws=jws
             )
         try:
-            certificate = decode_certificate(base64.b64decode(entry, validate=True))
+            der = base64.b64decode(entry, validate=True)
+            certificate = decode_certificate(der)
         except (binascii.Error, ValueError):
             raise AssertionRefused(
                 Refusal.CERTIFICATE_MALFORMED, "x5c holds a malformed certificate", jws=jws
             ) from None
+        if base64.b64encode(der).decode("ascii") != entry:
+            # b64decode lets padding follow the last quantum and ignores the last
+            # character's unused bits (RFC 4648 § 3.5): one spelling per certificate
+            raise AssertionRefused(
+                Refusal.CERTIFICATE_MALFORMED, "x5c entry not in canonical base64", jws=jws
+            )
         certificates.append(certificate)
     return certificates
 
@@ -265,6 +273,36 @@ class Paths:
 
     def for_role(self, role: CardRole) -> PathValidator:
         return self.cps if role is CardRole.CPS else self.vitale
+
+
+def check_x5c_is_the_path(
+    certificates: list[x509.Certificate], path: ValidatedPath, *, jws: str
+) -> None:
+    """``x5c`` must be the start of the path that was validated: the card's
+    certificate, then none, some or all of its CAs, each the issuer of the one before
+    (RFC 7515 § 4.1.6), short of the root (docs/protocol.md: intermediates only).
+    The path builder finds its way through any set of certificates, in any order,
+    so what the token carries is held to the path it built. (Intermediates offered
+    are handed to the builder before the trust directory's: a chain that is a path
+    is the path built.)"""
+    offered = [c.public_bytes(Encoding.DER) for c in certificates]
+    if len(set(offered)) != len(offered):
+        raise AssertionRefused(Refusal.CHAIN_REPEATED, "x5c holds a certificate twice", jws=jws)
+    for certificate, der in zip(certificates[1:], offered[1:], strict=True):
+        if certificate.issuer == certificate.subject:  # self-issued: a root, trusted or not
+            raise AssertionRefused(
+                Refusal.CHAIN_ROOT,
+                "x5c holds a root certificate",
+                jws=jws,
+                certificate=thumbprint(der),
+            )
+    built = [c.public_bytes(Encoding.DER) for c in path.chain[:-1]]
+    if offered != built[: len(offered)]:
+        raise AssertionRefused(
+            Refusal.CHAIN_ORDER,
+            "x5c is not the card's certificate followed by its issuing CAs in order",
+            jws=jws,
+        )
 
 
 # -- identities --------------------------------------------------------------------

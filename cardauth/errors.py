@@ -269,6 +269,7 @@ class Refusal(StrEnum):
     ALGORITHM_MISMATCH = "assertion.algorithm_mismatch"
     SIGNATURE = "assertion.signature"
     CLAIMS = "assertion.claims"
+    CARD_SERIAL = "assertion.card_serial"
     EXPIRED = "assertion.expired"
     ISSUED_IN_FUTURE = "assertion.issued_in_future"
     LIFETIME = "assertion.lifetime"
@@ -284,6 +285,9 @@ class Refusal(StrEnum):
     # certificates
     CERTIFICATE_MALFORMED = "certificate.malformed"
     CHAIN_TOO_LONG = "certificate.chain_too_long"
+    CHAIN_ROOT = "certificate.chain_root"
+    CHAIN_REPEATED = "certificate.chain_repeated"
+    CHAIN_ORDER = "certificate.chain_order"
     CERTIFICATE_EXPIRED = "certificate.expired"
     CERTIFICATE_NOT_YET_VALID = "certificate.not_yet_valid"
     CA_EXPIRED = "certificate.ca_expired"

@@ -244,6 +244,11 @@ ERRORS: Mapping[str, Mapping[Language, str]] = {
         "fr": "Connexion refusée : contenu de la preuve de connexion invalide.",
         "en": "Login refused: invalid content in the login proof.",
     },
+    "assertion.card_serial": {
+        "fr": "Connexion refusée : le numéro de série de la carte n'a pas la forme de celui "
+        "d'une puce (20 chiffres hexadécimaux).",
+        "en": "Login refused: the card serial is not a chip serial number (20 hexadecimal digits).",
+    },
     "assertion.expired": {
         "fr": "Connexion refusée : la preuve de connexion a expiré. Recommencez la connexion.",
         "en": "Login refused: the login proof expired. Log in again.",
@@ -294,6 +299,22 @@ ERRORS: Mapping[str, Mapping[Language, str]] = {
     "certificate.chain_too_long": {
         "fr": "Connexion refusée : trop de certificats joints.",
         "en": "Login refused: too many certificates attached.",
+    },
+    "certificate.chain_root": {
+        "fr": "Connexion refusée : un certificat racine est joint à la preuve de connexion "
+        "(seuls ceux des autorités intermédiaires peuvent l'être).",
+        "en": "Login refused: a root certificate is attached to the login proof (only "
+        "intermediate authorities' certificates may be).",
+    },
+    "certificate.chain_repeated": {
+        "fr": "Connexion refusée : un certificat est joint deux fois à la preuve de connexion.",
+        "en": "Login refused: a certificate is attached twice to the login proof.",
+    },
+    "certificate.chain_order": {
+        "fr": "Connexion refusée : les certificats joints ne sont pas, dans l'ordre, les "
+        "autorités qui ont émis la carte.",
+        "en": "Login refused: the attached certificates are not, in order, the authorities "
+        "that issued the card.",
     },
     "certificate.expired": {
         "fr": "Connexion refusée : le certificat de la carte a expiré. Demandez une nouvelle "

@@ -6,11 +6,13 @@ each refusal with its own code (:class:`cardauth.errors.Refusal`):
 1. structure: size, three base64url parts, JSON objects without duplicate names;
 2. header: our type, our critical parameter and version, nothing else (no ``jku``,
    ``jwk``, ``x5u``: keys come from ``x5c`` only), an allowed ``alg``;
-3. claims: exactly the expected ones with their types, times within the lifetime
-   and skew;
+3. claims: exactly the expected ones with their types and forms (``nonce`` a
+   challenge, ``card`` a chip serial, ``cps`` a thumbprint), times within the
+   lifetime and skew;
 4. certificate: ``alg`` matches its key, it is an authentication certificate of
    the right kind of card, valid now, with a path to a root of that kind (CPS and
-   Vitale roots never mix);
+   Vitale roots never mix), of which ``x5c`` is the start (no root, no repeat, in
+   order);
 5. the signature, under the certified key;
 6. origin, in its canonical form, equal to an expected origin; challenge equal to
    the one expected (constant time);
@@ -50,6 +52,7 @@ from cardauth.certificates import (
     ValidatedPath,
     check_intermediates,
     check_leaf,
+    check_x5c_is_the_path,
     parse_x5c,
     patient_from,
     professional_from,
@@ -64,6 +67,8 @@ from cardauth.protocol import (
     MAX_LIFETIME,
     PROTOCOL_VERSION,
     VITALE_TYPE,
+    is_card_serial,
+    is_thumbprint,
     thumbprint,
 )
 from cardauth.revocation import RevocationChecker, policy_from_settings
@@ -303,6 +308,7 @@ class Verifier:
         card_type = check_leaf(leaf, role, self.trust.profile, now, jws=name)
         check_intermediates(certificates[1:], now, jws=name)
         path = self._paths.for_role(role).validate(leaf, certificates[1:], now, jws=name)
+        check_x5c_is_the_path(certificates, path, jws=name)
         cps = role is CardRole.CPS
         return _HeaderVerdict(
             header_b64=header_b64,
@@ -403,6 +409,7 @@ def _check_claims(
                     Refusal.ORIGIN_INVALID, "aud is not an origin in its ASCII form", jws=jws
                 )
             raise AssertionRefused(Refusal.CLAIMS, f"{claim} is not ASCII", jws=jws)
+    _check_forms(payload, jws)
     issued, expires = payload["iat"], payload["exp"]
     if not 0 < expires - issued <= MAX_LIFETIME_SECONDS:
         raise AssertionRefused(Refusal.LIFETIME, "assertion lifetime out of bounds", jws=jws)
@@ -411,9 +418,25 @@ def _check_claims(
         raise AssertionRefused(Refusal.ISSUED_IN_FUTURE, "assertion issued in the future", jws=jws)
     if moment > expires + skew:
         raise AssertionRefused(Refusal.EXPIRED, "assertion expired", jws=jws)
-    if not 0 < len(payload["card"]) <= 64:
-        raise AssertionRefused(Refusal.CLAIMS, "card serial out of bounds", jws=jws)
     return payload
+
+
+def _check_forms(payload: dict[str, Any], jws: str) -> None:
+    """Each string claim in its stated form (docs/protocol.md), before it is compared
+    or handed on. ``aud`` is checked as an origin against the expected ones
+    (:func:`_check_origin`, or equal to the assertion's for the co-assertion), and
+    ``vitale`` is verified as a JWS of its own."""
+    challenges.check_format(payload["nonce"], jws=jws)  # 43 base64url characters
+    if not is_card_serial(payload["card"]):
+        # handed back as VerifiedLogin.card_serial, and logged as text by teleservices:
+        # a chip serial and nothing else, never a line break or a terminal escape
+        raise AssertionRefused(
+            Refusal.CARD_SERIAL, "card is not a chip serial (20 upper-case hex digits)", jws=jws
+        )
+    if "cps" in payload and not is_thumbprint(payload["cps"]):
+        raise AssertionRefused(
+            Refusal.CLAIMS, "cps is not a SHA-256 thumbprint in base64url", jws=jws, claim="cps"
+        )
 
 
 def _check_origin(claimed: str, expected: frozenset[Origin], jws: str) -> Origin:

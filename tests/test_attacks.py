@@ -16,6 +16,8 @@ import datetime as dt
 import hashlib
 import hmac
 import json
+import re
+import string
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -37,6 +39,7 @@ from simulator.pki import cps_key, simulator_pki
 from tests.verifier_kit import (
     NOW,
     ORIGIN,
+    DeepHierarchy,
     Forge,
     Scene,
     card_certificate,
@@ -343,6 +346,43 @@ def _string_iat(scene: Scene, forge: Forge) -> Callable[[], object]:
     return lambda: scene.verify(forge.assertion(scene.challenge, iat=str(int(NOW.timestamp()))))
 
 
+@attack("iat as a float", "assertion.claims")
+def _float_iat(scene: Scene, forge: Forge) -> Callable[[], object]:
+    return lambda: scene.verify(forge.assertion(scene.challenge, iat=NOW.timestamp()))
+
+
+@attack("exp as a boolean", "assertion.claims")
+def _bool_exp(scene: Scene, forge: Forge) -> Callable[[], object]:
+    return lambda: scene.verify(forge.assertion(scene.challenge, exp=True))
+
+
+@attack("protocol version true", "assertion.crit")
+def _version_true(scene: Scene, forge: Forge) -> Callable[[], object]:
+    header = {**forge.header(), "cardauth": True}
+    return lambda: scene.verify(forge.assertion(scene.challenge, header=header))
+
+
+@attack("protocol version 1.0", "assertion.crit")
+def _version_float(scene: Scene, forge: Forge) -> Callable[[], object]:
+    header = {**forge.header(), "cardauth": 1.0}
+    return lambda: scene.verify(forge.assertion(scene.challenge, header=header))
+
+
+for _typ_text in ("CARDAUTH+JWS", "application/cardauth+jws", "cardauth+jws "):
+
+    def _typ_spelling(scene: Scene, forge: Forge, typ: str = _typ_text) -> Callable[[], object]:
+        header = {**forge.header(), "typ": typ}
+        return lambda: scene.verify(forge.assertion(scene.challenge, header=header))
+
+    attack(f"typ spelled {_typ_text!r}", "assertion.type")(_typ_spelling)
+
+
+@attack("nonce spelling the challenge's bytes another way", "challenge.unknown")
+def _nonce_other_spelling(scene: Scene, forge: Forge) -> Callable[[], object]:
+    spelled = _other_spelling(jose.b64url_decode(scene.challenge))
+    return lambda: scene.verify(forge.assertion(scene.challenge, nonce=spelled))
+
+
 def _raw_payload_token(forge: Forge, payload_text: str) -> str:
     """A token whose payload is exactly ``payload_text`` (JSON can escape what
     Python cannot encode, such as a lone surrogate)."""
@@ -364,6 +404,104 @@ def _surrogate_nonce(scene: Scene, forge: Forge) -> Callable[[], object]:
 @attack("card serial with non-ASCII letters", "assertion.claims")
 def _unicode_card(scene: Scene, forge: Forge) -> Callable[[], object]:
     return lambda: scene.verify(forge.assertion(scene.challenge, card="80250000é"))
+
+
+# The card claim is handed back as the card serial, and teleservices log it as text:
+# whatever a host gets the card to sign there, only a chip serial comes out (the 10
+# bytes of EF.SN.ICC in upper-case hexadecimal, as the card layer reads them).
+
+
+def _card_serial_attack(serial: str, *, vitale: bool = False) -> Attack:
+    def case(scene: Scene, forge: Forge) -> Callable[[], object]:
+        if vitale:
+            co = forge.vitale(scene.challenge, card=serial)
+            return lambda: scene.verify(forge.assertion(scene.challenge, vitale=co))
+        return lambda: scene.verify(forge.assertion(scene.challenge, card=serial))
+
+    return case
+
+
+for _name, _serial, _on_vitale in (
+    ("a NUL", "8025000001\x000000100001", False),
+    ("a newline (a fake log line)", "8025000001\n2026-06-01 login ok idnat=899700420062", False),
+    ("a carriage return", "80250000010000100001\r", False),
+    ("terminal escapes", "\x1b[2J\x1b[1;31m8025000001", False),
+    ("a space", "8025000001 0000100001", False),
+    ("lower-case hexadecimal", "80250000010000abcdef", False),
+    ("letters beyond hexadecimal", "8025000001000010000G", False),
+    ("one digit short", "8025000001000010000", False),
+    ("one digit more", "802500000100001000010", False),
+    ("the issuer only", "8025000001", False),
+    ("a host's text", "a host's claim", False),
+    ("a newline, in the Vitale co-assertion", "8025000002\nlogin ok", True),
+    ("a NUL, in the Vitale co-assertion", "80250000020000200001\x00", True),
+):
+    attack(f"card serial with {_name}", "assertion.card_serial")(
+        _card_serial_attack(_serial, vitale=_on_vitale)
+    )
+
+
+# The nonce is the teleservice's challenge (43 base64url characters) and cps the CPS
+# certificate's SHA-256 thumbprint (43 base64url characters, canonical): a value of
+# another form is refused as such, before it is compared.
+
+
+def _nonce_attack(spell: Callable[[str], str], *, vitale: bool = False) -> Attack:
+    def case(scene: Scene, forge: Forge) -> Callable[[], object]:
+        nonce = spell(scene.challenge)
+        if vitale:
+            co = forge.vitale(scene.challenge, nonce=nonce)
+            return lambda: scene.verify(forge.assertion(scene.challenge, vitale=co))
+        return lambda: scene.verify(forge.assertion(scene.challenge, nonce=nonce))
+
+    return case
+
+
+for _name, _spell, _on_vitale in (
+    ("a line break", lambda c: c[:42] + "\n", False),
+    ("a NUL after it", lambda c: c + "\x00", False),
+    ("padding", lambda c: c + "=", False),
+    ("the base64 alphabet", lambda c: c[:41] + "+/", False),
+    ("its bytes in hexadecimal", lambda c: jose.b64url_decode(c).hex(), False),
+    ("a line break, in the Vitale co-assertion", lambda c: c[:42] + "\n", True),
+):
+    attack(f"nonce with {_name}", "challenge.malformed")(_nonce_attack(_spell, vitale=_on_vitale))
+
+
+def _thumbprint_attack(spell: Callable[[bytes], str]) -> Attack:
+    def case(scene: Scene, forge: Forge) -> Callable[[], object]:
+        digest = hashlib.sha256(der(forge.cps_certificate)).digest()
+        co = forge.vitale(scene.challenge, cps=spell(digest))
+        return lambda: scene.verify(forge.assertion(scene.challenge, vitale=co))
+
+    return case
+
+
+BASE64URL = string.ascii_uppercase + string.ascii_lowercase + string.digits + "-_"
+
+
+def _other_spelling(digest: bytes) -> str:
+    """The same 32 bytes, with the last character's two unused bits set."""
+    text = b64url_encode(digest)
+    return text[:-1] + BASE64URL[BASE64URL.index(text[-1]) | 3]
+
+
+for _name, _thumb in (
+    ("in hexadecimal", lambda d: d.hex()),
+    ("with padding", lambda d: b64url_encode(d) + "="),
+    ("in the base64 alphabet", lambda d: base64.b64encode(d).decode().rstrip("=")),
+    ("spelled another way (unused bits set)", _other_spelling),
+    ("of SHA-1", lambda d: b64url_encode(d[:20])),
+    ("with a line break", lambda d: b64url_encode(d)[:42] + "\n"),
+):
+    attack(f"Vitale co-assertion's CPS thumbprint {_name}", "assertion.claims")(
+        _thumbprint_attack(_thumb)
+    )
+
+
+@attack("card serial as a number", "assertion.claims")
+def _number_card(scene: Scene, forge: Forge) -> Callable[[], object]:
+    return lambda: scene.verify(forge.assertion(scene.challenge, card=80250000010000100001))
 
 
 @attack("Vitale co-assertion for a non-ASCII origin", "origin.invalid")
@@ -397,6 +535,262 @@ def _garbage_x5c(scene: Scene, forge: Forge) -> Callable[[], object]:
 def _huge_x5c(scene: Scene, forge: Forge) -> Callable[[], object]:
     chain = [base64.b64encode(b"\x00" * 9_000).decode()]
     return lambda: scene.verify(forge.assertion(scene.challenge, header=forge.header(chain=chain)))
+
+
+def _spelled_otherwise(certificate_der: bytes) -> str:
+    """The certificate in standard base64 with the unused bits of its last
+    character set: the same bytes for a lax decoder, another spelling."""
+    text = base64.b64encode(certificate_der).decode().rstrip("=")
+    alphabet = string.ascii_uppercase + string.ascii_lowercase + string.digits + "+/"
+    last = alphabet[alphabet.index(text[-1]) | (0x0F if len(certificate_der) % 3 == 1 else 0x03)]
+    return text[:-1] + last + "=" * (-len(text) % 4)
+
+
+def _x5c_spelling_attack(
+    spell: Callable[[list[str], Forge], list[str]], *, vitale: bool = False
+) -> Attack:
+    def case(scene: Scene, forge: Forge) -> Callable[[], object]:
+        if vitale:
+            chain = spell(x5c(forge.vitale_certificate), forge)
+            header = forge.header(VITALE_TYPE, "ES256", chain)
+            co = forge.vitale(scene.challenge, header=header)
+            return lambda: scene.verify(forge.assertion(scene.challenge, vitale=co))
+        chain = spell(x5c(forge.cps_certificate), forge)
+        return lambda: scene.verify(
+            forge.assertion(scene.challenge, header=forge.header(chain=chain))
+        )
+
+    return case
+
+
+for _name, _x5c_of, _on_vitale in (
+    ("padding after it", lambda chain, _: [chain[0] + "=="], False),
+    (
+        "its last character's unused bits set (Vitale)",
+        lambda _, f: [_spelled_otherwise(der(f.vitale_certificate))],
+        True,
+    ),
+    (
+        "an intermediate's last character's unused bits set",
+        lambda chain, _: [chain[0], _spelled_otherwise(der(simulator_pki().cps_ca.certificate))],
+        False,
+    ),
+    (
+        "the base64url alphabet",
+        lambda chain, _: [chain[0].replace("+", "-").replace("/", "_")],
+        False,
+    ),
+    (
+        "line breaks (PEM style)",
+        lambda chain, _: ["\n".join(chain[0][i : i + 64] for i in range(0, len(chain[0]), 64))],
+        False,
+    ),
+    (
+        "no padding",
+        lambda _, f: [base64.b64encode(der(f.vitale_certificate)).decode().rstrip("=")],
+        True,
+    ),
+):
+    attack(f"x5c entry with {_name}", "certificate.malformed")(
+        _x5c_spelling_attack(_x5c_of, vitale=_on_vitale)
+    )
+
+
+# x5c is the card's certificate, then optionally its issuing CAs in order, each the
+# issuer of the one before (RFC 7515 § 4.1.6), and never the root (docs/protocol.md):
+# the path builder would find its way through anything else, so it is refused first.
+
+
+def _chain_attack(chain_of: Callable[[Forge], list[x509.Certificate]]) -> Attack:
+    def case(scene: Scene, forge: Forge) -> Callable[[], object]:
+        header = forge.header(chain=x5c(*chain_of(forge)))
+        return lambda: scene.verify(forge.assertion(scene.challenge, header=header))
+
+    return case
+
+
+def _vitale_chain_attack(chain_of: Callable[[Forge], list[x509.Certificate]]) -> Attack:
+    def case(scene: Scene, forge: Forge) -> Callable[[], object]:
+        header = forge.header(VITALE_TYPE, "ES256", x5c(*chain_of(forge)))
+        co = forge.vitale(scene.challenge, header=header)
+        return lambda: scene.verify(forge.assertion(scene.challenge, vitale=co))
+
+    return case
+
+
+def _deep_chain_attack(order: Callable[[DeepHierarchy], list[x509.Certificate]]) -> Attack:
+    def case(scene: Scene, forge: Forge) -> Callable[[], object]:
+        deep = DeepHierarchy.make()
+        deep_scene = Scene(deep.verifier())
+        leaf = deep.card_certificate(forge.cps_certificate)
+        header = forge.header(chain=x5c(leaf, *order(deep)))
+        token = forge.assertion(deep_scene.challenge, header=header)
+        return lambda: deep_scene.verify(token)
+
+    return case
+
+
+def _unknown_ca() -> x509.Certificate:
+    """A CA under a root nobody trusts: not self-signed, just unrelated."""
+    root, root_key = rogue_ca("unrelated-root", name="TEST AC RACINE INCONNUE")
+    ca_key = keys.rsa_key("test:unrelated-ca")
+    return card_certificate(
+        simulator_pki().cps_ca.certificate, root.subject, root_key, ca_key.public_key(), ca=True
+    )
+
+
+_PKI = simulator_pki()
+_CPS_CA, _CPS_ROOT = _PKI.cps_ca.certificate, _PKI.cps_root.certificate
+_VITALE_CA, _VITALE_ROOT = _PKI.vitale_ca.certificate, _PKI.vitale_root.certificate
+for _name, _code, _case in (
+    (
+        "x5c carrying the root after the CA",
+        "certificate.chain_root",
+        _chain_attack(lambda f: [f.cps_certificate, _CPS_CA, _CPS_ROOT]),
+    ),
+    (
+        "x5c carrying the root without the CA",
+        "certificate.chain_root",
+        _chain_attack(lambda f: [f.cps_certificate, _CPS_ROOT]),
+    ),
+    (
+        "x5c carrying the root before the CA",
+        "certificate.chain_root",
+        _chain_attack(lambda f: [f.cps_certificate, _CPS_ROOT, _CPS_CA]),
+    ),
+    (
+        "x5c carrying a self-signed CA after the path",
+        "certificate.chain_root",
+        _chain_attack(lambda f: [f.cps_certificate, _CPS_CA, rogue_ca("after-the-path")[0]]),
+    ),
+    (
+        "Vitale x5c carrying its root",
+        "certificate.chain_root",
+        _vitale_chain_attack(lambda f: [f.vitale_certificate, _VITALE_CA, _VITALE_ROOT]),
+    ),
+    (
+        "x5c with the intermediate twice",
+        "certificate.chain_repeated",
+        _chain_attack(lambda f: [f.cps_certificate, _CPS_CA, _CPS_CA]),
+    ),
+    (
+        "Vitale x5c with the intermediate twice",
+        "certificate.chain_repeated",
+        _vitale_chain_attack(lambda f: [f.vitale_certificate, _VITALE_CA, _VITALE_CA]),
+    ),
+    (
+        "x5c with the Vitale hierarchy's CA after the path",
+        "certificate.chain_order",
+        _chain_attack(lambda f: [f.cps_certificate, _CPS_CA, _VITALE_CA]),
+    ),
+    (
+        "x5c with an unrelated CA after the path",
+        "certificate.chain_order",
+        _chain_attack(lambda f: [f.cps_certificate, _CPS_CA, _unknown_ca()]),
+    ),
+    (
+        "x5c with an unrelated CA in place of the issuer",
+        "certificate.chain_order",
+        _chain_attack(lambda f: [f.cps_certificate, _unknown_ca()]),
+    ),
+    (
+        "x5c with an unrelated CA before the issuer",
+        "certificate.chain_order",
+        _chain_attack(lambda f: [f.cps_certificate, _unknown_ca(), _CPS_CA]),
+    ),
+    (
+        "Vitale x5c carrying the CPS hierarchy's CA",
+        "certificate.chain_order",
+        _vitale_chain_attack(lambda f: [f.vitale_certificate, _CPS_CA]),
+    ),
+    (
+        "x5c with two intermediates in the wrong order",
+        "certificate.chain_order",
+        _deep_chain_attack(lambda deep: [deep.upper, deep.lower]),
+    ),
+    (
+        "x5c with the upper intermediate only (the lower from nowhere)",
+        "certificate.untrusted",
+        _deep_chain_attack(lambda deep: [deep.upper]),
+    ),
+    (
+        "x5c with the lower intermediate only (the upper from nowhere)",
+        "certificate.untrusted",
+        _deep_chain_attack(lambda deep: [deep.lower]),
+    ),
+    (
+        "x5c of five real certificates",
+        "certificate.chain_too_long",
+        _chain_attack(lambda f: [f.cps_certificate, _CPS_CA, _CPS_ROOT, _VITALE_CA, _VITALE_ROOT]),
+    ),
+):
+    attack(_name, _code)(_case)
+
+
+DeepChain = Callable[[Forge, DeepHierarchy], list[x509.Certificate]]
+
+
+def _reissued_ca() -> x509.Certificate:
+    """The CPS CA's certificate issued again by its root (same name, key and
+    extensions; another serial and validity), as a CA renewed without a new key."""
+    pki = simulator_pki()
+    ca = pki.cps_ca.certificate
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(ca.subject)
+        .issuer_name(ca.issuer)
+        .public_key(pki.cps_ca.key.public_key())
+        .serial_number(ca.serial_number + 1)
+        .not_valid_before(dt.datetime(2025, 1, 1, tzinfo=dt.UTC))
+        .not_valid_after(ca.not_valid_after_utc)
+    )
+    for extension in ca.extensions:
+        builder = builder.add_extension(extension.value, extension.critical)
+    return builder.sign(pki.cps_root.key, hashes.SHA256())
+
+
+@pytest.mark.parametrize(
+    ("chain_of", "verifier_of"),
+    [
+        pytest.param(
+            lambda f, deep: [f.cps_certificate],
+            lambda deep: _verifier(),
+            id="the card's only, its CA from the trust directory",
+        ),
+        pytest.param(
+            lambda f, deep: [f.cps_certificate, _CPS_CA],
+            lambda deep: _verifier(),
+            id="the card's and its CA",
+        ),
+        pytest.param(
+            lambda f, deep: [f.cps_certificate, _reissued_ca()],
+            lambda deep: _verifier(),
+            id="the card's and its CA issued again, not the trust directory's copy",
+        ),
+        pytest.param(
+            lambda f, deep: [deep.card_certificate(f.cps_certificate), deep.lower, deep.upper],
+            lambda deep: deep.verifier(),
+            id="two intermediates in order",
+        ),
+        pytest.param(
+            lambda f, deep: [deep.card_certificate(f.cps_certificate), deep.lower],
+            lambda deep: deep.verifier((deep.upper,)),
+            id="the lower intermediate, the upper from the trust directory",
+        ),
+    ],
+)
+def test_x5c_that_is_the_start_of_the_path_is_accepted(
+    chain_of: DeepChain, verifier_of: Callable[[DeepHierarchy], Verifier]
+) -> None:
+    """What the protocol allows: the card's certificate, then none, some or all of its
+    CAs in order, short of the root; the trust directory's intermediates complete
+    the path."""
+    forge, deep = Forge(), DeepHierarchy.make()
+    chain = chain_of(forge, deep)
+    scene = Scene(verifier_of(deep))
+    login = scene.verify(forge.assertion(scene.challenge, header=forge.header(chain=x5c(*chain))))
+    assert login.professional.idnat == "899700420013"
+    assert login.cps_chain[: len(chain)] == tuple(chain)
 
 
 @attack("untrusted root (a look-alike CA)", "certificate.untrusted")
@@ -662,6 +1056,36 @@ def _vitale_expired(scene: Scene, forge: Forge) -> Callable[[], object]:
     return lambda: scene.verify(
         forge.assertion(scene.challenge, vitale=expired.vitale(scene.challenge))
     )
+
+
+# -- what is tolerated (docs/protocol.md, "How strictly each member is read") ------------
+
+
+def _spelled_json(value: dict[str, object]) -> bytes:
+    """The same JSON object in another spelling: members reversed, spaces and line
+    breaks, the first letter of every string and member name escaped (\\u0041)."""
+    text = json.dumps(dict(reversed(value.items())), indent=2, ensure_ascii=True)
+    return re.sub(r"(?<=[\"])[A-Za-z]", lambda m: f"\\u{ord(m[0]):04x}", text).encode()
+
+
+def test_the_json_spelling_is_free() -> None:
+    scene, forge = _scene(), Forge()
+    header, payload = forge.header(), forge.payload(scene.challenge)
+    signing_input = (
+        f"{b64url_encode(_spelled_json(header))}.{b64url_encode(_spelled_json(payload))}"
+    )
+    signature = forge.cps_key.sign(signing_input.encode(), padding.PKCS1v15(), hashes.SHA256())
+    assert b"\\u00" in jose.b64url_decode(signing_input.split(".")[1])
+    login = scene.verify(f"{signing_input}.{b64url_encode(signature)}")
+    assert login.card_serial == payload["card"]
+
+
+def test_the_card_serials_issuer_number_is_not_checked() -> None:
+    """A chip serial with another issuer number than a CPS3's logs in: the serial is
+    for logs, and its form is what makes it safe to log."""
+    scene, forge = _scene(), Forge()
+    login = scene.verify(forge.assertion(scene.challenge, card="80250000990000100001"))
+    assert login.card_serial == "80250000990000100001"
 
 
 # -- the test ------------------------------------------------------------------------

@@ -26,6 +26,7 @@ from cardauth import jose
 from cardauth.challenges import ChallengeRecord, MemoryChallengeStore, session_digest
 from cardauth.errors import AssertionRefused, Refusal
 from cardauth.origins import Origin
+from cardauth.protocol import is_card_serial
 from cardauth.verifier_service import create_app
 from cardauth.verify import VerifiedLogin, Verifier
 from tests.fuzz_mutations import byte_mutations
@@ -276,9 +277,31 @@ def test_odd_contents_signed_by_the_card_are_refused_or_name_the_certificates_ho
     else:
         assert login.professional.idnat == "899700420013"  # from the certificate, always
         assert login.origin == ORIGIN.value
+        assert is_card_serial(login.card_serial)
         return
     assert not genuine, refused
     assert refused.code in CODES, refused
+
+
+CHIP_SERIAL = re.compile(r"[0-9A-F]{20}")
+
+
+@fuzz(ci=200, long=10000)
+@given(
+    st.one_of(
+        st.text(max_size=30),
+        st.from_regex(r"[0-9A-Fa-f]{19,21}[\x00\n\r\x1b ]?", fullmatch=True),
+        st.from_regex(CHIP_SERIAL, fullmatch=True),
+    )
+)
+def test_only_a_chip_serial_comes_out_of_the_card_claim(serial: str) -> None:
+    """Whatever a host had the card sign as its serial, what the verifier hands back
+    (and teleservices log as text) is 20 upper-case hexadecimal digits."""
+    token = FORGE.assertion(CHALLENGE, card=serial)
+    if not CHIP_SERIAL.fullmatch(serial):
+        assert refusal_of(token).code in ("assertion.card_serial", "assertion.claims")
+        return
+    assert verify(token).card_serial == serial
 
 
 # -- the same through cardauth-verifier, over HTTP ---------------------------------------------

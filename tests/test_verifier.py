@@ -21,6 +21,7 @@ from cardauth.cards.cps import CpsCard
 from cardauth.cards.vitale import VitaleCard
 from cardauth.challenges import ChallengeRecord, MemoryChallengeStore, session_digest
 from cardauth.errors import AssertionRefused, InvalidOrigin
+from cardauth.protocol import is_card_serial, is_thumbprint, thumbprint
 from cardauth.trust import TrustConfigError, TrustStore
 from cardauth.verify import Verifier, verify_assertion
 from simulator.pki import simulator_pki
@@ -80,10 +81,32 @@ def test_identity_comes_from_the_certificate(
 ) -> None:
     scene = Scene(Verifier(trust=trust_store(), revocation=crl_checker()))
     forge = Forge(cps_persona=persona)
-    login = scene.verify(forge.assertion(scene.challenge, card="a host's claim"))
+    login = scene.verify(forge.assertion(scene.challenge, card="80250000010000999999"))
     assert login.professional.card_type == card_type
     assert login.professional.identifier_type == identifier_type
-    assert login.card_serial == "a host's claim"  # carried, labelled, never an identity
+    assert login.card_serial == "80250000010000999999"  # a host's claim: carried, never an identity
+
+
+@pytest.mark.parametrize(
+    ("cps", "vitale"),
+    [("doctor", "patient"), ("nurse", "parent"), ("cpe-employee", "patient-corsica")],
+)
+def test_the_serials_the_card_layer_reads_are_what_the_verifier_accepts(
+    station: Station, cps: str, vitale: str
+) -> None:
+    """The verifier's form of the card claim is the card layer's: the serial of a
+    CPS and of a Vitale card, read from EF.SN.ICC, signed and verified."""
+    cps_card, vitale_card = _cards(station, cps, vitale)
+    scene = Scene(Verifier(trust=trust_store(), revocation=crl_checker()))
+    cps_card.verify_pin("1234")
+    token = build_assertion(
+        cps_card, origin=ORIGIN, challenge=scene.challenge, now=NOW, vitale=vitale_card
+    )
+    assert scene.verify(token, require_vitale=True).card_serial == cps_card.serial()
+    assert is_card_serial(cps_card.serial())
+    assert cps_card.serial().startswith("8025000001")
+    assert is_card_serial(vitale_card.serial())  # the co-assertion verified with it
+    assert vitale_card.serial().startswith("8025000002")
 
 
 def test_the_chain_in_x5c(station: Station) -> None:
@@ -98,6 +121,12 @@ def test_the_chain_in_x5c(station: Station) -> None:
         chain=[simulator_pki().cps_ca.certificate],
     )
     assert scene.verify(token).professional.surname == "FONTAINE"
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(max_size=4096))
+def test_every_thumbprint_has_the_form_the_verifier_checks(certificate_der: bytes) -> None:
+    assert is_thumbprint(thumbprint(certificate_der))
 
 
 def test_a_pss_assertion_verifies() -> None:

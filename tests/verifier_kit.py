@@ -278,3 +278,106 @@ def card_certificate(
 
 def header_json(header: dict[str, Any]) -> bytes:
     return json.dumps(header, separators=(",", ":")).encode()
+
+
+def _ca_certificate(
+    name: str,
+    key: rsa.RSAPrivateKey,
+    issuer: tuple[x509.Certificate, rsa.RSAPrivateKey] | None,
+    path_length: int,
+) -> x509.Certificate:
+    subject = x509.Name(
+        [
+            x509.NameAttribute(NameOID.COUNTRY_NAME, "FR"),
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "ASIP-SANTE"),
+            x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, "IGC-SANTE TEST"),
+            x509.NameAttribute(NameOID.COMMON_NAME, name),
+        ]
+    )
+    issuer_name, issuer_key = (issuer[0].subject, issuer[1]) if issuer else (subject, key)
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(issuer_name)
+        .public_key(key.public_key())
+        .serial_number(int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big"))
+        .not_valid_before(dt.datetime(2020, 1, 1, tzinfo=dt.UTC))
+        .not_valid_after(dt.datetime(2040, 1, 1, tzinfo=dt.UTC))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=path_length), critical=True)
+        .add_extension(
+            x509.KeyUsage(False, False, False, False, False, True, True, False, False),
+            critical=True,
+        )
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+    )
+    if issuer is not None:
+        builder = builder.add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer_key.public_key()),
+            critical=False,
+        )
+    return builder.sign(issuer_key, hashes.SHA256())
+
+
+@dataclass(frozen=True)
+class DeepHierarchy:
+    """A TEST hierarchy with two intermediate CAs, root → upper → lower → card (the
+    simulator's has one), to show the order of ``x5c``. Its trust store holds no
+    intermediates: the path is the one the token carries."""
+
+    root: x509.Certificate
+    upper: x509.Certificate
+    lower: x509.Certificate
+    keys: tuple[rsa.RSAPrivateKey, rsa.RSAPrivateKey, rsa.RSAPrivateKey]
+
+    @classmethod
+    def make(cls) -> DeepHierarchy:
+        root_key, upper_key, lower_key = (
+            keys.rsa_key(f"test:deep-{level}") for level in ("root", "upper", "lower")
+        )
+        root = _ca_certificate("TEST AC RACINE PROFONDE", root_key, None, 2)
+        upper = _ca_certificate("TEST AC PROFONDE HAUTE", upper_key, (root, root_key), 1)
+        lower = _ca_certificate("TEST AC PROFONDE BASSE", lower_key, (upper, upper_key), 0)
+        return cls(root, upper, lower, (root_key, upper_key, lower_key))
+
+    def card_certificate(self, template: x509.Certificate) -> x509.Certificate:
+        """``template`` (a card's certificate: its subject, key and extensions) issued
+        by the lower CA instead."""
+        builder = (
+            x509.CertificateBuilder()
+            .subject_name(template.subject)
+            .issuer_name(self.lower.subject)
+            .public_key(template.public_key())
+            .serial_number(template.serial_number)
+            .not_valid_before(template.not_valid_before_utc)
+            .not_valid_after(template.not_valid_after_utc)
+            .add_extension(
+                x509.AuthorityKeyIdentifier.from_issuer_public_key(self.keys[2].public_key()),
+                critical=False,
+            )
+        )
+        for extension in template.extensions:
+            if not isinstance(extension.value, x509.AuthorityKeyIdentifier):
+                builder = builder.add_extension(extension.value, extension.critical)
+        return builder.sign(self.keys[2], hashes.SHA256())
+
+    def verifier(self, intermediates: tuple[x509.Certificate, ...] = ()) -> Verifier:
+        """A verifier trusting this hierarchy's root (and the simulator's Vitale root),
+        with ``intermediates`` in its trust directory."""
+        pki = simulator_pki()
+        trust = TrustStore(
+            cps_roots=(self.root,),
+            vitale_roots=(pki.vitale_root.certificate,),
+            profile=profile(),
+            intermediates=intermediates,
+        )
+        crls = [pki.crl(pki.vitale_root, NOW), pki.crl(pki.vitale_ca, NOW)]
+        for issuer, key in zip((self.root, self.upper, self.lower), self.keys, strict=True):
+            crls.append(
+                x509.CertificateRevocationListBuilder()
+                .issuer_name(issuer.subject)
+                .last_update(NOW - dt.timedelta(hours=1))
+                .next_update(NOW + dt.timedelta(days=7))
+                .sign(key, hashes.SHA256())
+            )
+        checker = RevocationChecker(policy=RevocationPolicy(use_ocsp=False), crls=crls)
+        return Verifier(trust=trust, revocation=checker)
