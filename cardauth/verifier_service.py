@@ -30,7 +30,8 @@ import signal
 import stat
 import sys
 import threading
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Sequence
+from importlib import resources
 from pathlib import Path
 from types import FrameType
 
@@ -45,7 +46,7 @@ from cardauth.challenges import (
     store_from_setting,
 )
 from cardauth.errors import CardAuthError
-from cardauth.messages import LANGUAGES, Language, choose_language, describe, error_line, label
+from cardauth.messages import CORE, LANGUAGES, Catalog, Language, choose_language, label
 from cardauth.origins import Origin, parse_origins
 from cardauth.serving import Served, is_loopback_address, listen
 from cardauth.trust import utc_now
@@ -160,108 +161,9 @@ REFUSALS = web.Refusals(
 )
 
 
-MESSAGES: Mapping[str, Mapping[Language, str]] = {
-    "verifier.error": {
-        "fr": "Requête refusée par le vérificateur (détail : {message}).",
-        "en": "Request refused by the verifier (detail: {message}).",
-    },
-    "verifier.config": {
-        "fr": "Configuration du vérificateur invalide : vérifiez les options de la commande "
-        "(détail : {message}).",
-        "en": "Invalid verifier configuration: check the command's options (detail: {message}).",
-    },
-    "verifier.not_loopback": {
-        "fr": "Le vérificateur n'écoute que sur une adresse de bouclage (127.0.0.1), "
-        "pas sur {host}. Pour un accès à distance, placez-le derrière le proxy TLS "
-        "du téléservice.",
-        "en": "The verifier listens on a loopback address (127.0.0.1) only, not on {host}. "
-        "For remote access, put it behind the teleservice's own TLS proxy.",
-    },
-    "verifier.token_file": {
-        "fr": "Fichier de jeton {file} inutilisable : ce doit être un fichier ordinaire de ce "
-        "compte, lisible par lui seul (chmod 600), qui contient le jeton (détail : {message}).",
-        "en": "Token file {file} cannot be used: it must be a regular file of this account, "
-        "readable by it alone (chmod 600), that holds the token (detail: {message}).",
-    },
-    "verifier.unauthorized": {
-        "fr": "Jeton absent ou invalide (en-tête Authorization: Bearer).",
-        "en": "Missing or wrong token (Authorization: Bearer header).",
-    },
-    "verifier.browser": {
-        "fr": "Le vérificateur ne répond pas aux navigateurs : seul le serveur du "
-        "téléservice l'appelle.",
-        "en": "The verifier does not answer browsers: only the teleservice's server calls it.",
-    },
-    "verifier.host": {
-        "fr": "En-tête Host refusé : le vérificateur ne répond qu'à une adresse de bouclage.",
-        "en": "Host header refused: the verifier answers on a loopback address only.",
-    },
-    "verifier.content_type": {
-        "fr": "Le corps doit être du JSON (Content-Type: application/json).",
-        "en": "The body must be JSON (Content-Type: application/json).",
-    },
-    "verifier.too_large": {
-        "fr": "Corps trop grand (64 Kio au plus).",
-        "en": "Body too large (64 KiB at most).",
-    },
-    "verifier.bad_request": {
-        "fr": "Requête invalide : le corps n'est pas l'objet JSON que prend cet appel "
-        "(détail : {message}).",
-        "en": "Bad request: the body is not the JSON object this call takes (detail: {message}).",
-    },
-    "verifier.not_found": {
-        "fr": "Adresse inconnue du vérificateur (l'API est sous /v1/).",
-        "en": "No such address on the verifier (the API is under /v1/).",
-    },
-    "verifier.method_not_allowed": {
-        "fr": "Méthode non acceptée à cette adresse.",
-        "en": "Method not allowed on this address.",
-    },
-    "verifier.internal": {
-        "fr": "Erreur interne du vérificateur.",
-        "en": "Internal error of the verifier.",
-    },
-}
-
 # What the command line says: its help, and where it listens.
-TEXTS: Mapping[str, Mapping[Language, str]] = {
-    "description": {
-        "fr": "Vérifier les preuves de connexion par carte pour le serveur d'un téléservice, "
-        "en HTTP (adresse locale seulement, jeton d'accès).",
-        "en": "Verify card assertions over HTTP for a teleservice's backend "
-        "(loopback only, bearer token).",
-    },
-    "trust": {
-        "fr": "dossier de confiance (cardauth-sim export-trust en écrit un pour la PKI de test)",
-        "en": "trust directory (cardauth-sim export-trust writes one for the test PKI)",
-    },
-    "origin": {
-        "fr": "une origine du téléservice, https://nom[:port] (option répétable)",
-        "en": "an origin of the teleservice, https://host[:port] (repeatable)",
-    },
-    "token_file": {
-        "fr": "le jeton d'accès ; créé s'il manque (32 octets aléatoires, en hexadécimal, "
-        "mode 0600)",
-        "en": "the bearer token; made (32 random bytes, hex, mode 0600) if absent",
-    },
-    "challenge_store": {
-        "fr": "memory (par défaut), sqlite:///chemin/du/fichier.db ou redis://hôte:port/base",
-        "en": "memory (default), sqlite:///path/to/file.db or redis://host:port/db",
-    },
-    "host": {
-        "fr": "adresse locale d'écoute (par défaut : 127.0.0.1)",
-        "en": "a loopback address (default: 127.0.0.1)",
-    },
-    "port": {
-        "fr": "port d'écoute (par défaut : {port})",
-        "en": "port to listen on (default: {port})",
-    },
-    "metavar.store": {"fr": "STOCKAGE", "en": "STORE"},
-    "listening": {
-        "fr": "cardauth-verifier écoute sur {url} (origines : {origins})",
-        "en": "cardauth-verifier listening on {url} (origins: {origins})",
-    },
-}
+# What the service and its command line say (cardauth/texts/verifier.toml).
+TEXTS = Catalog.load(resources.files("cardauth") / "texts" / "verifier.toml", parents=(CORE,))
 
 
 # -- the token ----------------------------------------------------------------------
@@ -407,7 +309,7 @@ def _session(value: object) -> str:
 
 def _error_response(error: CardAuthError, default_language: Language, status: int) -> Response:
     language = web.language_of(request, default_language)
-    message = describe(error, language, more=MESSAGES)
+    message = TEXTS.describe(error, language)
     response = web.json_answer(web.error_body(error, message), status)
     if isinstance(error, Unauthorized):
         response.headers["WWW-Authenticate"] = 'Bearer realm="cardauth-verifier"'
@@ -428,7 +330,7 @@ def build_parser(language: Language) -> ArgumentParser:
     """The command line, its help and argparse's own messages in ``language``."""
 
     def text(key: str, **values: object) -> str:
-        return TEXTS[key][language].format(**values)
+        return TEXTS.label(key, language, **values)
 
     parser = ArgumentParser(
         prog="cardauth-verifier", description=text("description"), language=language
@@ -490,7 +392,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return serve(args, language)
     except CardAuthError as error:
-        print(error_line(error, language, more=MESSAGES), file=sys.stderr)
+        print(TEXTS.error_line(error, language), file=sys.stderr)
         return EXIT_ERROR
 
 
@@ -527,7 +429,7 @@ def serve(args: argparse.Namespace, language: Language) -> int:
         port = listener.getsockname()[1]
         url = f"http://{args.host}:{port}"
         listed = ", ".join(sorted(o.value for o in origins))
-        print(TEXTS["listening"][language].format(url=url, origins=listed), flush=True)
+        print(TEXTS.label("listening", language, url=url, origins=listed), flush=True)
         stopping.wait()
     finally:
         served.close()

@@ -36,6 +36,7 @@ import tempfile
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 from types import FrameType
 from typing import Literal
@@ -45,10 +46,10 @@ from cardauth.errors import CardAuthError
 from cardauth.messages import (
     CARD_NAMES,
     LANGUAGES,
+    Catalog,
     Language,
     choose_language,
     describe,
-    error_line,
     label,
 )
 from cardauth.origins import Origin
@@ -66,6 +67,7 @@ from simulator.personas import load_cps, load_vitale
 from simulator.trust_export import export_trust
 from simulator.workstation import Workstation, virtual_workstation, vpcd_workstation
 from webbridge import config as bridge_config
+from webbridge import messages as bridge_messages
 from webbridge.config import BridgeConfig
 from webbridge.server import BridgeServer
 
@@ -74,86 +76,12 @@ PERSONAS = ("doctor", "patient")
 EVENT_POLL_SECONDS = 0.5
 Readers = Literal["auto", "pcscd", "in-process"]
 
-TEXTS: dict[str, dict[Language, str]] = {
-    "title": {
-        "fr": "cardauth : démonstration sur cartes simulées",
-        "en": "cardauth: demo on simulated cards",
-    },
-    "teleservice": {
-        "fr": "  Téléservice « Médecin traitant en ligne » : {url}",
-        "en": "  Teleservice « Médecin traitant en ligne »: {url}",
-    },
-    "control": {
-        "fr": "  Cartes (insérer, retirer, échanger) :       {url}",
-        "en": "  Cards (insert, remove, swap):                {url}",
-    },
-    "bridge": {
-        "fr": "  Pont cardauth :                             {url}",
-        "en": "  cardauth bridge:                              {url}",
-    },
-    "cards": {
-        "fr": "  Dans le lecteur ({readers}) : {cps}, code porteur {pin} ; {vitale}",
-        "en": "  In the reader ({readers}): {cps}, PIN {pin}; {vitale}",
-    },
-    "pcscd": {"fr": "pcscd et vpcd", "en": "pcscd and vpcd"},
-    "in_process": {"fr": "lecteur virtuel en mémoire", "en": "in-memory virtual reader"},
-    "no_pcscd": {
-        "fr": "pcscd ou vpcd indisponible : lecteur virtuel en mémoire à la place. {reason}",
-        "en": "pcscd or vpcd unavailable: in-memory virtual reader instead. {reason}",
-    },
-    "other_terminal": {
-        "fr": "  Pour lire ces cartes depuis un autre terminal, donnez à cardauth le pcscd de "
-        "la démonstration :",
-        "en": "  To read these cards from another terminal, point cardauth at the demo's pcscd:",
-    },
-    "in_process_only": {
-        "fr": "  Ces cartes sont dans ce processus : aucune autre commande ne les voit "
-        "(« cardauth readers --simulate » a ses propres cartes virtuelles).",
-        "en": "  These cards live in this process: no other command sees them "
-        "('cardauth readers --simulate' has virtual cards of its own).",
-    },
-    "open": {
-        "fr": "Ouvrez le téléservice dans un navigateur. Ctrl-C pour arrêter.",
-        "en": "Open the teleservice in a browser. Ctrl-C to stop.",
-    },
-    "inserted": {"fr": "carte {kind} insérée ({slot})", "en": "{kind} card inserted ({slot})"},
-    "removed": {"fr": "carte {kind} retirée ({slot})", "en": "{kind} card removed ({slot})"},
-    "stopped": {"fr": "Démonstration arrêtée.", "en": "Demo stopped."},
-    # -- the help (scripts/demo.sh --help)
-    "help": {
-        "fr": "La démonstration : tout le produit sur cartes simulées, en local (127.0.0.1).",
-        "en": "The demo: the whole product on simulated cards, on loopback (127.0.0.1).",
-    },
-    "help.readers": {
-        "fr": "cartes dans un pcscd privé par vpcd, ou dans ce processus (par défaut : pcscd "
-        "s'il est là)",
-        "en": "cards in a private pcscd through vpcd, or in-process (default: pcscd if it can)",
-    },
-    "help.bridge_port": {
-        "fr": "port du pont (par défaut : {port})",
-        "en": "port of the bridge (default: {port})",
-    },
-    "help.teleservice_port": {
-        "fr": "port du téléservice (par défaut : {port})",
-        "en": "port of the teleservice (default: {port})",
-    },
-    "help.control_port": {
-        "fr": "port de la page de contrôle des cartes (par défaut : {port})",
-        "en": "port of the cards' control page (default: {port})",
-    },
-    "help.state_dir": {
-        "fr": "garder ici les accords, le journal et les données (par défaut : un dossier "
-        "temporaire)",
-        "en": "keep approvals, audit and data here (default: temporary)",
-    },
-    "metavar.origin": {"fr": "https://NOM:PORT", "en": "https://NAME:PORT"},
-    "help.public_origin": {
-        "fr": "l'origine du téléservice derrière un frontal https, à laquelle le pont fait "
-        "confiance (par défaut : son adresse locale)",
-        "en": "the teleservice's origin behind an https front, which the bridge trusts "
-        "(default: its loopback address)",
-    },
-}
+# What the demo says (examples/demo.toml); the errors of the parts it starts, each
+# with its own texts.
+TEXTS = Catalog.load(
+    resources.files("examples") / "demo.toml",
+    parents=(teleservice_messages.CATALOG, control_page.PAGE, bridge_messages.CATALOG),
+)
 
 
 @dataclass(frozen=True)
@@ -328,7 +256,7 @@ class Demo:
             self._pcscd = None
 
     def _text(self, key: str, **values: object) -> str:
-        return TEXTS[key][self.language].format(**values)
+        return TEXTS.label(key, self.language, **values)
 
 
 def cardauth_command(environment: Mapping[str, str], *arguments: str) -> str:
@@ -354,7 +282,7 @@ def build_parser(language: Language) -> argparse.ArgumentParser:
     """The command line, its help and argparse's own messages in ``language``."""
 
     def text(key: str, **values: object) -> str:
-        return TEXTS[key][language].format(**values)
+        return TEXTS.label(key, language, **values)
 
     parser = ArgumentParser(prog="scripts/demo.sh", description=text("help"), language=language)
     parser.add_argument("--lang", choices=LANGUAGES, help=label("help.lang", language))
@@ -399,10 +327,6 @@ def _public_origin(text: str, *, language: Language) -> Origin:
         raise argparse.ArgumentTypeError(describe(error, language)) from None
 
 
-# The demo shows the errors of the parts it starts, each with its own texts.
-ERRORS = {**control_page.ERRORS, **teleservice_messages.ERRORS}
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser(requested_language(argv)).parse_args(argv)
     language = choose_language(args.lang)
@@ -430,11 +354,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             demo.announce()
             demo.show_events(stop)
         except CardAuthError as error:
-            print(error_line(error, language, more=ERRORS), file=sys.stderr, flush=True)
+            print(TEXTS.error_line(error, language), file=sys.stderr, flush=True)
             return 1
         finally:
             demo.close()
-        say(TEXTS["stopped"][language])
+        say(TEXTS.label("stopped", language))
     return 0
 
 

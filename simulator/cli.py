@@ -21,8 +21,9 @@ from typing import Any
 
 from cardauth.arguments import ArgumentParser, requested_language
 from cardauth.errors import CardAuthError
-from cardauth.messages import LANGUAGES, Language, choose_language, error_line, label
+from cardauth.messages import LANGUAGES, Language, choose_language, label
 from simulator import control
+from simulator.messages import CATALOG
 from simulator.ocsp import OcspResponder
 from simulator.personas import DEFAULT_CPS, DEFAULT_VITALE, bundled
 from simulator.trust_export import export_trust
@@ -31,118 +32,9 @@ from simulator.workstation import vpcd_workstation
 
 DEFAULT_OCSP_PORT = 35980
 
-TEXTS: dict[str, dict[Language, str]] = {
-    "plugged": {
-        "fr": "Cartes virtuelles branchées sur pcscd (vpcd {host}:{port} et {port2}) :",
-        "en": "Virtual cards plugged into pcscd (vpcd {host}:{port} and {port2}):",
-    },
-    "slot": {"fr": "  emplacement {slot} : {what}", "en": "  slot {slot}: {what}"},
-    "empty": {"fr": "vide", "en": "empty"},
-    "stop": {
-        "fr": "Ctrl-C pour arrêter. Depuis un autre terminal : cardauth-sim status | insert "
-        "SLOT PERSONA | remove SLOT | swap",
-        "en": "Ctrl-C to stop. From another terminal: cardauth-sim status | insert SLOT "
-        "PERSONA | remove SLOT | swap",
-    },
-    "stopped": {
-        "fr": "Cartes retirées, simulateur arrêté.",
-        "en": "Cards removed, simulator stopped.",
-    },
-    "exported": {
-        "fr": "Confiance de la PKI de TEST écrite dans {directory} (pour cardauth verify --trust).",
-        "en": "TEST PKI trust written to {directory} (for cardauth verify --trust).",
-    },
-    "ocsp": {
-        "fr": "Répondeur OCSP de la PKI de TEST sur {url} ; Ctrl-C pour arrêter.",
-        "en": "TEST PKI OCSP responder on {url}; Ctrl-C to stop.",
-    },
-    # -- the help (cardauth-sim --help)
-    "help": {
-        "fr": "Cartes CPS et Vitale virtuelles, pour le développement et les tests.",
-        "en": "Virtual CPS and Vitale cards for development and tests.",
-    },
-    "help.control": {
-        "fr": "chemin du socket de contrôle du simulateur",
-        "en": "control socket path",
-    },
-    "help.vpcd": {
-        "fr": "brancher les cartes virtuelles sur pcscd par vpcd, et attendre",
-        "en": "plug virtual cards into pcscd through vpcd and wait",
-    },
-    "help.cps": {
-        "fr": "profil de la carte CPS (par défaut : {default})",
-        "en": "CPS persona (default: {default})",
-    },
-    "help.vitale": {
-        "fr": "profil de la carte Vitale (par défaut : {default})",
-        "en": "Vitale persona (default: {default})",
-    },
-    "help.swap": {
-        "fr": "la carte Vitale dans le lecteur 0, la carte CPS dans le lecteur 1",
-        "en": "Vitale in slot 0, CPS in slot 1",
-    },
-    "help.no_cps": {"fr": "démarrer sans la carte CPS", "en": "start without the CPS card"},
-    "help.no_vitale": {
-        "fr": "démarrer sans la carte Vitale",
-        "en": "start without the Vitale card",
-    },
-    "help.vpcd_host": {
-        "fr": "adresse de vpcd (locale seulement)",
-        "en": "vpcd address (loopback only)",
-    },
-    "help.vpcd_port": {
-        "fr": "port du premier lecteur de vpcd (le second est le suivant)",
-        "en": "port of vpcd's first slot (the second slot's is the next one)",
-    },
-    "help.personas": {"fr": "lister les profils fournis", "en": "list the bundled personas"},
-    "help.status": {
-        "fr": "ce que le simulateur lancé a dans chaque lecteur",
-        "en": "what the running simulator has in each slot",
-    },
-    "help.insert": {
-        "fr": "insérer la carte d'un profil dans un lecteur",
-        "en": "insert a persona's card into a slot",
-    },
-    "help.remove": {"fr": "retirer la carte d'un lecteur", "en": "remove the card from a slot"},
-    "help.swap_cards": {
-        "fr": "échanger les cartes des deux lecteurs",
-        "en": "exchange the cards of the two slots",
-    },
-    "help.slot": {"fr": "numéro du lecteur (0 ou 1)", "en": "slot number (0 or 1)"},
-    "help.persona": {
-        "fr": "un profil fourni, ou un fichier .toml de profil",
-        "en": "a bundled persona, or a persona .toml file",
-    },
-    "help.export_trust": {
-        "fr": "écrire les racines, les CRL et les réglages de la PKI de test pour cardauth verify",
-        "en": "write the test PKI's roots, CRLs and settings for cardauth verify",
-    },
-    "help.directory": {"fr": "le dossier à écrire", "en": "the directory to write"},
-    "help.ocsp_url": {
-        "fr": "le répondeur OCSP à nommer (cardauth-sim ocsp)",
-        "en": "the OCSP responder to name (cardauth-sim ocsp)",
-    },
-    "help.ocsp": {
-        "fr": "lancer le répondeur OCSP de la PKI de test, en local",
-        "en": "run the test PKI's OCSP responder on loopback",
-    },
-    "help.port": {
-        "fr": "port du répondeur (par défaut : {default})",
-        "en": "port of the responder (default: {default})",
-    },
-    "metavar.slot": {"fr": "LECTEUR", "en": "SLOT"},
-    "metavar.persona": {"fr": "PROFIL", "en": "PERSONA"},
-    "metavar.url": {"fr": "ADRESSE", "en": "URL"},
-    "port.number": {"fr": "un numéro de port est attendu", "en": "a port number"},
-    "port.range": {
-        "fr": "un port de 1 à 65534 est attendu (le second lecteur prend le port suivant)",
-        "en": "a port from 1 to 65534 (the second slot is port + 1)",
-    },
-}
-
 
 def _text(key: str, language: Language, **values: object) -> str:
-    return TEXTS[key][language].format(**values)
+    return CATALOG.label(key, language, **values)
 
 
 def _port(language: Language) -> Callable[[str], int]:
@@ -253,7 +145,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.vpcd:
             return _run_vpcd(args, language)
     except CardAuthError as error:
-        print(error_line(error, language), file=sys.stderr)
+        print(CATALOG.error_line(error, language), file=sys.stderr)
         return 1
     except BrokenPipeError:  # the reader of our output went away (| head)
         sys.stdout = None  # no flush error at exit

@@ -28,6 +28,7 @@ import secrets
 import socket
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from importlib import resources
 from types import TracebackType
 from typing import Any
 
@@ -36,10 +37,11 @@ from werkzeug.wrappers import Response as BaseResponse
 
 from cardauth import web
 from cardauth.errors import CardAuthError
-from cardauth.messages import Language, choose_language, describe
+from cardauth.messages import Catalog, Language, choose_language
 from cardauth.serving import CannotListen as PortTaken
 from cardauth.serving import Served, is_loopback_address, listen
 from simulator.errors import NotLoopback, PersonaError, SimulatorError, SlotOccupied
+from simulator.messages import CATALOG
 from simulator.personas import Persona, bundled
 from simulator.workstation import DEFAULT_PERSONAS, SlotStatus, Workstation
 
@@ -174,98 +176,9 @@ class CardInUse(SimulatorError):
 
 _REFUSALS = (HostForbidden, OriginForbidden, TokenInvalid)
 
-ERRORS: Mapping[str, Mapping[Language, str]] = {
-    "sim.page": {
-        "fr": "Demande refusée par la page de contrôle (détail : {message}).",
-        "en": "Request refused by the control page (detail: {message}).",
-    },
-    "sim.page.not_loopback": {
-        "fr": "La page de contrôle du simulateur n'écoute qu'en local (127.0.0.1), pas sur {host}.",
-        "en": "The simulator's control page listens on loopback only (127.0.0.1), not on {host}.",
-    },
-    "sim.page.cannot_listen": {
-        "fr": "La page de contrôle ne peut pas écouter sur le port {port} ({reason}) : "
-        "une autre page de contrôle tourne-t-elle déjà ?",
-        "en": "The control page cannot listen on port {port} ({reason}): is another control "
-        "page already running?",
-    },
-    "sim.page.host": {
-        "fr": "Demande refusée : elle ne s'adresse pas à la page de contrôle par son adresse "
-        "locale. Ouvrez la page par http://127.0.0.1.",
-        "en": "Request refused: it does not address the control page by its local address. "
-        "Open the page at http://127.0.0.1.",
-    },
-    "sim.page.origin": {
-        "fr": "Demande refusée : elle vient d'une autre page que la page de contrôle.",
-        "en": "Request refused: it comes from another page than the control page.",
-    },
-    "sim.page.token": {
-        "fr": "Formulaire périmé ou étranger : rechargez la page de contrôle et recommencez.",
-        "en": "Stale or foreign form: reload the control page and try again.",
-    },
-    "sim.page.content_type": {
-        "fr": "Demande refusée : l'API n'accepte que du JSON (Content-Type: application/json).",
-        "en": "Request refused: the API takes JSON only (Content-Type: application/json).",
-    },
-    "sim.page.bad_request": {
-        "fr": "Demande mal formée : rechargez la page de contrôle et recommencez "
-        "(détail : {message}).",
-        "en": "Malformed request: reload the control page and try again (detail: {message}).",
-    },
-    "sim.page.not_found": {
-        "fr": "Cette page ou cette action n'existe pas.",
-        "en": "There is no such page or action.",
-    },
-    "sim.page.method": {
-        "fr": "Cette action ne s'emploie pas ainsi (méthode {method}).",
-        "en": "This action is not used that way (method {method}).",
-    },
-    "sim.page.internal": {
-        "fr": "La page de contrôle a rencontré une erreur : rechargez-la ; si elle revient, "
-        "redémarrez le simulateur.",
-        "en": "The control page ran into an error: reload it; if it comes back, restart the "
-        "simulator.",
-    },
-    "sim.persona_unknown": {
-        "fr": "Profil de carte inconnu : « {persona} ».",
-        "en": "Unknown card persona: '{persona}'.",
-    },
-    "sim.slot_unknown": {
-        "fr": "Il n'y a pas de fente n° {slot} dans ce lecteur.",
-        "en": "There is no slot {slot} in this reader.",
-    },
-    "sim.slot_occupied": {
-        "fr": "Le lecteur {reader} contient déjà une carte : retirez-la d'abord.",
-        "en": "The reader {reader} already holds a card: remove it first.",
-    },
-    "sim.slot_empty": {
-        "fr": "Le lecteur {reader} est déjà vide.",
-        "en": "The reader {reader} is already empty.",
-    },
-    "sim.card_in_use": {
-        "fr": "La carte « {persona} » est déjà dans l'autre lecteur.",
-        "en": "The '{persona}' card is already in the other reader.",
-    },
-}
 
-TEXTS: Mapping[str, Mapping[Language, str]] = {
-    "title": {"fr": "Simulateur cardauth : cartes", "en": "cardauth simulator: cards"},
-    "intro": {
-        "fr": "Insérez, retirez ou échangez les cartes virtuelles du lecteur bi-fente.",
-        "en": "Insert, remove or swap the virtual cards of the dual-slot reader.",
-    },
-    "slot": {"fr": "Fente {index}", "en": "Slot {index}"},
-    "empty": {"fr": "vide", "en": "empty"},
-    "persona": {"fr": "Carte", "en": "Card"},
-    "insert": {"fr": "Insérer", "en": "Insert"},
-    "remove": {"fr": "Retirer", "en": "Remove"},
-    "swap": {"fr": "Échanger les cartes", "en": "Swap the cards"},
-    "group.cps": {"fr": "Cartes CPS (professionnels)", "en": "CPS cards (professionals)"},
-    "group.vitale": {"fr": "Cartes Vitale (assurés)", "en": "Vitale cards (insured persons)"},
-    "group.other": {"fr": "Autres cartes", "en": "Other cards"},
-    "other_language": {"fr": "English", "en": "Français"},
-    "error": {"fr": "Erreur", "en": "Error"},
-}
+# The page's words (the [page] table of simulator/texts.toml) and its errors.
+PAGE = Catalog.load(resources.files("simulator") / "texts.toml", labels="page", parents=(CATALOG,))
 
 # -- the application ---------------------------------------------------------------
 
@@ -460,7 +373,7 @@ def _json_persona() -> str:
 
 def _error_answer(error: CardAuthError, slots: _Slots, token: str, status: int) -> Response:
     language = _language()
-    text = describe(error, language, more=ERRORS)
+    text = PAGE.describe(error, language)
     if request.path.startswith("/api/"):
         return web.json_answer(web.error_body(error, text), status)
     # A refused request gets no forms, so never the token.
@@ -471,7 +384,7 @@ def _error_answer(error: CardAuthError, slots: _Slots, token: str, status: int) 
 
 def _render(slots: _Slots | None, token: str, *, error: Mapping[str, str] | None = None) -> str:
     language = _language()
-    text = {key: texts[language] for key, texts in TEXTS.items()}
+    text = {key: texts[language] for key, texts in PAGE.labels.items()}
     return render_template(
         "control.html",
         language=language,
@@ -493,7 +406,7 @@ def _slot_views(slots: _Slots, language: Language) -> list[dict[str, object]]:
         views.append(
             {
                 "index": status.index,
-                "title": TEXTS["slot"][language].format(index=status.index),
+                "title": PAGE.label("slot", language, index=status.index),
                 "reader": slots.names[status.index],
                 "persona": status.persona,
                 "description": status.description,
@@ -509,7 +422,7 @@ def _persona_groups(language: Language) -> list[dict[str, object]]:
     for kind in _KIND_ORDER:
         members: list[Persona] = [p for p in personas.values() if p.kind == kind]
         if members:
-            groups.append({"label": TEXTS[f"group.{kind}"][language], "personas": members})
+            groups.append({"label": PAGE.label(f"group.{kind}", language), "personas": members})
     return groups
 
 

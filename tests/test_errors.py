@@ -14,19 +14,19 @@ from cardauth.errors import (
     UnexpectedStatus,
     WrongPin,
 )
-from cardauth.messages import ERRORS, describe
-from cardauth.verifier_service import MESSAGES as VERIFIER_SERVICE_MESSAGES
-from examples.teleservice.messages import ERRORS as TELESERVICE_ERRORS
-from simulator.control_page import ERRORS as CONTROL_PAGE_ERRORS
-from webbridge.messages import ERRORS as BRIDGE_ERRORS
+from cardauth.messages import CORE, describe
+from cardauth.verifier_service import TEXTS as VERIFIER_SERVICE_TEXTS
+from examples.teleservice.messages import CATALOG as TELESERVICE_TEXTS
+from simulator.control_page import PAGE as CONTROL_PAGE_TEXTS
+from webbridge.messages import CATALOG as BRIDGE_TEXTS
 
-# Each part of the product with refusals of its own has a table of messages.
+# Each part of the product with refusals of its own has a catalog of messages.
 ALL_ERRORS = {
-    **ERRORS,
-    **BRIDGE_ERRORS,
-    **TELESERVICE_ERRORS,
-    **CONTROL_PAGE_ERRORS,
-    **VERIFIER_SERVICE_MESSAGES,
+    **CORE.errors,
+    **BRIDGE_TEXTS.errors,
+    **TELESERVICE_TEXTS.errors,
+    **CONTROL_PAGE_TEXTS.errors,
+    **VERIFIER_SERVICE_TEXTS.errors,
 }
 
 

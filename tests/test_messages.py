@@ -34,50 +34,50 @@ from cardauth.messages import Language
 from examples.teleservice import messages as teleservice_messages
 from examples.teleservice.__main__ import build_parser as teleservice_parser
 from simulator import control_page
+from simulator import messages as simulator_messages
 from webbridge import messages as bridge_messages
 
 Catalog = Mapping[str, Mapping[Language, str]]
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("cardauth", "webbridge", "simulator", "examples")
 
-# The catalogs a program describes its errors with: the core's, and its own on top
-# (as messages.describe(error, language, more=...) merges them). The most precise
-# module prefix wins.
+# The catalogs a program describes its errors with: its own, on the core's (each
+# part's cardauth.messages.Catalog). The most precise module prefix wins.
 ERROR_CATALOGS: Mapping[str, Catalog] = {
-    "cardauth": messages.ERRORS,
-    "cardauth.verifier_service": {**messages.ERRORS, **cardauth.verifier_service.MESSAGES},
-    "webbridge": {**messages.ERRORS, **bridge_messages.ERRORS},
-    "simulator": messages.ERRORS,  # the simulator's command line describes with the core's
-    "simulator.control_page": {**messages.ERRORS, **control_page.ERRORS},
-    "examples": messages.ERRORS,
-    "examples.teleservice": {**messages.ERRORS, **teleservice_messages.ERRORS},
+    "cardauth": messages.CORE.all_errors(),
+    "cardauth.verifier_service": cardauth.verifier_service.TEXTS.all_errors(),
+    "webbridge": bridge_messages.CATALOG.all_errors(),
+    "simulator": simulator_messages.CATALOG.all_errors(),
+    "simulator.control_page": control_page.PAGE.all_errors(),
+    "examples": examples.demo.TEXTS.all_errors(),
+    "examples.teleservice": teleservice_messages.CATALOG.all_errors(),
 }
 
-# Every catalog of texts for people, by a name for the failure messages.
+# Every table of texts for people, by its file and table.
 CATALOGS: Mapping[str, Catalog] = {
-    "cardauth.messages.ERRORS": messages.ERRORS,
-    "cardauth.messages.LABELS": messages.LABELS,
-    "webbridge.messages.ERRORS": bridge_messages.ERRORS,
-    "webbridge.messages.LABELS": bridge_messages.LABELS,
-    "cardauth.verifier_service.MESSAGES": cardauth.verifier_service.MESSAGES,
-    "cardauth.verifier_service.TEXTS": cardauth.verifier_service.TEXTS,
-    "simulator.control_page.ERRORS": control_page.ERRORS,
-    "simulator.control_page.TEXTS": control_page.TEXTS,
-    "simulator.cli.TEXTS": simulator.cli.TEXTS,
-    "examples.demo.TEXTS": examples.demo.TEXTS,
-    "examples.teleservice.messages.ERRORS": teleservice_messages.ERRORS,
-    "examples.teleservice.messages.LABELS": teleservice_messages.LABELS,
+    "cardauth/texts/core.toml [errors]": messages.CORE.errors,
+    "cardauth/texts/core.toml [labels]": messages.CORE.labels,
+    "cardauth/texts/verifier.toml [errors]": cardauth.verifier_service.TEXTS.errors,
+    "cardauth/texts/verifier.toml [labels]": cardauth.verifier_service.TEXTS.labels,
+    "webbridge/texts.toml [errors]": bridge_messages.CATALOG.errors,
+    "webbridge/texts.toml [labels]": bridge_messages.CATALOG.labels,
+    "simulator/texts.toml [errors]": simulator_messages.CATALOG.errors,
+    "simulator/texts.toml [labels]": simulator_messages.CATALOG.labels,
+    "simulator/texts.toml [page]": control_page.PAGE.labels,
+    "examples/demo.toml [labels]": examples.demo.TEXTS.labels,
+    "examples/teleservice/texts.toml [errors]": teleservice_messages.CATALOG.errors,
+    "examples/teleservice/texts.toml [labels]": teleservice_messages.CATALOG.labels,
 }
 
 # Texts that are the same words in both languages: names and acronyms.
 SAME_IN_BOTH = {
-    ("cardauth.messages.LABELS", "profession"),  # Profession
-    ("cardauth.messages.LABELS", "structure"),  # Structure
-    ("cardauth.messages.LABELS", "nir"),  # NIR
-    ("examples.teleservice.messages.LABELS", "title"),  # the service's name
-    ("examples.teleservice.messages.LABELS", "who"),  # names and a card type
-    ("examples.teleservice.messages.LABELS", "navigation"),  # Navigation
-    ("examples.teleservice.messages.LABELS", "no_patient"),  # a dash
+    ("cardauth/texts/core.toml [labels]", "profession"),  # Profession
+    ("cardauth/texts/core.toml [labels]", "structure"),  # Structure
+    ("cardauth/texts/core.toml [labels]", "nir"),  # NIR
+    ("examples/teleservice/texts.toml [labels]", "title"),  # the service's name
+    ("examples/teleservice/texts.toml [labels]", "who"),  # names and a card type
+    ("examples/teleservice/texts.toml [labels]", "navigation"),  # Navigation
+    ("examples/teleservice/texts.toml [labels]", "no_patient"),  # a dash
 }
 
 # The catalogs of the command lines and of the pages they serve, where the English
@@ -130,7 +130,9 @@ def test_every_error_code_has_a_text_in_the_catalog_of_its_program() -> None:
         for cls in classes
         if cls.code not in _catalog_of(cls.__module__)
     ]
-    missing += [f"Refusal.{r.name}: {r.value}" for r in Refusal if r.value not in messages.ERRORS]
+    missing += [
+        f"Refusal.{r.name}: {r.value}" for r in Refusal if r.value not in messages.CORE.errors
+    ]
     assert missing == []
 
 
@@ -210,22 +212,25 @@ def test_the_allowed_sameness_is_still_needed() -> None:
 
 # For each command line, the functions it reads labels with and the catalog of each.
 LABEL_CALLS: Mapping[ModuleType, Mapping[str, Catalog]] = {
-    cardauth.cli: {"label": messages.LABELS, "out.label": messages.LABELS},
+    cardauth.cli: {"label": messages.CORE.labels, "out.label": messages.CORE.labels},
     webbridge.server: {
-        "label": messages.LABELS,
-        "messages.label": bridge_messages.LABELS,
-        "text": bridge_messages.LABELS,
+        "label": messages.CORE.labels,
+        "messages.label": bridge_messages.CATALOG.all_labels(),
+        "text": bridge_messages.CATALOG.all_labels(),
     },
-    cardauth.verifier_service: {"label": messages.LABELS, "text": cardauth.verifier_service.TEXTS},
+    cardauth.verifier_service: {
+        "label": messages.CORE.labels,
+        "text": cardauth.verifier_service.TEXTS.all_labels(),
+    },
     simulator.cli: {
-        "label": messages.LABELS,
-        "_text": simulator.cli.TEXTS,
-        "text": simulator.cli.TEXTS,
+        "label": messages.CORE.labels,
+        "_text": simulator_messages.CATALOG.all_labels(),
+        "text": simulator_messages.CATALOG.all_labels(),
     },
     examples.demo: {
-        "label": messages.LABELS,
-        "self._text": examples.demo.TEXTS,
-        "text": examples.demo.TEXTS,
+        "label": messages.CORE.labels,
+        "self._text": examples.demo.TEXTS.all_labels(),
+        "text": examples.demo.TEXTS.all_labels(),
     },
 }
 # cardauth.cli's Output.field(key, ...) reads the label of key.
@@ -260,13 +265,13 @@ def test_every_label_a_command_line_reads_exists(module: ModuleType) -> None:
     missing = [
         (called, key)
         for called, key in keys
-        if key not in calls.get(called, messages.LABELS)  # out.field reads the core's
+        if key not in calls.get(called, messages.CORE.labels)  # out.field reads the core's
     ]
     assert missing == []
 
 
 def test_the_labels_cardauth_builds_exist() -> None:
-    assert [key for key in BUILT_KEYS if key not in messages.LABELS] == []
+    assert [key for key in BUILT_KEYS if key not in messages.CORE.labels] == []
 
 
 # -- the command lines -------------------------------------------------------------------

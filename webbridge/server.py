@@ -27,7 +27,7 @@ from types import FrameType
 from cardauth import __version__
 from cardauth.arguments import ArgumentParser, requested_language
 from cardauth.errors import CardAuthError
-from cardauth.messages import LANGUAGES, Language, choose_language, error_line, label
+from cardauth.messages import LANGUAGES, Language, choose_language, label
 from cardauth.origins import Origin
 from cardauth.serving import CannotListen as PortTaken
 from cardauth.serving import Served, is_loopback_address, listen
@@ -126,7 +126,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _consents(args, config, language)
         return serve(args, config, language)
     except CardAuthError as error:
-        print(error_line(error, language, more=messages.ERRORS), file=sys.stderr)
+        print(messages.error_line(error, language), file=sys.stderr)
         return EXIT_ERROR
 
 

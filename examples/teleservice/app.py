@@ -353,7 +353,7 @@ def _outcome(entry: Mapping[str, Any]) -> str:
 
 
 def _outcome_sentence(entry: Mapping[str, Any]) -> str:
-    """Which sentence tells the outcome (a key of messages.LABELS, after "outcome_")."""
+    """Which sentence tells the outcome (a label of its catalog, after "outcome_")."""
     outcome = _outcome(entry)
     if entry.get("event") == "patient_lookup":
         return outcome if outcome in LOOKUP_ANSWERS else "verified"
