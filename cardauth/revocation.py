@@ -18,9 +18,9 @@ CRLs are read once, when loaded: each becomes a :class:`RevocationList`, whose
 revoked serial numbers are a set (a look-up costs the same for 3 entries as for
 100,000) and whose signed part is hashed then, so that checking its signature
 against an issuer is one public-key operation. A checker's CRLs are replaced whole
-(:meth:`RevocationChecker.replace_crls`): the new lists are read and indexed
-before the swap, which is one assignment, so a verification never waits for a
-refresh. The checker keeps no answers: the
+(:meth:`RevocationChecker.replace_crls`, :class:`CrlRefresher` in the background):
+the new lists are read and indexed before the swap, which is one assignment, so a
+verification never waits for a refresh. The checker keeps no answers: the
 verifier's one cache (:mod:`cardauth.verdict_cache`) keeps a whole chain's
 verdict, within the window :meth:`RevocationChecker.check_path` returns.
 """
@@ -30,12 +30,14 @@ from __future__ import annotations
 import datetime as dt
 import http.client
 import itertools
+import logging
 import math
 import secrets
 import threading
 import time
 import urllib.error
 import urllib.request
+import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
@@ -60,10 +62,12 @@ from cardauth.trust import TrustConfigError
 OcspTransport = Callable[[str, bytes, float], bytes]
 MAX_OCSP_RESPONSE = 64 * 1024
 OCSP_BACKOFF_SECONDS = 10.0
+DEFAULT_CRL_REFRESH = dt.timedelta(minutes=5)
 MAX_SIGNERS_KEPT = 16
 # BOOLEAN TRUE in DER (X.690 § 11.1): every extension marked critical holds these
 # three bytes, so a CRL whose signed part lacks them has no critical extension.
 _DER_TRUE = b"\x01\x01\xff"
+_log = logging.getLogger(__name__)
 _OCSP_CALLS = ThreadPoolExecutor(max_workers=4, thread_name_prefix="ocsp")
 
 
@@ -99,6 +103,8 @@ class RevocationPolicy:
     ocsp_max_age: dt.timedelta = dt.timedelta(hours=24)  # when nextUpdate is absent
     crl_grace: dt.timedelta = dt.timedelta(0)
     max_skew: dt.timedelta = dt.timedelta(minutes=2)
+    # how often a CrlRefresher looks at the CRL files (0: never; docs/verifier.md)
+    crl_refresh: dt.timedelta = DEFAULT_CRL_REFRESH
 
 
 def policy_from_settings(settings: Mapping[str, Any]) -> RevocationPolicy:
@@ -111,6 +117,7 @@ def policy_from_settings(settings: Mapping[str, Any]) -> RevocationPolicy:
         "ocsp_max_age_hours": (int, float),
         "crl_grace_hours": (int, float),
         "max_skew_seconds": (int, float),
+        "crl_refresh_seconds": (int, float),
     }
     # Sensible ranges: a NaN or a negative timeout would turn OCSP off quietly.
     limits: dict[str, tuple[float, float]] = {
@@ -118,6 +125,7 @@ def policy_from_settings(settings: Mapping[str, Any]) -> RevocationPolicy:
         "ocsp_max_age_hours": (0.0, 24.0 * 31),
         "crl_grace_hours": (0.0, 24.0 * 31),
         "max_skew_seconds": (0.0, 3600.0),
+        "crl_refresh_seconds": (0.0, 86400.0),
     }
     for name, value in settings.items():
         expected = known.get(name)
@@ -145,6 +153,11 @@ def policy_from_settings(settings: Mapping[str, Any]) -> RevocationPolicy:
             dt.timedelta(seconds=settings["max_skew_seconds"])
             if "max_skew_seconds" in settings
             else defaults.max_skew
+        ),
+        crl_refresh=(
+            dt.timedelta(seconds=settings["crl_refresh_seconds"])
+            if "crl_refresh_seconds" in settings
+            else defaults.crl_refresh
         ),
     )
 
@@ -502,6 +515,84 @@ class RevocationChecker:
                 Refusal.REVOKED, "the certificate is revoked (CRL)", jws=jws, source="crl"
             )
         return crl.last_update - skew, crl.next_update + self.policy.crl_grace
+
+
+class CrlRefresher:
+    """Reads a directory of CRLs again when its files change (name, size, time of
+    change), in a thread of its own, and hands the new lists to a checker. Reading
+    and indexing happen in this thread with no lock that a verification takes: a
+    verification meanwhile uses the lists it has (it shares only the interpreter
+    with the refresh; bench/README.md measures what that costs it). A file that
+    does not load keeps the old lists in use (they go stale, and logins are then
+    refused: fail closed) and is tried again at the next look."""
+
+    def __init__(
+        self,
+        checker: RevocationChecker,
+        directory: Path,
+        *,
+        every: dt.timedelta,
+        load: Callable[[Path], Sequence[RevocationList]] = load_revocation_lists,
+    ) -> None:
+        self._checker = weakref.ref(checker)  # the thread ends with the checker
+        self._directory = directory
+        self._every = every.total_seconds()
+        self._load = load
+        self._seen: tuple[tuple[str, int, int], ...] | None = None  # first look: load
+        self._refreshing = threading.Lock()  # one refresh at a time; never a verification's
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def refresh(self) -> bool:
+        """Look at the files now; replace the checker's CRLs if they changed since
+        the last look. True when they were replaced."""
+        with self._refreshing:
+            checker = self._checker()
+            try:
+                files = _files_of(self._directory)
+                if checker is None or files == self._seen:
+                    return False
+                lists = self._load(self._directory)  # the slow part: no lock held but ours
+            except (TrustConfigError, OSError) as exc:
+                context = getattr(exc, "context", {})  # the file at fault, for a TrustConfigError
+                _log.warning("CRLs not refreshed, the ones loaded stay in use: %s %s", exc, context)
+                return False
+            checker.replace_crls(lists)
+            self._seen = files
+            return True
+
+    def start(self) -> CrlRefresher:
+        self._thread = threading.Thread(target=self._run, name="crl-refresh", daemon=True)
+        self._thread.start()
+        return self
+
+    def close(self, timeout: float = 5.0) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._every) and self._checker() is not None:
+            try:
+                self.refresh()
+            except Exception:  # never let the thread die: the next look tries again
+                _log.exception("CRL refresh failed")
+
+
+def refresh_in_background(checker: RevocationChecker, directory: Path) -> CrlRefresher | None:
+    """Start a :class:`CrlRefresher` for ``directory`` at the policy's pace
+    (``crl_refresh_seconds`` in trust.toml; 0: none)."""
+    if not checker.policy.crl_refresh:
+        return None
+    return CrlRefresher(checker, directory, every=checker.policy.crl_refresh).start()
+
+
+def _files_of(directory: Path) -> tuple[tuple[str, int, int], ...]:
+    """What identifies the files' contents cheaply: names, sizes, times of change."""
+    if not directory.is_dir():
+        return ()  # no directory, no CRLs (load_revocation_lists says the same)
+    found = [(p.name, p.stat()) for p in directory.iterdir() if p.is_file()]
+    return tuple(sorted((name, st.st_size, st.st_mtime_ns) for name, st in found))
 
 
 def _indexed(crls: Sequence[CrlInput]) -> list[RevocationList]:
