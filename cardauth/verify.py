@@ -307,7 +307,7 @@ class Verifier:
         check_intermediates(certificates[1:], now, jws=name)
         path = self._paths.for_role(role).validate(leaf, certificates[1:], now, jws=name)
         cps = role is CardRole.CPS
-        every = {id(c): c for c in (*certificates, *path.chain)}.values()
+        every = (*path.chain, *certificates[1:])  # the card is the path's first
         return _HeaderVerdict(
             header_b64=header_b64,
             leaf=leaf,
