@@ -24,17 +24,19 @@ with a reason code, as a CA's CRL has them) and written under a temporary
 directory that the run removes.
 
 Usage: .venv/bin/python bench/verifier_scale.py [--entries 100000] [--cards 100]
-       [--rounds 7] [--json]
+       [--rounds 7] [--json | --profile]
 """
 
 from __future__ import annotations
 
 import argparse
 import base64
+import cProfile
 import datetime as dt
 import gc
 import json
 import os
+import pstats
 import statistics
 import sys
 import tempfile
@@ -101,6 +103,12 @@ def main() -> int:
     parser.add_argument("--cards", type=int, default=100)
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--json", action="store_true")
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="only profile (cProfile) the load and new-card verifications, and print where "
+        "the time goes",
+    )
     args = parser.parse_args()
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})  # one core
@@ -113,6 +121,9 @@ def main() -> int:
         crl_der = big_crl(pki, args.entries)
         generation = time.perf_counter() - generation
         (trust_dir / "crls" / f"{pki.cps_ca.slug}.crl").write_bytes(crl_der)
+        if args.profile:
+            _profile(args, trust_dir, pki, forge)
+            return 0
         figures = _measure(args, trust_dir, crl_der, pki, forge)
     figures["crl"] = {
         "entries": args.entries,
@@ -279,6 +290,27 @@ def _measure(
         figures["index_bytes"] = sys.getsizeof(index) + sum(sys.getsizeof(n) for n in index)
         figures["refresh"] = _refresh_stall(kept, trust_dir, batches[1:6])
     return figures
+
+
+def _profile(args: argparse.Namespace, trust_dir: Path, pki: SimulatorPki, forge: Forge) -> None:
+    """Where the time goes: cProfile over the load, then over new-card verifications
+    (a profiler's own cost inflates the many small calls; compare shares, not times)."""
+    batch = _Batch.of_new_cards(args.cards, pki, forge)
+    profiler = cProfile.Profile()
+    profiler.enable()
+    verifier = Verifier.from_directory(trust_dir)
+    profiler.disable()
+    print("== Verifier.from_directory")
+    pstats.Stats(profiler).sort_stats("tottime").print_stats(8)
+    batch.verify_each(Verifier(trust=verifier.trust, revocation=verifier.revocation))  # warm-up
+    profiler = cProfile.Profile()
+    fresh = Verifier(trust=verifier.trust, revocation=verifier.revocation)
+    batch = _Batch.of_new_cards(args.cards, pki, forge)
+    profiler.enable()
+    batch.verify_each(fresh)
+    profiler.disable()
+    print(f"== {args.cards} verifications of cards never seen")
+    pstats.Stats(profiler).sort_stats("tottime").print_stats(15)
 
 
 def _refresh_stall(kept: Verifier, trust_dir: Path, batches: list[_Batch]) -> dict[str, float]:
