@@ -35,7 +35,7 @@ from collections import OrderedDict
 from collections.abc import Hashable
 from typing import Generic, NamedTuple, TypeVar
 
-DEFAULT_MAX_ENTRIES = 4096
+DEFAULT_MAX_ENTRIES = 1024  # about 15 KB a verdict (certificates parsed, header): 15 MB
 
 V = TypeVar("V")
 
