@@ -158,6 +158,7 @@ def test_the_background_thread_picks_up_a_new_crl_and_stops_when_closed(
     refresher = CrlRefresher(
         verifier.revocation, trust_dir / "crls", every=dt.timedelta(milliseconds=20)
     ).start()
+    assert refresher.running
     try:
         _wait_for_a_new_set(verifier)  # the first look
         _revoke_the_doctor(trust_dir)
@@ -167,7 +168,7 @@ def test_the_background_thread_picks_up_a_new_crl_and_stops_when_closed(
         assert refused.value.code == "revocation.revoked"
     finally:
         refresher.close(timeout=WAIT)
-    assert not any(t.name == "crl-refresh" and t.is_alive() for t in threading.enumerate())
+    assert not refresher.running
 
 
 def _wait_for_a_new_set(verifier: Verifier) -> None:
