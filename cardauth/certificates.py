@@ -15,9 +15,6 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime as dt
-import hashlib
-import threading
-from collections import OrderedDict
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any
@@ -186,8 +183,6 @@ def check_intermediates(
 @dataclass(frozen=True, slots=True)
 class ValidatedPath:
     chain: tuple[x509.Certificate, ...]  # leaf first, root last
-    not_before: dt.datetime  # the window in which every certificate of the chain is valid
-    not_after: dt.datetime
 
     @property
     def issuer(self) -> x509.Certificate:
@@ -195,22 +190,16 @@ class ValidatedPath:
 
 
 class PathValidator:
-    """Path validation against one kind of root, with a cache of validated paths
-    (a path stays valid within the validity window of all its certificates; its
-    revocation is checked separately, every time)."""
+    """Path validation against one kind of root. (Nothing is kept here: the
+    verifier's one cache keeps a whole chain's verdict, cardauth.verdict_cache.)"""
 
     def __init__(
         self,
         roots: tuple[x509.Certificate, ...],
         extra_intermediates: tuple[x509.Certificate, ...],
-        cache_size: int = 1024,
     ) -> None:
         self._store = Store(list(roots))
-        self._roots = {r.public_bytes(Encoding.DER) for r in roots}
         self._extra = list(extra_intermediates)
-        self._cache: OrderedDict[bytes, ValidatedPath] = OrderedDict()
-        self._cache_size = cache_size
-        self._lock = threading.Lock()
         self._end_entity = ExtensionPolicy.webpki_defaults_ee().may_be_present(
             x509.SubjectAlternativeName, Criticality.AGNOSTIC, None
         )
@@ -223,15 +212,6 @@ class PathValidator:
         *,
         jws: str,
     ) -> ValidatedPath:
-        key = hashlib.sha256(
-            b"".join(c.public_bytes(Encoding.DER) for c in [leaf, *offered])
-        ).digest()
-        with self._lock:
-            cached = self._cache.get(key)
-            if cached is not None:
-                self._cache.move_to_end(key)
-        if cached is not None and cached.not_before <= now <= cached.not_after:
-            return cached
         verifier = (
             PolicyBuilder()
             .store(self._store)
@@ -251,17 +231,7 @@ class PathValidator:
                 jws=jws,
                 reason=str(exc).split(" (encountered")[0],
             ) from None
-        chain = tuple(verified.chain)
-        path = ValidatedPath(
-            chain=chain,
-            not_before=max(c.not_valid_before_utc for c in chain),
-            not_after=min(c.not_valid_after_utc for c in chain),
-        )
-        with self._lock:
-            self._cache[key] = path
-            if len(self._cache) > self._cache_size:
-                self._cache.popitem(last=False)
-        return path
+        return ValidatedPath(chain=tuple(verified.chain))
 
 
 class Paths:

@@ -59,6 +59,7 @@ from cardauth.errors import (
 )
 from cardauth.messages import choose_language, describe
 from cardauth.origins import parse_origins
+from cardauth.revocation import CrlRefresher, refresh_in_background
 from cardauth.trust import TrustConfigError, utc_now
 from cardauth.verify import VerifiedLogin, Verifier
 
@@ -107,9 +108,13 @@ class CardAuth:
             list(config["CARDAUTH_ORIGINS"]),
             allow_development=bool(config.get("CARDAUTH_ALLOW_DEVELOPMENT_ORIGINS", False)),
         )
-        self.verifier = self._verifier or Verifier.from_directory(
-            Path(config["CARDAUTH_TRUST_DIR"])
-        )
+        self.crl_refresher: CrlRefresher | None = None
+        if self._verifier is not None:
+            self.verifier = self._verifier
+        else:  # the CRLs of the trust directory are read again when they change
+            trust_dir = Path(config["CARDAUTH_TRUST_DIR"])
+            self.verifier = Verifier.from_directory(trust_dir)
+            self.crl_refresher = refresh_in_background(self.verifier.revocation, trust_dir / "crls")
         self.challenges = self._challenges or store_from_setting(
             config.get("CARDAUTH_CHALLENGE_STORE", "memory")
         )

@@ -25,7 +25,7 @@ from typing import Any
 
 from cryptography import x509
 
-from cardauth.der import decode_certificates, decode_crls
+from cardauth.der import decode_certificates
 from cardauth.errors import CardAuthError
 
 CARD_TYPES = frozenset(("CPS", "CPE", "CPF", "CPA"))
@@ -155,19 +155,6 @@ def load_certificates(directory: Path, *, required: bool = True) -> tuple[x509.C
     if required and not certificates:
         raise TrustConfigError("no certificate found", directory=str(directory))
     return tuple(certificates)
-
-
-def load_crls(directory: Path) -> tuple[x509.CertificateRevocationList, ...]:
-    """Every CRL in the files of ``directory`` (DER or PEM); none if it is absent."""
-    if not directory.is_dir():
-        return ()
-    crls: list[x509.CertificateRevocationList] = []
-    for path in sorted(p for p in directory.iterdir() if p.is_file()):
-        try:
-            crls += decode_crls(path.read_bytes())
-        except ValueError as exc:
-            raise TrustConfigError("not a CRL file", file=str(path)) from exc
-    return tuple(crls)
 
 
 def utc_now() -> dt.datetime:

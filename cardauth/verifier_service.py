@@ -48,6 +48,7 @@ from cardauth.challenges import (
 from cardauth.errors import CardAuthError
 from cardauth.messages import CORE, LANGUAGES, Catalog, Language, choose_language, label
 from cardauth.origins import Origin, parse_origins
+from cardauth.revocation import refresh_in_background
 from cardauth.serving import Served, is_loopback_address, listen
 from cardauth.trust import utc_now
 from cardauth.verify import Verifier
@@ -402,8 +403,10 @@ def serve(args: argparse.Namespace, language: Language) -> int:
     require_loopback(args.host)
     token = load_token(args.token_file)
     origins = parse_origins(args.origin, allow_development=args.allow_development_origins)
+    verifier = Verifier.from_directory(args.trust)
+    refresher = refresh_in_background(verifier.revocation, args.trust / "crls")
     app = create_app(
-        verifier=Verifier.from_directory(args.trust),
+        verifier=verifier,
         origins=origins,
         store=store_from_setting(args.challenge_store),
         token=token,
@@ -433,6 +436,8 @@ def serve(args: argparse.Namespace, language: Language) -> int:
         stopping.wait()
     finally:
         served.close()
+        if refresher is not None:
+            refresher.close()
     return 0
 
 

@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hmac
-import threading
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
@@ -71,11 +70,11 @@ from cardauth.protocol import (
     is_thumbprint,
     thumbprint,
 )
-from cardauth.revocation import RevocationChecker, policy_from_settings
-from cardauth.trust import TrustConfigError, TrustStore, load_crls
+from cardauth.revocation import RevocationChecker, load_revocation_lists, policy_from_settings
+from cardauth.trust import TrustConfigError, TrustStore
+from cardauth.verdict_cache import DEFAULT_MAX_ENTRIES, VerdictCache
 
 DEFAULT_SKEW = dt.timedelta(seconds=30)
-VERDICT_CACHE_SIZE = 4096
 MIN_RSA_BITS = 2048
 HEADER_NAMES = frozenset(("alg", "typ", "x5c", "crit", BINDING_PARAMETER))
 CPS_CLAIMS = frozenset(("aud", "nonce", "iat", "exp", "card", "vitale"))
@@ -113,13 +112,6 @@ class VerifiedLogin(NamedTuple):
         }
 
 
-def _verdict_key(role: CardRole, header_b64: str) -> tuple[CardRole, int, str]:
-    """A cheap key for a header of some 2,000 characters: its length and its end (the
-    end of the last certificate's signature). The verdict keeps the whole header,
-    and a hit counts only if that is equal too."""
-    return role, len(header_b64), header_b64[-48:]
-
-
 @dataclass(frozen=True, slots=True)
 class _HeaderVerdict:
     header_b64: str
@@ -128,7 +120,14 @@ class _HeaderVerdict:
     verify_signature: Callable[[bytes, bytes], None]  # (signature, data); InvalidSignature
     professional: Professional | None  # for a CPS card
     patient: Patient | None  # for a Vitale card
-    thumbprint: str  # of the leaf, for the Vitale binding
+    not_before: dt.datetime  # when every certificate offered and on the path is valid
+    not_after: dt.datetime
+
+    @property
+    def thumbprint(self) -> str:
+        """The leaf's, for the Vitale binding: computed when a co-assertion asks
+        (encoding the certificate again costs more than the rest of the hash)."""
+        return thumbprint(self.leaf.public_bytes(Encoding.DER))
 
 
 class _Token(NamedTuple):
@@ -136,6 +135,8 @@ class _Token(NamedTuple):
 
     claims: dict[str, Any]
     verdict: _HeaderVerdict
+    key: tuple[CardRole, str]  # its verdict's key in the cache: (role, exact header)
+    cached: bool  # the verdict came from the cache (revocation included)
 
     @property
     def leaf(self) -> x509.Certificate:
@@ -147,15 +148,22 @@ class _Token(NamedTuple):
 
 
 class Verifier:
-    """The parts of verification that do not change between logins: trust, paths
-    (with their cache), revocation sources. :meth:`verify` runs one verification."""
+    """The parts of verification that do not change between logins: trust, paths,
+    revocation sources, and the one cache of verdicts by exact header
+    (:mod:`cardauth.verdict_cache` says what it keeps and for how long).
+    :meth:`verify` runs one verification."""
 
-    def __init__(self, *, trust: TrustStore, revocation: RevocationChecker) -> None:
+    def __init__(
+        self,
+        *,
+        trust: TrustStore,
+        revocation: RevocationChecker,
+        cache_size: int = DEFAULT_MAX_ENTRIES,
+    ) -> None:
         self.trust = trust
         self.revocation = revocation
         self._paths = Paths(trust)
-        self._verdicts: dict[tuple[CardRole, int, str], _HeaderVerdict] = {}
-        self._lock = threading.Lock()
+        self.cache: VerdictCache[_HeaderVerdict] = VerdictCache(cache_size)  # the one cache
         self._checked_origins: (
             tuple[tuple[Origin, ...] | frozenset[Origin], frozenset[Origin]] | None
         ) = None
@@ -179,7 +187,8 @@ class Verifier:
         if not isinstance(revocation_settings, dict):
             raise TrustConfigError("[revocation] must be a table", file=str(directory))
         checker = RevocationChecker(
-            policy=policy_from_settings(revocation_settings), crls=load_crls(directory / "crls")
+            policy=policy_from_settings(revocation_settings),
+            crls=load_revocation_lists(directory / "crls"),
         )
         return cls(trust=trust, revocation=checker)
 
@@ -214,9 +223,9 @@ class Verifier:
         finally:
             if not taken:  # one try per challenge: a refused attempt burns it too
                 challenges.discard_challenge(challenges_store, expected)
-        self.revocation.check_path(cps.path.chain, now=now, jws="cps")
+        self._check_revocation(cps, now, "cps")
         if vitale is not None:
-            self.revocation.check_path(vitale.path.chain, now=now, jws="vitale")
+            self._check_revocation(vitale, now, "vitale")
         professional = cps.verdict.professional
         patient = vitale.verdict.patient if vitale else None
         assert professional is not None  # the CPS role always has one
@@ -249,17 +258,34 @@ class Verifier:
             )
         return vitale
 
+    def _check_revocation(self, token: _Token, now: dt.datetime, jws: str) -> None:
+        """Revocation of the token's path, unless its verdict came from the cache
+        (checked then, still within that answer's window and CRLs); a path found
+        good is cached with its verdict, for the windows where both hold."""
+        if token.cached:
+            return
+        verdict = token.verdict
+        clearance = self.revocation.check_path(verdict.path.chain, now=now, jws=jws)
+        self.cache.put(
+            token.key,
+            verdict,
+            not_before=max(verdict.not_before, clearance.not_before),
+            not_after=min(verdict.not_after, clearance.not_after),
+            crls=clearance.crls,
+        )
+
     def _verify_token(
         self, text: object, name: str, role: CardRole, now: dt.datetime, max_skew: dt.timedelta
     ) -> _Token:
         token = CompactJws.split(text, name=name)
-        verdict = self._cached_verdict(role, token.header_b64, now)
+        key = (role, token.header_b64)
+        verdict = self.cache.get(key, now=now, crls=self.revocation.crls)
         header = None
         if verdict is None:
             header = token.header()
             _check_header(header, role, name)
         claims = _check_claims(token.payload(), role, name, now, max_skew)
-        fresh = verdict is None
+        cached = verdict is not None
         if verdict is None:
             assert header is not None
             verdict = self._header_verdict(header, token.header_b64, role, name, now)
@@ -269,38 +295,15 @@ class Verifier:
             raise AssertionRefused(
                 Refusal.SIGNATURE, "the signature does not verify", jws=name
             ) from None
-        if fresh:  # only headers of tokens that verified: no cache churn by forgeries
-            self._remember(role, verdict)
-        return _Token(claims, verdict)
-
-    def _remember(self, role: CardRole, verdict: _HeaderVerdict) -> None:
-        with self._lock:
-            self._verdicts[_verdict_key(role, verdict.header_b64)] = verdict
-            if len(self._verdicts) > VERDICT_CACHE_SIZE:
-                self._verdicts.pop(next(iter(self._verdicts)))
-
-    def _cached_verdict(
-        self, role: CardRole, header_b64: str, now: dt.datetime
-    ) -> _HeaderVerdict | None:
-        """A verdict on these exact header bytes, if one is still valid now: the
-        header need not even be decoded again."""
-        cached = self._verdicts.get(_verdict_key(role, header_b64))  # reads need no lock
-        if (
-            cached is not None
-            and cached.header_b64 == header_b64
-            and cached.path.not_before <= now <= cached.path.not_after
-        ):
-            return cached
-        return None
+        return _Token(claims, verdict, key, cached)
 
     def _header_verdict(
         self, header: dict[str, Any], header_b64: str, role: CardRole, name: str, now: dt.datetime
     ) -> _HeaderVerdict:
         """Everything the header alone decides: the algorithm, the certificate, the kind
-        of card, the path to a root, the identity. Cached by the header's exact bytes,
-        within the window where every certificate of the path is valid (once a
-        signature under it has verified); the signature, which covers the payload, is
-        checked every time."""
+        of card, the path to a root, the identity. Cached by the header's exact bytes
+        once a whole verification under it succeeded (revocation included); the
+        signature, which covers the payload, is checked every time."""
         algorithm = header["alg"]
         certificates = parse_x5c(header.get("x5c"), jws=name)  # absent: refused there
         leaf = certificates[0]
@@ -310,6 +313,7 @@ class Verifier:
         path = self._paths.for_role(role).validate(leaf, certificates[1:], now, jws=name)
         check_x5c_is_the_path(certificates, path, jws=name)
         cps = role is CardRole.CPS
+        every = (*path.chain, *certificates[1:])  # the card is the path's first
         return _HeaderVerdict(
             header_b64=header_b64,
             leaf=leaf,
@@ -317,7 +321,8 @@ class Verifier:
             verify_signature=signature_verifier(algorithm, leaf.public_key()),
             professional=professional_from(leaf, card_type, jws=name) if cps else None,
             patient=None if cps else patient_from(leaf, self.trust.profile, jws=name),
-            thumbprint=thumbprint(leaf.public_bytes(Encoding.DER)),
+            not_before=max(c.not_valid_before_utc for c in every),
+            not_after=min(c.not_valid_after_utc for c in every),
         )
 
 

@@ -69,6 +69,25 @@ def test_verifier_benchmark_runs() -> None:
     assert figures["cold_over_bare"] > figures["warm_over_bare"] > 0
 
 
+def test_verifier_scale_benchmark_runs() -> None:
+    result = subprocess.run(
+        [
+            *(sys.executable, str(BENCH / "verifier_scale.py")),
+            *("--entries", "2000", "--cards", "5", "--rounds", "1", "--json"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    )
+    figures = json.loads(result.stdout)
+    assert set(figures["microseconds"]) == {"floor", "new_card", "seen_card"}
+    assert figures["crl"]["entries"] == 2000
+    assert figures["new_over_floor"] > 0
+    assert figures["index_bytes"] > 0
+    assert figures["refresh"]["refreshes"] == 5
+
+
 def test_bridge_benchmark_runs_and_counts_apdus() -> None:
     result = subprocess.run(
         [sys.executable, str(BENCH / "bridge.py"), "--logins", "20", "--json"],

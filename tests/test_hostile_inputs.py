@@ -24,9 +24,10 @@ from cardauth.revocation import (
     RevocationChecker,
     RevocationPolicy,
     http_post,
+    load_revocation_lists,
     policy_from_settings,
 )
-from cardauth.trust import TrustConfigError, load_crls
+from cardauth.trust import TrustConfigError
 from cardauth.verify import Verifier
 from simulator.ocsp import OcspResponder
 from simulator.pki import simulator_pki
@@ -281,7 +282,7 @@ def test_a_pem_bundle_of_crls_loads_every_crl(tmp_path: Path) -> None:
     pki = simulator_pki()
     bundle = b"".join(pki.crl(a, NOW).public_bytes(Encoding.PEM) for a in pki.authorities)
     (tmp_path / "all.pem").write_bytes(bundle)
-    assert len(load_crls(tmp_path)) == len(pki.authorities)
+    assert len(load_revocation_lists(tmp_path)) == len(pki.authorities)
 
 
 @pytest.mark.parametrize(

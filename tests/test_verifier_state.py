@@ -1,8 +1,8 @@
 """What the verifier keeps from one login to the next, and what it must not: a
 challenge is used up by a refused attempt too; expected origins are read afresh
-when they can change; revocation answers are shared by every verification with
-the same checker; a responder that does not answer costs one timeout, then is
-left alone for a while."""
+when they can change; revocation answers are kept with the chain's verdict by a
+Verifier (not by a one-shot call); a responder that does not answer costs one
+timeout, then is left alone for a while."""
 
 from __future__ import annotations
 
@@ -81,15 +81,29 @@ def test_expected_origins_in_a_list_are_read_again() -> None:
     assert refused.value.code == "origin.mismatch"
 
 
-def test_revocation_answers_serve_every_verification_with_the_checker() -> None:
-    """Three one-shot verify_assertion calls (a new Verifier each, so new certificate
-    objects): the responder is asked once per certificate of the path, not per call."""
+def test_revocation_answers_serve_every_login_of_a_card_the_verifier_has_seen() -> None:
+    """Three logins with the same card through one Verifier: the responder is asked
+    once per certificate of the path, at the first; the next ones use the cached
+    verdict, revocation answer included (the verifier's one cache)."""
     responder = OcspResponder(clock=lambda: NOW)
     checker = _checker_with(lambda url, body, timeout: responder.respond(body), use_crl=False)
     forge, scene = Forge(), Scene(Verifier(trust=trust_store(), revocation=checker))
     for _ in range(3):
         challenge = issue_challenge(scene.store, session=SESSION, now=NOW)
-        login = verify_assertion(
+        login = scene.verify(forge.assertion(challenge), expected_challenge=challenge)
+        assert login.professional.idnat == "899700420013"
+    assert responder.requests == 2  # the card's certificate, its CA's
+
+
+def test_the_one_shot_verify_assertion_keeps_nothing() -> None:
+    """verify_assertion makes a Verifier for one call: each call asks the responder
+    again (a service keeps one Verifier)."""
+    responder = OcspResponder(clock=lambda: NOW)
+    checker = _checker_with(lambda url, body, timeout: responder.respond(body), use_crl=False)
+    forge, scene = Forge(), Scene(Verifier(trust=trust_store(), revocation=checker))
+    for _ in range(2):
+        challenge = issue_challenge(scene.store, session=SESSION, now=NOW)
+        verify_assertion(
             forge.assertion(challenge),
             expected_origins=(ORIGIN,),
             expected_challenge=challenge,
@@ -99,8 +113,7 @@ def test_revocation_answers_serve_every_verification_with_the_checker() -> None:
             revocation=checker,
             now=NOW,
         )
-        assert login.professional.idnat == "899700420013"
-    assert responder.requests == 2  # the card's certificate, its CA's
+    assert responder.requests == 4
 
 
 def test_a_silent_responder_costs_one_timeout_then_is_left_alone() -> None:

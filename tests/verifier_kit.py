@@ -276,6 +276,24 @@ def card_certificate(
     return builder.sign(issuer_key, hashes.SHA256())
 
 
+def card_like(template: x509.Certificate, issuer_key: rsa.RSAPrivateKey) -> x509.Certificate:
+    """Another card of the same holder and key: ``template`` with a serial number of
+    its own, issued again by the same CA (every extension kept): a card that no
+    verifier has seen."""
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(template.subject)
+        .issuer_name(template.issuer)
+        .public_key(template.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(template.not_valid_before_utc)
+        .not_valid_after(template.not_valid_after_utc)
+    )
+    for extension in template.extensions:
+        builder = builder.add_extension(extension.value, extension.critical)
+    return builder.sign(issuer_key, hashes.SHA256())
+
+
 def header_json(header: dict[str, Any]) -> bytes:
     return json.dumps(header, separators=(",", ":")).encode()
 
