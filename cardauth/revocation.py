@@ -20,9 +20,12 @@ revoked serial numbers are a set (a look-up costs the same for 3 entries as for
 against an issuer is one public-key operation. A checker's CRLs are replaced whole
 (:meth:`RevocationChecker.replace_crls`, :class:`CrlRefresher` in the background):
 the new lists are read and indexed before the swap, which is one assignment, so a
-verification never waits for a refresh. The checker keeps no answers: the
-verifier's one cache (:mod:`cardauth.verdict_cache`) keeps a whole chain's
-verdict, within the window :meth:`RevocationChecker.check_path` returns.
+verification never waits for a refresh. The verifier's cache
+(:mod:`cardauth.verdict_cache`) keeps a whole chain's verdict, within the window
+:meth:`RevocationChecker.check_path` returns; the checker keeps, in a cache of the
+same kind, the answers about the links above the card (a CA and its issuer), which
+serve every card that CA issued: at national scale most logins are of a card not
+seen before, and each would otherwise cost its CA's OCSP exchange too.
 """
 
 from __future__ import annotations
@@ -58,10 +61,12 @@ from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsag
 from cardauth.der import crl_blobs
 from cardauth.errors import AssertionRefused, Refusal
 from cardauth.trust import TrustConfigError
+from cardauth.verdict_cache import VerdictCache
 
 OcspTransport = Callable[[str, bytes, float], bytes]
 MAX_OCSP_RESPONSE = 64 * 1024
 OCSP_BACKOFF_SECONDS = 10.0
+AUTHORITY_ANSWERS = 256  # CAs of the health PKI a verifier hears of: a few dozen
 DEFAULT_CRL_REFRESH = dt.timedelta(minutes=5)
 MAX_SIGNERS_KEPT = 16
 # BOOLEAN TRUE in DER (X.690 § 11.1): every extension marked critical holds these
@@ -331,9 +336,11 @@ CrlInput = x509.CertificateRevocationList | RevocationList
 
 
 class RevocationChecker:
-    """Asks the configured sources about each link of a path. It keeps no answers
-    (the verifier's one cache does, for a whole chain); what it keeps is its CRLs,
-    replaced whole by :meth:`replace_crls`, and the responders that did not answer."""
+    """Asks the configured sources about each link of a path. What it keeps: its
+    CRLs, replaced whole by :meth:`replace_crls`; the responders that did not answer;
+    and, for the links above the card (a CA against its issuer), the answer while it
+    holds (bounded, dropped with the CRLs it was checked against, as the verifier's
+    verdicts are)."""
 
     def __init__(
         self,
@@ -349,6 +356,9 @@ class RevocationChecker:
         # one dead responder costs one timeout, not one per certificate and login.
         self._quiet_until: dict[str, float] = {}
         self._lock = threading.Lock()
+        self._authorities: VerdictCache[tuple[dt.datetime, dt.datetime]] = VerdictCache(
+            AUTHORITY_ANSWERS
+        )
 
     @property
     def crls(self) -> CrlSet:
@@ -373,10 +383,17 @@ class RevocationChecker:
                 Refusal.REVOCATION_UNAVAILABLE, "a path has a card and a root", jws=jws
             )
         crls = self._crls  # one set for the whole path, whatever a refresh does meanwhile
-        windows = [
-            self._ask_sources(certificate, issuer, crls, now, jws)
-            for certificate, issuer in itertools.pairwise(chain)
-        ]
+        links = list(itertools.pairwise(chain))
+        windows = [self._ask_sources(*links[0], crls, now, jws)]  # the card: never seen twice
+        for authority, issuer in links[1:]:
+            key = (authority.fingerprint(hashes.SHA256()), issuer.fingerprint(hashes.SHA256()))
+            window = self._authorities.get(key, now=now, crls=crls)
+            if window is None:
+                window = self._ask_sources(authority, issuer, crls, now, jws)
+                self._authorities.put(
+                    key, window, not_before=window[0], not_after=window[1], crls=crls
+                )
+            windows.append(window)
         return Clearance(
             not_before=max(start for start, _ in windows),
             not_after=min(end for _, end in windows),

@@ -45,6 +45,7 @@ from tests.verifier_kit import (
     card_certificate,
     crl_checker,
     der,
+    reissued_cps_ca,
     rogue_ca,
     trust_store,
     x5c,
@@ -731,22 +732,8 @@ DeepChain = Callable[[Forge, DeepHierarchy], list[x509.Certificate]]
 
 
 def _reissued_ca() -> x509.Certificate:
-    """The CPS CA's certificate issued again by its root (same name, key and
-    extensions; another serial and validity), as a CA renewed without a new key."""
-    pki = simulator_pki()
-    ca = pki.cps_ca.certificate
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(ca.subject)
-        .issuer_name(ca.issuer)
-        .public_key(pki.cps_ca.key.public_key())
-        .serial_number(ca.serial_number + 1)
-        .not_valid_before(dt.datetime(2025, 1, 1, tzinfo=dt.UTC))
-        .not_valid_after(ca.not_valid_after_utc)
-    )
-    for extension in ca.extensions:
-        builder = builder.add_extension(extension.value, extension.critical)
-    return builder.sign(pki.cps_root.key, hashes.SHA256())
+    ca = simulator_pki().cps_ca.certificate
+    return reissued_cps_ca(dt.datetime(2025, 1, 1, tzinfo=dt.UTC), ca.not_valid_after_utc)
 
 
 @pytest.mark.parametrize(

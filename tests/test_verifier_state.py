@@ -95,9 +95,24 @@ def test_revocation_answers_serve_every_login_of_a_card_the_verifier_has_seen() 
     assert responder.requests == 2  # the card's certificate, its CA's
 
 
+def test_a_cas_answer_serves_every_new_card_it_issued() -> None:
+    """At national scale most logins are of a card not seen before: each costs its
+    own certificate's OCSP exchange, never its CA's again."""
+    responder = OcspResponder(clock=lambda: NOW)
+    checker = _checker_with(lambda url, body, timeout: responder.respond(body), use_crl=False)
+    scene = Scene(Verifier(trust=trust_store(), revocation=checker))
+    forge = Forge()
+    for persona in ("doctor", "pharmacist", "nurse"):
+        card = dataclasses.replace(forge, cps_persona=persona)
+        challenge = issue_challenge(scene.store, session=SESSION, now=NOW)
+        scene.verify(card.assertion(challenge), expected_challenge=challenge)
+    assert responder.requests == 4  # three cards, and their CA once
+
+
 def test_the_one_shot_verify_assertion_keeps_nothing() -> None:
     """verify_assertion makes a Verifier for one call: each call asks the responder
-    again (a service keeps one Verifier)."""
+    about the card again (a service keeps one Verifier); what the checker it is
+    given knows of the CA serves both."""
     responder = OcspResponder(clock=lambda: NOW)
     checker = _checker_with(lambda url, body, timeout: responder.respond(body), use_crl=False)
     forge, scene = Forge(), Scene(Verifier(trust=trust_store(), revocation=checker))
@@ -113,7 +128,7 @@ def test_the_one_shot_verify_assertion_keeps_nothing() -> None:
             revocation=checker,
             now=NOW,
         )
-    assert responder.requests == 4
+    assert responder.requests == 3  # the card twice, its CA once
 
 
 def test_a_silent_responder_costs_one_timeout_then_is_left_alone() -> None:

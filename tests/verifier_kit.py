@@ -399,3 +399,22 @@ class DeepHierarchy:
             )
         checker = RevocationChecker(policy=RevocationPolicy(use_ocsp=False), crls=crls)
         return Verifier(trust=trust, revocation=checker)
+
+
+def reissued_cps_ca(not_before: dt.datetime, not_after: dt.datetime) -> x509.Certificate:
+    """The CPS CA's certificate issued again by its root (same name, key and
+    extensions; another serial and validity), as a CA renewed without a new key."""
+    pki = simulator_pki()
+    ca = pki.cps_ca.certificate
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(ca.subject)
+        .issuer_name(ca.issuer)
+        .public_key(pki.cps_ca.key.public_key())
+        .serial_number(ca.serial_number + 1)
+        .not_valid_before(not_before)
+        .not_valid_after(not_after)
+    )
+    for extension in ca.extensions:
+        builder = builder.add_extension(extension.value, extension.critical)
+    return builder.sign(pki.cps_root.key, hashes.SHA256())
