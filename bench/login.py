@@ -33,8 +33,12 @@ other process than the one that issued its challenge (a challenge is single-use
 across processes through Redis). Goals: logins/s >= 0.5 x the trivial endpoint's
 requests/s (one process), and two processes >= 1.7 x one, in logins/s.
 
+With ``--shared-limits`` the rate limits are counted in the same Redis
+(``TELESERVICE_RATE_LIMIT_STORAGE``), as processes of one service should: else
+each process counts for itself.
+
 Usage: .venv/bin/python bench/login.py [--logins 1000] [--rounds 3] [--processes 1,2]
-    [--connections 8] [--threads 8] [--json]
+    [--connections 8] [--threads 8] [--shared-limits] [--json]
 """
 
 from __future__ import annotations
@@ -174,9 +178,10 @@ def redis_server(workdir: Path) -> Iterator[Redis]:
         _stop(process)
 
 
-def write_config(directory: Path, redis_url: str) -> Path:
+def write_config(directory: Path, redis_url: str, *, shared_limits: bool = False) -> Path:
     """The teleservice's settings, shared by its processes (one secret key, one
-    pseudonym key, one audit trail, one database, one challenge store)."""
+    pseudonym key, one audit trail, one database, one challenge store; with
+    ``shared_limits``, the rate limits' counts in the same Redis)."""
     from examples.teleservice.store import BUNDLED_SEED, init_db  # noqa: PLC0415
 
     export_trust(directory / "trust", now=utc_now())
@@ -192,6 +197,8 @@ def write_config(directory: Path, redis_url: str) -> Path:
         # The per-address limit is kept (its cost is part of the path), out of reach.
         "TELESERVICE_LOGIN_LIMIT": "100000000/minute",
     }
+    if shared_limits:
+        config["TELESERVICE_RATE_LIMIT_STORAGE"] = redis_url
     path = directory / "config.json"
     path.write_text(json.dumps(config), encoding="utf-8")
     return path
@@ -483,6 +490,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--processes", default="1,2", help="process counts, comma-separated")
     parser.add_argument("--connections", type=int, default=8, help="client connections per process")
     parser.add_argument("--threads", type=int, default=SERVER_THREADS, help="waitress threads")
+    parser.add_argument(
+        "--shared-limits", action="store_true", help="rate limits counted in Redis too"
+    )
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--serve", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
@@ -495,7 +505,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as work, ExitStack() as stack:
         workdir = Path(work)
         redis = stack.enter_context(redis_server(workdir))
-        config = write_config(workdir, redis.url)
+        config = write_config(workdir, redis.url, shared_limits=args.shared_limits)
         groups = {
             count: stack.enter_context(servers(config, count, args.threads)) for count in counts
         }
