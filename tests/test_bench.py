@@ -100,3 +100,23 @@ def test_bridge_benchmark_runs_and_counts_apdus() -> None:
     assert figures["apdus_warm"] == 4
     assert (figures["apdus_at_insertion"], figures["apdus_first_login"]) == (28, 5)
     assert 0 < figures["outside_card_ms"] < figures["total_ms"]
+
+
+def test_login_throughput_benchmark_runs() -> None:
+    result = subprocess.run(
+        [
+            *(sys.executable, str(BENCH / "login.py")),
+            *("--logins", "20", "--rounds", "1", "--connections", "2", "--json"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=True,
+    )
+    figures = json.loads(result.stdout)  # every login was checked: 200, the doctor's identity
+    assert set(figures["processes"]) == {"1", "2"}
+    for measured in figures["processes"].values():
+        assert measured["logins_per_second"] > 0
+        assert measured["trivial_per_second"] > 0
+        assert measured["login_cpu_ms"]["server"] > 0
+    assert figures["login_scaling_2_over_1"] > 0

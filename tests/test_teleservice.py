@@ -28,10 +28,12 @@ from cardauth.cards.vitale import VitaleCard
 from cardauth.origins import Origin
 from examples.teleservice import create_app
 from examples.teleservice.app import PUBLIC_ENDPOINTS
+from examples.teleservice.errors import SettingsError
 from examples.teleservice.roles import RULES, Disclosure, disclosure_for
 from examples.teleservice.store import BUNDLED_SEED, init_db
 from simulator.trust_export import export_trust
 from simulator.workstation import virtual_workstation
+from tests.test_challenges import RedisServer
 from tests.verifier_kit import NOW, ORIGIN, Forge
 
 KEY = bytes(range(32))
@@ -487,6 +489,35 @@ def test_the_open_login_endpoints_are_rate_limited_per_address(
     assert refused.headers["Retry-After"] == "60"
     other = app.test_client()  # the same address: a flood from one place stops there
     assert other.post("/cardauth/challenge", json={}).status_code == 429
+
+
+def test_processes_sharing_redis_share_the_login_limit(tmp_path: Path, trust_dir: Path) -> None:
+    redis = RedisServer(tmp_path).start()
+    try:
+        shared = config(
+            tmp_path,
+            trust_dir,
+            TELESERVICE_LOGIN_LIMIT="3/minute",
+            TELESERVICE_RATE_LIMIT_STORAGE=redis.url,
+        )
+        first, second = (create_app(shared, clock=lambda: NOW).test_client() for _ in range(2))
+        asked = [first.post("/cardauth/challenge", json={}) for _ in range(2)]
+        asked.append(second.post("/cardauth/challenge", json={}))
+        assert [answer.status_code for answer in asked] == [200, 200, 200]
+        # two processes do not make twice the limit: the fourth is refused by either
+        for client in (first, second):
+            refused = client.post("/cardauth/challenge", json={})
+            assert refused.status_code == 429
+            assert refused.get_json()["error"]["code"] == "login.rate_limited"
+    finally:
+        redis.stop()
+
+
+def test_a_login_limit_that_is_no_limit_is_refused_at_start(
+    tmp_path: Path, trust_dir: Path
+) -> None:
+    with pytest.raises(SettingsError, match="TELESERVICE_LOGIN_LIMIT"):
+        create_app(config(tmp_path, trust_dir, TELESERVICE_LOGIN_LIMIT="often"))
 
 
 def test_a_hostile_origin_does_not_grow_the_audit_trail(tmp_path: Path, trust_dir: Path) -> None:

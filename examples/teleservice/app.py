@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import limits
 from flask import Flask, Response, abort, redirect, render_template, request, url_for
 from flask_limiter import Limiter, RateLimitExceeded
 from flask_limiter.util import get_remote_address
@@ -202,29 +203,44 @@ def create_app(
 def _rate_limits(app: Flask, settings: Mapping[str, Any]) -> Callable[[Any], Any]:
     """Lookups limited per professional (the decorator returned); the login
     endpoints, open to anyone, per address: a flood of challenges or of refused
-    logins (each one audited) stops there."""
+    logins (each one audited) stops there. Both counts live in
+    ``TELESERVICE_RATE_LIMIT_STORAGE`` (memory, or Redis for several processes)."""
     limiter = Limiter(
-        key_func=_professional_key, app=app, storage_uri="memory://", default_limits=[]
+        key_func=_professional_key,
+        app=app,
+        storage_uri=settings["TELESERVICE_RATE_LIMIT_STORAGE"],
+        default_limits=[],
     )
-    per_address: Any = limiter.shared_limit(  # one count for challenges and logins;
-        settings["TELESERVICE_LOGIN_LIMIT"],  # it takes a blueprint (not in its hints)
-        scope="card-login",
-        key_func=get_remote_address,
-    )
-    per_address(app.blueprints["cardauth"])
+    try:
+        per_address = limits.parse_many(settings["TELESERVICE_LOGIN_LIMIT"])
+    except ValueError:
+        raise SettingsError("TELESERVICE_LOGIN_LIMIT is a limit such as 30/minute") from None
+
+    @app.before_request
+    def limit_card_login() -> Response | None:
+        """One count for challenges, logins and logouts, per address, through
+        flask-limiter's own strategy and storage. Not its blueprint decorator: that
+        parses and resolves the limit on every request, the most expensive part of
+        a login after waitress (bench/README.md, login.py)."""
+        if request.blueprint != "cardauth" or not limiter.enabled:
+            return None
+        address = get_remote_address()
+        for limit in per_address:  # each one counts, until one is exceeded
+            if not limiter.limiter.hit(limit, "card-login", address):
+                return _rate_limited(LoginRateLimited(f"login limit reached ({limit})"))
+        return None
 
     @app.errorhandler(RateLimitExceeded)
     def rate_limited(error: RateLimitExceeded) -> Response:
-        refusal: TeleserviceError
-        if request.blueprint == "cardauth":
-            refusal = LoginRateLimited(f"login limit reached ({error.limit})")
-        else:
-            refusal = LookupRateLimited(f"lookup limit reached ({error.limit})")
-        response = _error_response(refusal, 429)
-        response.headers["Retry-After"] = "60"
-        return response
+        return _rate_limited(LookupRateLimited(f"lookup limit reached ({error.limit})"))
 
     return limiter.limit(settings["TELESERVICE_LOOKUP_LIMIT"])
+
+
+def _rate_limited(refusal: TeleserviceError) -> Response:
+    response = _error_response(refusal)
+    response.headers["Retry-After"] = "60"
+    return response
 
 
 def require_login() -> Response | WerkzeugResponse | None:

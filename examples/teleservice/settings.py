@@ -24,6 +24,9 @@ DEFAULT_BRIDGE_URL = "http://127.0.0.1:24790"
 DEFAULT_LOOKUP_LIMIT = "5/minute;60/hour"
 # Challenges and logins per address: a workstation asks a few; a flood is refused.
 DEFAULT_LOGIN_LIMIT = "30/minute"
+# Where the counts live: this process's memory, or Redis (redis://...) shared by the
+# processes of the service, so that running several does not multiply the limits.
+DEFAULT_RATE_LIMIT_STORAGE = "memory://"
 SECRET_MODE = 0o600
 
 
@@ -40,6 +43,7 @@ class Settings:
     allow_development_origins: bool = False
     lookup_limit: str = DEFAULT_LOOKUP_LIMIT
     login_limit: str = DEFAULT_LOGIN_LIMIT
+    rate_limit_storage: str = DEFAULT_RATE_LIMIT_STORAGE
 
     def to_config(self) -> dict[str, Any]:
         """Flask settings, with the secret key and the pseudonym key of this
@@ -55,6 +59,7 @@ class Settings:
             "TELESERVICE_BRIDGE_URL": self.bridge_url,
             "TELESERVICE_LOOKUP_LIMIT": self.lookup_limit,
             "TELESERVICE_LOGIN_LIMIT": self.login_limit,
+            "TELESERVICE_RATE_LIMIT_STORAGE": self.rate_limit_storage,
         }
 
 
@@ -94,6 +99,7 @@ def flask_config(config: Mapping[str, Any] | Settings) -> dict[str, Any]:
     values.setdefault("TELESERVICE_BRIDGE_URL", DEFAULT_BRIDGE_URL)
     values.setdefault("TELESERVICE_LOOKUP_LIMIT", DEFAULT_LOOKUP_LIMIT)
     values.setdefault("TELESERVICE_LOGIN_LIMIT", DEFAULT_LOGIN_LIMIT)
+    values.setdefault("TELESERVICE_RATE_LIMIT_STORAGE", DEFAULT_RATE_LIMIT_STORAGE)
     bridge = values["TELESERVICE_BRIDGE_URL"]
     if not isinstance(bridge, str) or not bridge.startswith(("http://", "https://")):
         raise SettingsError("TELESERVICE_BRIDGE_URL is an http(s) URL")
