@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime as dt
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any
@@ -47,9 +48,21 @@ class CardRole(Enum):
     VITALE = "vitale"
 
 
-def parse_x5c(value: object, *, jws: str) -> list[x509.Certificate]:
+@dataclass(frozen=True, slots=True)
+class OfferedChain:
+    """The certificates of an ``x5c`` header, decoded, each with its DER."""
+
+    certificates: list[x509.Certificate]
+    ders: list[bytes]
+
+
+def parse_x5c(
+    value: object, *, jws: str, known: Mapping[bytes, x509.Certificate] | None = None
+) -> OfferedChain:
     """The certificates of an ``x5c`` header: standard base64 (with its padding, in
-    its one canonical spelling) of DER (RFC 7515 § 4.1.6)."""
+    its one canonical spelling) of DER (RFC 7515 § 4.1.6). A certificate whose DER
+    is one of ``known`` (the trust directory's, decoded when it was loaded) is that
+    one, not decoded again: a card's issuing CA comes with every login."""
     if not isinstance(value, list) or not value:
         raise AssertionRefused(
             Refusal.CERTIFICATE_MALFORMED, "x5c must be a non-empty list", jws=jws
@@ -61,7 +74,8 @@ def parse_x5c(value: object, *, jws: str) -> list[x509.Certificate]:
             jws=jws,
             limit=MAX_CHAIN_LENGTH,
         )
-    certificates = []
+    known = known or {}
+    certificates, ders = [], []
     for entry in value:
         if not isinstance(entry, str) or len(entry) > MAX_CERTIFICATE_SIZE * 4 // 3 + 4:
             raise AssertionRefused(
@@ -69,7 +83,7 @@ def parse_x5c(value: object, *, jws: str) -> list[x509.Certificate]:
             )
         try:
             der = base64.b64decode(entry, validate=True)
-            certificate = decode_certificate(der)
+            certificate = known.get(der) or decode_certificate(der)
         except (binascii.Error, ValueError):
             raise AssertionRefused(
                 Refusal.CERTIFICATE_MALFORMED, "x5c holds a malformed certificate", jws=jws
@@ -81,7 +95,8 @@ def parse_x5c(value: object, *, jws: str) -> list[x509.Certificate]:
                 Refusal.CERTIFICATE_MALFORMED, "x5c entry not in canonical base64", jws=jws
             )
         certificates.append(certificate)
-    return certificates
+        ders.append(der)
+    return OfferedChain(certificates, ders)
 
 
 def _extension(certificate: x509.Certificate, kind: type[Any]) -> Any:
@@ -245,9 +260,7 @@ class Paths:
         return self.cps if role is CardRole.CPS else self.vitale
 
 
-def check_x5c_is_the_path(
-    certificates: list[x509.Certificate], path: ValidatedPath, *, jws: str
-) -> None:
+def check_x5c_is_the_path(offered: OfferedChain, path: ValidatedPath, *, jws: str) -> None:
     """``x5c`` must be the start of the path that was validated: the card's
     certificate, then none, some or all of its CAs, each the issuer of the one before
     (RFC 7515 § 4.1.6), short of the root (docs/protocol.md: intermediates only).
@@ -255,10 +268,10 @@ def check_x5c_is_the_path(
     so what the token carries is held to the path it built. (Intermediates offered
     are handed to the builder before the trust directory's: a chain that is a path
     is the path built.)"""
-    offered = [c.public_bytes(Encoding.DER) for c in certificates]
-    if len(set(offered)) != len(offered):
+    ders = offered.ders
+    if len(set(ders)) != len(ders):
         raise AssertionRefused(Refusal.CHAIN_REPEATED, "x5c holds a certificate twice", jws=jws)
-    for certificate, der in zip(certificates[1:], offered[1:], strict=True):
+    for certificate, der in zip(offered.certificates[1:], ders[1:], strict=True):
         if certificate.issuer == certificate.subject:  # self-issued: a root, trusted or not
             raise AssertionRefused(
                 Refusal.CHAIN_ROOT,
@@ -266,8 +279,12 @@ def check_x5c_is_the_path(
                 jws=jws,
                 certificate=thumbprint(der),
             )
-    built = [c.public_bytes(Encoding.DER) for c in path.chain[:-1]]
-    if offered != built[: len(offered)]:
+    built = path.chain[:-1]
+    if len(built) < len(ders) or not all(
+        # the path holds the very objects it was given: identity, else the same DER
+        certificate is mine or certificate.public_bytes(Encoding.DER) == der
+        for certificate, mine, der in zip(built, offered.certificates, ders, strict=False)
+    ):
         raise AssertionRefused(
             Refusal.CHAIN_ORDER,
             "x5c is not the card's certificate followed by its issuing CAs in order",

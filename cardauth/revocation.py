@@ -386,7 +386,7 @@ class RevocationChecker:
         links = list(itertools.pairwise(chain))
         windows = [self._ask_sources(*links[0], crls, now, jws)]  # the card: never seen twice
         for authority, issuer in links[1:]:
-            key = (authority.fingerprint(hashes.SHA256()), issuer.fingerprint(hashes.SHA256()))
+            key = (authority, issuer)  # certificates hash and compare by their DER
             window = self._authorities.get(key, now=now, crls=crls)
             if window is None:
                 window = self._ask_sources(authority, issuer, crls, now, jws)

@@ -163,6 +163,10 @@ class Verifier:
         self.trust = trust
         self.revocation = revocation
         self._paths = Paths(trust)
+        self._known = {  # the trust directory's certificates by their DER
+            c.public_bytes(Encoding.DER): c
+            for c in (*trust.cps_roots, *trust.vitale_roots, *trust.intermediates)
+        }
         self.cache: VerdictCache[_HeaderVerdict] = VerdictCache(cache_size)  # the one cache
         self._checked_origins: (
             tuple[tuple[Origin, ...] | frozenset[Origin], frozenset[Origin]] | None
@@ -305,13 +309,14 @@ class Verifier:
         once a whole verification under it succeeded (revocation included); the
         signature, which covers the payload, is checked every time."""
         algorithm = header["alg"]
-        certificates = parse_x5c(header.get("x5c"), jws=name)  # absent: refused there
+        offered = parse_x5c(header.get("x5c"), jws=name, known=self._known)  # absent: refused
+        certificates = offered.certificates
         leaf = certificates[0]
         _check_key(algorithm, leaf, name)
         card_type = check_leaf(leaf, role, self.trust.profile, now, jws=name)
         check_intermediates(certificates[1:], now, jws=name)
         path = self._paths.for_role(role).validate(leaf, certificates[1:], now, jws=name)
-        check_x5c_is_the_path(certificates, path, jws=name)
+        check_x5c_is_the_path(offered, path, jws=name)
         cps = role is CardRole.CPS
         every = (*path.chain, *certificates[1:])  # the card is the path's first
         return _HeaderVerdict(
