@@ -106,12 +106,12 @@ class Pkce:
         return cls(verifier, base64.urlsafe_b64encode(digest).rstrip(b"=").decode())
 
 
-def authorization_params(
-    pkce: Pkce, *, client_id: str = "rp-basic", **changes: str | None
-) -> dict[str, str]:
+def authorization_params(pkce: Pkce, **changes: str | None) -> dict[str, str]:
+    """An authorization request as PSC's relying parties send it (client rp-basic),
+    with ``changes`` (None: the parameter left out)."""
     params: dict[str, str | None] = {
         "response_type": "code",
-        "client_id": client_id,
+        "client_id": "rp-basic",
         "redirect_uri": REDIRECT,
         "scope": "openid scope_all",
         "acr_values": "eidas1",

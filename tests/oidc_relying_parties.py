@@ -34,10 +34,10 @@ def page(title: str, claims: dict[str, Any]) -> str:
 
 def pyoidc_app(issuer: str, client_id: str, secret: str, base_url: str) -> Flask:
     """A relying party on pyoidc: every OpenID Connect step is the library's."""
-    from oic import rndstr  # noqa: PLC0415 - a test dependency, loaded by the test
-    from oic.oic import Client  # noqa: PLC0415
-    from oic.oic.message import AuthorizationResponse, RegistrationResponse  # noqa: PLC0415
-    from oic.utils.authn.client import CLIENT_AUTHN_METHOD  # noqa: PLC0415
+    from oic import rndstr
+    from oic.oic import Client
+    from oic.oic.message import AuthorizationResponse, RegistrationResponse
+    from oic.utils.authn.client import CLIENT_AUTHN_METHOD
 
     app = Flask("pyoidc-rp")
     app.secret_key = secrets.token_bytes(32)
@@ -175,27 +175,27 @@ def django_settings(issuer: str, client_id: str, secret: str, folder: Path) -> d
 
 
 def whoami(request: Any) -> Any:
-    from django.http import HttpResponse  # noqa: PLC0415
+    from django.http import HttpResponse
 
     user = request.user
     if not user.is_authenticated:
         return HttpResponse(page("not logged in", {}))
     token = request.session.get("oidc_id_token", "")
     payload = token.split(".")[1] if token.count(".") == 2 else ""
-    import base64  # noqa: PLC0415
+    import base64
 
     claims = json.loads(base64.urlsafe_b64decode(payload + "==")) if payload else {}
     return HttpResponse(page("logged in", {"username": user.username, "id_token": claims}))
 
 
 def failed(request: Any) -> Any:
-    from django.http import HttpResponse  # noqa: PLC0415
+    from django.http import HttpResponse
 
     return HttpResponse(page("refused", {}))
 
 
 def _urls() -> list[Any]:
-    from django.urls import include, path  # noqa: PLC0415
+    from django.urls import include, path
 
     return [
         path("oidc/", include("mozilla_django_oidc.urls")),
@@ -205,11 +205,11 @@ def _urls() -> list[Any]:
 
 
 def serve_django(issuer: str, client_id: str, secret: str, folder: Path, port: int) -> None:
-    import django  # noqa: PLC0415
-    from django.conf import settings  # noqa: PLC0415
-    from django.core.management import call_command  # noqa: PLC0415
-    from django.core.wsgi import get_wsgi_application  # noqa: PLC0415
-    from waitress import serve  # noqa: PLC0415
+    import django
+    from django.conf import settings
+    from django.core.management import call_command
+    from django.core.wsgi import get_wsgi_application
+    from waitress import serve
 
     settings.configure(**django_settings(issuer, client_id, secret, folder))
     django.setup()

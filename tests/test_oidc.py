@@ -76,7 +76,9 @@ def browser(app: Flask) -> Browser:
 
 def card_login(browser: Browser, persona: str = "doctor") -> None:
     challenge = browser.post("/cardauth/challenge", json={}).get_json()["challenge"]
-    answer = browser.post("/cardauth/login", json={"assertion": card_assertion(challenge, persona=persona)})
+    answer = browser.post(
+        "/cardauth/login", json={"assertion": card_assertion(challenge, persona=persona)}
+    )
     assert answer.status_code == 200, answer.get_json()
 
 
@@ -129,7 +131,9 @@ def id_token_claims(browser: Browser, token: str) -> dict[str, Any]:
     return dict(decoded.claims)
 
 
-def tokens_for(browser: Browser, client_id: str = "rp-basic") -> tuple[dict[str, Any], Pkce, dict[str, str]]:
+def tokens_for(
+    browser: Browser, client_id: str = "rp-basic"
+) -> tuple[dict[str, Any], Pkce, dict[str, str]]:
     pkce = Pkce.new()
     params = authorization_params(pkce, client_id=client_id)
     code = code_for(browser, params)
@@ -190,7 +194,8 @@ def test_a_card_login_gives_an_id_token_with_psc_s_claims(browser: Browser) -> N
     assert claims["family_name"] == "FONTAINE"
     assert claims["SubjectRefPro"]["exercices"][0]["codeProfession"] == "10"
     header = json.loads(base64.urlsafe_b64decode(tokens["id_token"].split(".")[0] + "=="))
-    assert header["alg"] == "RS256" and header["kid"]
+    assert header["alg"] == "RS256"
+    assert header["kid"]
 
 
 def test_a_logged_in_browser_gets_a_code_without_the_card_again(browser: Browser) -> None:
@@ -203,7 +208,8 @@ def test_a_logged_in_browser_gets_a_code_without_the_card_again(browser: Browser
 def test_userinfo_as_json_and_as_a_signed_jwt(browser: Browser) -> None:
     tokens, _, _ = tokens_for(browser)
     plain = browser.get(USERINFO, headers={"Authorization": f"Bearer {tokens['access_token']}"})
-    assert plain.status_code == 200 and plain.mimetype == "application/json"
+    assert plain.status_code == 200
+    assert plain.mimetype == "application/json"
     assert plain.get_json()["SubjectNameID"] == DOCTOR
     # rp-post registered userinfo_signed_response_alg = ES256, and ES256 ID tokens
     pkce = Pkce.new()
@@ -212,13 +218,16 @@ def test_userinfo_as_json_and_as_a_signed_jwt(browser: Browser) -> None:
     form = {"client_id": "rp-post", "client_secret": OTHER_SECRET}
     answer = exchange(browser, code, pkce, headers={}, **form)
     assert answer.status_code == 200, answer.get_json()
-    header = json.loads(base64.urlsafe_b64decode(answer.get_json()["id_token"].split(".")[0] + "=="))
+    header = json.loads(
+        base64.urlsafe_b64decode(answer.get_json()["id_token"].split(".")[0] + "==")
+    )
     assert header["alg"] == "ES256"
     bearer = {"Authorization": f"Bearer {answer.get_json()['access_token']}"}
     signed = browser.get(USERINFO, headers=bearer)
     assert signed.mimetype == "application/jwt"
     claims = id_token_claims(browser, signed.get_data(as_text=True))
-    assert claims["aud"] == "rp-post" and claims["iss"] == ISSUER
+    assert claims["aud"] == "rp-post"
+    assert claims["iss"] == ISSUER
     assert claims["preferred_username"] == DOCTOR
 
 
@@ -226,7 +235,9 @@ def test_private_key_jwt_authenticates_a_client(browser: Browser, files: Provide
     pkce = Pkce.new()
     params = authorization_params(pkce, client_id="rp-jwt")
     code = code_for(browser, params)
-    assertion = client_assertion(files.client_key, "rp-jwt", f"{ISSUER}/protocol/openid-connect/token")
+    assertion = client_assertion(
+        files.client_key, "rp-jwt", f"{ISSUER}/protocol/openid-connect/token"
+    )
     form = {
         "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
         "client_assertion": assertion,
@@ -245,7 +256,9 @@ def test_introspection_and_revocation(browser: Browser) -> None:
     access = tokens["access_token"]
     active = browser.post(INTROSPECT, data={"token": access}, headers=basic()).get_json()
     assert active["active"] is True
-    assert active["sub"] == DOCTOR and active["client_id"] == "rp-basic" and active["acr"] == "eidas1"
+    assert active["sub"] == DOCTOR
+    assert active["client_id"] == "rp-basic"
+    assert active["acr"] == "eidas1"
     # another client learns nothing of it
     other = browser.post(INTROSPECT, data={"token": access, "client_id": "rp-post",
                                             "client_secret": OTHER_SECRET})  # fmt: skip
@@ -264,7 +277,12 @@ def test_introspection_and_revocation(browser: Browser) -> None:
 
 def test_a_redirect_uri_not_registered_exactly_is_refused_on_the_page(browser: Browser) -> None:
     pkce = Pkce.new()
-    for uri in (REDIRECT + "/", REDIRECT + "?x=1", "https://rp.example/callbacks", "https://evil.example/callback"):
+    for uri in (
+        REDIRECT + "/",
+        REDIRECT + "?x=1",
+        "https://rp.example/callbacks",
+        "https://evil.example/callback",
+    ):
         page = authorize(browser, authorization_params(pkce, redirect_uri=uri))
         assert page.status_code == 400
         assert "Location" not in page.headers  # never sent to an address not registered
@@ -312,7 +330,8 @@ def test_a_replayed_code_is_refused_and_its_tokens_revoked(browser: Browser) -> 
     bearer = {"Authorization": f"Bearer {access}"}
     assert browser.get(USERINFO, headers=bearer).status_code == 200
     replay = exchange(browser, code, pkce)
-    assert replay.status_code == 400 and replay.get_json()["error"] == "invalid_grant"
+    assert replay.status_code == 400
+    assert replay.get_json()["error"] == "invalid_grant"
     # RFC 6749 § 4.1.2: the tokens issued from that code are revoked
     assert browser.get(USERINFO, headers=bearer).status_code == 401
     assert browser.post(INTROSPECT, data={"token": access}, headers=basic()).get_json() == {
@@ -324,7 +343,8 @@ def test_a_wrong_pkce_verifier_is_refused_and_burns_the_code(browser: Browser) -
     pkce = Pkce.new()
     code = code_for(browser, authorization_params(pkce))
     wrong = exchange(browser, code, Pkce.new())
-    assert wrong.status_code == 400 and wrong.get_json()["error"] == "invalid_grant"
+    assert wrong.status_code == 400
+    assert wrong.get_json()["error"] == "invalid_grant"
     assert exchange(browser, code, pkce).get_json()["error"] == "invalid_grant"  # used up
 
 
@@ -332,7 +352,8 @@ def test_a_missing_pkce_verifier_is_refused(browser: Browser) -> None:
     pkce = Pkce.new()
     code = code_for(browser, authorization_params(pkce))
     missing = exchange(browser, code, pkce, code_verifier="")
-    assert missing.status_code == 400 and missing.get_json()["error"] == "invalid_request"
+    assert missing.status_code == 400
+    assert missing.get_json()["error"] == "invalid_request"
 
 
 def test_a_redirect_uri_other_than_the_code_s_is_refused_at_the_token_endpoint(
@@ -348,7 +369,8 @@ def test_a_bad_client_secret_is_refused(browser: Browser) -> None:
     pkce = Pkce.new()
     code = code_for(browser, authorization_params(pkce))
     answer = exchange(browser, code, pkce, headers=basic(secret="not-the-secret"))
-    assert answer.status_code == 401 and answer.get_json()["error"] == "invalid_client"
+    assert answer.status_code == 401
+    assert answer.get_json()["error"] == "invalid_client"
 
 
 def test_a_client_using_another_auth_method_than_registered_is_refused(browser: Browser) -> None:
@@ -405,8 +427,12 @@ def test_logout_refuses_an_expired_id_token_hint(files: ProviderFiles) -> None:
     # Tokens signed now, presented to a provider whose clock is an hour later.
     browser = Browser(create_app(files.settings()).test_client())
     tokens, _, _ = tokens_for(browser)
-    later = create_app(files.settings(), clock=lambda: dt.datetime.now(dt.UTC) + dt.timedelta(hours=1))
-    answer = Browser(later.test_client()).get(f"{LOGOUT}?{urlencode({'id_token_hint': tokens['id_token']})}")
+    later = create_app(
+        files.settings(), clock=lambda: dt.datetime.now(dt.UTC) + dt.timedelta(hours=1)
+    )
+    answer = Browser(later.test_client()).get(
+        f"{LOGOUT}?{urlencode({'id_token_hint': tokens['id_token']})}"
+    )
     assert answer.status_code == 400
     assert 'data-code="logout.id_token_hint"' in answer.get_data(as_text=True)
 
@@ -414,7 +440,8 @@ def test_logout_refuses_an_expired_id_token_hint(files: ProviderFiles) -> None:
 def test_logout_without_a_hint_asks_for_confirmation(browser: Browser) -> None:
     tokens_for(browser)
     page = browser.get(LOGOUT)
-    assert page.status_code == 200 and 'id="confirm-logout"' in page.get_data(as_text=True)
+    assert page.status_code == 200
+    assert 'id="confirm-logout"' in page.get_data(as_text=True)
     assert "code" in redirected(authorize(browser, authorization_params(Pkce.new())))
     forged = browser.post(LOGOUT, data={"confirm": "guess"})  # a form of another site
     assert 'id="confirm-logout"' in forged.get_data(as_text=True)
@@ -479,16 +506,19 @@ def test_a_client_registration_that_is_unsafe_is_refused(tmp_path: Path, entry: 
 def test_the_login_page_speaks_french_and_english(browser: Browser) -> None:
     params = authorization_params(Pkce.new())
     french = authorize(browser, params).get_data(as_text=True)
-    assert "Se connecter avec la carte CPS" in french and 'lang="fr"' in french
+    assert "Se connecter avec la carte CPS" in french
+    assert 'lang="fr"' in french
     english = authorize(browser, {**params, "ui_locales": "en"}).get_data(as_text=True)
-    assert "Log in with the CPS card" in english and 'lang="en"' in english
+    assert "Log in with the CPS card" in english
+    assert 'lang="en"' in english
 
 
 def test_the_login_page_allows_the_bridge_and_nothing_else(browser: Browser) -> None:
     page = authorize(browser, authorization_params(Pkce.new()))
     policy = page.headers["Content-Security-Policy"]
     assert "connect-src 'self' http://127.0.0.1:24790" in policy
-    assert "frame-ancestors 'none'" in policy and "script-src 'self'" in policy
+    assert "frame-ancestors 'none'" in policy
+    assert "script-src 'self'" in policy
 
 
 def test_the_login_endpoints_are_rate_limited_per_address(files: ProviderFiles) -> None:

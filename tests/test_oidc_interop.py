@@ -143,7 +143,9 @@ def claims_shown(page: Page) -> dict[str, object]:
     return shown
 
 
-def log_in_with_the_card(page: Page, browser: BrowserContext, demo: RunningDemo, shot: Path) -> None:
+def log_in_with_the_card(
+    page: Page, browser: BrowserContext, demo: RunningDemo, shot: Path
+) -> None:
     """On the provider's login page: the button, then the bridge's page and the PIN;
     or, when the PIN was verified a short while ago for a site the professional
     approved, nothing more: the bridge answers at once and its window closes."""
@@ -174,8 +176,10 @@ def test_pyoidc_logs_in_with_the_card(
     shown = claims_shown(page)
     page.screenshot(path=artifacts / "02-pyoidc-logged-in.png")
     id_token, userinfo = shown["id_token"], shown["userinfo"]
-    assert isinstance(id_token, dict) and isinstance(userinfo, dict)
-    assert id_token["acr"] == "eidas1" and id_token["amr"] == ["sc", "pin", "mfa", "hwk"]
+    assert isinstance(id_token, dict)
+    assert isinstance(userinfo, dict)
+    assert id_token["acr"] == "eidas1"
+    assert id_token["amr"] == ["sc", "pin", "mfa", "hwk"]
     assert id_token["SubjectNameID"] == DOCTOR
     assert userinfo["preferred_username"] == DOCTOR
     assert userinfo["family_name"] == "FONTAINE"
@@ -207,5 +211,6 @@ def test_mozilla_django_oidc_logs_in_with_the_card(
     page.screenshot(path=artifacts / "05-django-logged-in.png")
     assert shown["username"] == DOCTOR
     id_token = shown["id_token"]
-    assert isinstance(id_token, dict) and id_token["acr"] == "eidas1"
+    assert isinstance(id_token, dict)
+    assert id_token["acr"] == "eidas1"
     assert id_token["aud"] == ["django-rp"]

@@ -5,6 +5,7 @@ card login's challenge, the code, the tokens, their revocation."""
 
 from __future__ import annotations
 
+import concurrent.futures
 import subprocess
 import sys
 import time
@@ -35,7 +36,9 @@ from tests.test_challenges import RedisServer
 START_TIMEOUT = 30.0
 
 
-def start_provider(files: ProviderFiles, origin: str, store: str, port: int, log: Path) -> subprocess.Popen[bytes]:
+def start_provider(
+    files: ProviderFiles, origin: str, store: str, port: int, log: Path
+) -> subprocess.Popen[bytes]:
     command = [
         str(Path(sys.executable).with_name("cardauth-oidc")),
         "serve",
@@ -96,8 +99,11 @@ def test_one_login_spread_over_two_processes(
     pkce = Pkce.new()
     params = authorization_params(pkce)
     page = browser.get(f"{first}{AUTH}?{urlencode(params)}", allow_redirects=False, timeout=10)
-    assert page.status_code == 200 and 'id="login"' in page.text
-    challenge = browser.post(f"{second}/cardauth/challenge", json={}, timeout=10).json()["challenge"]
+    assert page.status_code == 200
+    assert 'id="login"' in page.text
+    challenge = browser.post(f"{second}/cardauth/challenge", json={}, timeout=10).json()[
+        "challenge"
+    ]
     login = browser.post(
         f"{first}/cardauth/login", json={"assertion": card_assertion(challenge, origin)}, timeout=10
     )
@@ -116,7 +122,8 @@ def test_one_login_spread_over_two_processes(
     access = tokens.json()["access_token"]
     bearer = {"Authorization": f"Bearer {access}"}
     info = relying_party.get(f"{second}{USERINFO}", headers=bearer, timeout=10)
-    assert info.status_code == 200 and info.json()["SubjectNameID"] == DOCTOR
+    assert info.status_code == 200
+    assert info.json()["SubjectNameID"] == DOCTOR
     introspected = relying_party.post(
         f"{second}{INTROSPECT}", data={"token": access}, auth=("rp-basic", SECRET), timeout=10
     )
@@ -124,14 +131,18 @@ def test_one_login_spread_over_two_processes(
 
     # The code replayed on the other process: refused there, and the tokens it gave
     # are revoked for both.
-    replay = relying_party.post(f"{second}{TOKEN}", data=form, auth=("rp-basic", SECRET), timeout=10)
+    replay = relying_party.post(
+        f"{second}{TOKEN}", data=form, auth=("rp-basic", SECRET), timeout=10
+    )
     assert replay.json()["error"] == "invalid_grant"
     for process in (first, second):
-        assert relying_party.get(f"{process}{USERINFO}", headers=bearer, timeout=10).status_code == 401
+        assert (
+            relying_party.get(f"{process}{USERINFO}", headers=bearer, timeout=10).status_code == 401
+        )
 
     # What the login left is in Redis, and nowhere else.
-    keys = redis.Redis.from_url(shared_redis.url).keys("cardauth:oidc:*")
-    kinds = {key.decode().split(":")[2] for key in keys}
+    keys = redis.Redis.from_url(shared_redis.url, decode_responses=True).keys("cardauth:oidc:*")
+    kinds = {str(key).split(":")[2] for key in keys}
     assert {"session", "used-code", "revoked-grant"} <= kinds
 
 
@@ -142,18 +153,21 @@ def test_a_code_raced_on_two_processes_is_exchanged_once(providers: tuple[str, s
     params = authorization_params(pkce)
     browser.get(f"{first}{AUTH}?{urlencode(params)}", timeout=10)
     challenge = browser.post(f"{first}/cardauth/challenge", json={}, timeout=10).json()["challenge"]
-    browser.post(f"{second}/cardauth/login", json={"assertion": card_assertion(challenge, origin)}, timeout=10)
+    browser.post(
+        f"{second}/cardauth/login",
+        json={"assertion": card_assertion(challenge, origin)},
+        timeout=10,
+    )
     coded = browser.get(f"{first}{AUTH}?{urlencode(params)}", allow_redirects=False, timeout=10)
     code = parse_qs(urlsplit(coded.headers["Location"]).query)["code"][0]
     form = {"grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT,
             "code_verifier": pkce.verifier}  # fmt: skip
-    import concurrent.futures  # noqa: PLC0415
+
+    def exchange(url: str) -> requests.Response:
+        return requests.post(f"{url}{TOKEN}", data=form, auth=("rp-basic", SECRET), timeout=10)
 
     with concurrent.futures.ThreadPoolExecutor(2) as pool:
-        answers = list(pool.map(
-            lambda url: requests.post(f"{url}{TOKEN}", data=form, auth=("rp-basic", SECRET), timeout=10),
-            (first, second),
-        ))  # fmt: skip
+        answers = list(pool.map(exchange, (first, second)))
     assert sorted(answer.status_code for answer in answers) == [200, 400]
 
 

@@ -36,6 +36,7 @@ from limits.strategies import FixedWindowRateLimiter
 from werkzeug.wrappers import Response as WerkzeugResponse
 
 from cardauth import web
+from cardauth.errors import CardAuthError
 from cardauth.flask import CardAuth, current_professional
 from cardauth.messages import CORE, Catalog, Language, choose_language
 from cardauth.oidc import claims
@@ -86,7 +87,7 @@ REFUSALS = web.Refusals(
 MAX_BODY = 64 * 1024
 _SID = "oidc_sid"
 _LOGGED_IN_AT = "cardauth_logged_in_at"  # cardauth.flask's, POSIX seconds
-_LOGOUT_TOKEN = "oidc_logout_token"
+_LOGOUT_CONFIRMATION = "oidc_logout_confirmation"
 AUTH_METHODS = ["client_secret_basic", "client_secret_post", "private_key_jwt"]
 CLAIMS = sorted(
     {"iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "acr", "amr", "sid", "azp"}
@@ -129,7 +130,7 @@ def discovery(issuer: str) -> dict[str, Any]:
     }
 
 
-class _Server(AuthorizationServer):  # type: ignore[misc]
+class _Server(AuthorizationServer):
     services: Services
 
 
@@ -143,21 +144,7 @@ def create_app(
     """The provider. ``verifier``, ``store`` and ``clock`` are for tests (made from
     the settings otherwise)."""
     origin = settings.checked_origin()
-    issuer = settings.issuer
-    clients = read_clients(settings.clients_file)
-    keys = KeySet(settings.keys_file)
     store = store if store is not None else store_from_setting(settings.store)
-    tokens = Tokens(store)
-    services = Services(
-        issuer=issuer,
-        store=store,
-        tokens=tokens,
-        keys=keys,
-        id_token_lifetime=settings.id_token_lifetime,
-        access_token_lifetime=settings.access_token_lifetime,
-        clock=clock,
-    )
-    secure = origin.value.startswith("https://")
     app = Flask(__name__)
     app.config.update(
         MAX_CONTENT_LENGTH=MAX_BODY,
@@ -173,158 +160,191 @@ def create_app(
         app.config["CARDAUTH_AUDIT_LOG"] = str(settings.audit_log)
         app.config["CARDAUTH_PSEUDONYM_KEY"] = secrets.token_bytes(32)  # no NIR at login
     app.session_interface = StoreSessionInterface(
-        store, lifetime=settings.session_hours * 3600, secure=secure
+        store, lifetime=settings.session_hours * 3600, secure=origin.value.startswith("https://")
     )
-    CardAuth(app, verifier=verifier, clock=clock)
+    CardAuth(app, verifier=verifier, clock=clock)  # /cardauth/challenge, /login, /logout
+    provider = Provider(app, settings, store, clock)
+    provider.register(app)
+    app.extensions["cardauth_oidc"] = provider
+    return app
 
-    def save_token(token: dict[str, Any], oauth_request: Any) -> None:
-        code = oauth_request.authorization_code
-        now = int(clock().timestamp())
-        tokens.save(
-            token["access_token"],
-            TokenRecord(
-                client_id=oauth_request.client.client_id,
-                scope=token.get("scope", ""),
-                professional=dict(code.professional),
-                sid=code.sid,
-                grant=code.grant,
-                issued_at=now,
-                expires_at=now + int(token.get("expires_in", settings.access_token_lifetime)),
-            ),
+
+class Provider:
+    """The endpoints, on Authlib's server and the shared store."""
+
+    def __init__(
+        self,
+        app: Flask,
+        settings: ProviderSettings,
+        store: OidcStore,
+        clock: Callable[[], dt.datetime],
+    ) -> None:
+        self.settings = settings
+        self.issuer = settings.issuer
+        self.clients = read_clients(settings.clients_file)
+        self.keys = KeySet(settings.keys_file)
+        self.tokens = Tokens(store)
+        self.clock = clock
+        self.services = Services(
+            issuer=self.issuer,
+            store=store,
+            tokens=self.tokens,
+            keys=self.keys,
+            id_token_lifetime=settings.id_token_lifetime,
+            access_token_lifetime=settings.access_token_lifetime,
+            clock=clock,
         )
+        server = _Server(app, query_client=self.clients.get, save_token=self.save_token)
+        server.services = self.services
+        server.register_grant(CardCodeGrant, [PscRequirements(), RequiredS256(), CardOpenIDCode()])
+        server.register_client_auth_method(
+            PrivateKeyJwt.CLIENT_AUTH_METHOD,
+            PrivateKeyJwt([f"{self.issuer}/protocol/openid-connect/token", self.issuer], store),
+        )
+        server.register_endpoint(Introspection(server, self.services))
+        server.register_endpoint(Revocation(server, self.services))
+        self.server = server
+        self.limits = _Limits(settings, store)
+        self.page_policy = _content_security_policy(settings.bridge_url)
 
-    server = _Server(app, query_client=clients.get, save_token=save_token)
-    server.services = services
-    server.register_grant(CardCodeGrant, [PscRequirements(), RequiredS256(), CardOpenIDCode()])
-    server.register_client_auth_method(
-        PrivateKeyJwt.CLIENT_AUTH_METHOD,
-        PrivateKeyJwt([f"{issuer}/protocol/openid-connect/token", issuer], store),
-    )
-    server.register_endpoint(Introspection(server, services))
-    server.register_endpoint(Revocation(server, services))
-    limiter = _Limits(settings, store)
-    page_policy = _content_security_policy(settings.bridge_url)
+    def register(self, app: Flask) -> None:
+        web.install_refusals(app, REFUSALS, self.answer, request)
+        app.register_error_handler(StoreUnavailable, lambda error: self.answer(error, 503))
+        app.before_request(self.limit)
+        app.after_request(self.headers)
+        for prefix in ("", REALM):  # PSC's discovery, at the root and under the realm
+            for name in ("openid-configuration", "wallet-openid-configuration"):
+                app.add_url_rule(
+                    f"{prefix}/.well-known/{name}", f"discovery{prefix}{name}", self.configuration
+                )
+        app.add_url_rule(f"{OIDC}/certs", "certs", self.certs)
+        app.add_url_rule(f"{OIDC}/auth", "authorize", self.authorize)
+        app.add_url_rule(f"{OIDC}/token", "token", self.token, methods=["POST"])
+        app.add_url_rule(
+            f"{OIDC}/token/introspect", "introspect", self.introspect, methods=["POST"]
+        )
+        app.add_url_rule(f"{OIDC}/revoke", "revoke", self.revoke, methods=["POST"])
+        app.add_url_rule(f"{OIDC}/userinfo", "userinfo", self.userinfo, methods=["GET", "POST"])
+        app.add_url_rule(f"{OIDC}/logout", "logout", self.logout, methods=["GET", "POST"])
 
-    def language() -> Language:
+    # -- answers ----------------------------------------------------------------------
+
+    def language(self) -> Language:
         asked = request.args.get("ui_locales", "").split()  # OpenID Connect Core § 3.1.2.1
         return choose_language(asked[0]) if asked else web.language_of(request)
 
-    def answer(error: OidcError | Any, status: int) -> Response:
-        message = TEXTS.describe(error, language())
+    def answer(self, error: CardAuthError, status: int) -> Response:
+        message = TEXTS.describe(error, self.language())
         return web.json_answer(web.error_body(error, message), status)
 
-    web.install_refusals(app, REFUSALS, answer, request)
-
-    @app.errorhandler(StoreUnavailable)
-    def store_down(error: StoreUnavailable) -> Response:
-        return answer(error, 503)
-
-    @app.before_request
-    def limit() -> Response | None:
-        refusal = limiter.check(request.endpoint)
+    def limit(self) -> Response | None:
+        refusal = self.limits.check(request.endpoint)
         if refusal is None:
             return None
-        response = answer(refusal, 429)
+        response = self.answer(refusal, 429)
         response.headers["Retry-After"] = "60"
         return response
 
-    @app.after_request
-    def headers(response: Response) -> Response:
-        web.secure(response, policy=page_policy)
+    def headers(self, response: Response) -> Response:
+        web.secure(response, policy=self.page_policy)
         response.headers["Referrer-Policy"] = "no-referrer"  # codes never go elsewhere
         return response
 
-    def page(template: str, status: int = 200, **values: Any) -> Response:
-        lang = language()
+    def page(self, template: str, status: int = 200, **values: Any) -> Response:
+        lang = self.language()
         text = render_template(
             f"{template}.html",
             lang=lang,
-            bridge_url=settings.bridge_url,
+            bridge_url=self.settings.bridge_url,
             t=lambda key, **texts: TEXTS.label(key, lang, **texts),
             **values,
         )
         return Response(text, status=status, mimetype="text/html")
 
-    def refused_page(error: OidcError) -> Response:
-        return page("refused", status=web.http_status(error), error=error,
-                    message=TEXTS.describe(error, language()))  # fmt: skip
+    def refused_page(self, error: OidcError) -> Response:
+        message = TEXTS.describe(error, self.language())
+        return self.page("refused", status=web.http_status(error), error=error, message=message)
 
-    # -- discovery and keys -------------------------------------------------------
+    # -- discovery and keys ------------------------------------------------------------
 
-    def configuration() -> Response:
-        return web.json_answer(discovery(issuer))
+    def configuration(self) -> Response:
+        return web.json_answer(discovery(self.issuer))
 
-    for prefix in ("", REALM):
-        for name in ("openid-configuration", "wallet-openid-configuration"):
-            app.add_url_rule(
-                f"{prefix}/.well-known/{name}", f"discovery{prefix}{name}", configuration
-            )
-
-    @app.get(f"{OIDC}/certs")
-    def certs() -> Response:
-        response = web.json_answer(keys.jwks(clock()))
+    def certs(self) -> Response:
+        response = web.json_answer(self.keys.jwks(self.clock()))
         response.headers["Cache-Control"] = "max-age=300"  # new keys are published ahead
         return response
 
-    # -- authorization ------------------------------------------------------------------
+    # -- authorization -----------------------------------------------------------------
 
-    def holder() -> Holder | None:
+    def holder(self) -> Holder | None:
+        """Who is logged in by card in this browser, if recently enough (``max_age``)."""
         professional = current_professional()
         if professional is None:
             return None
-        max_age = request.args.get("max_age")
         logged_in_at = float(session[_LOGGED_IN_AT])
-        if max_age is not None and max_age.isdigit():
-            if clock().timestamp() - logged_in_at > int(max_age):
-                return None  # OpenID Connect Core § 3.1.2.1: log in again
+        max_age = request.args.get("max_age", "")
+        too_old = max_age.isdigit() and self.clock().timestamp() - logged_in_at > int(max_age)
+        if too_old:
+            return None  # OpenID Connect Core § 3.1.2.1: log in again
         if _SID not in session:
             session[_SID] = secrets.token_urlsafe(16)
         return Holder(professional, str(session[_SID]), int(logged_in_at))
 
-    def refuse_authorization(error: OAuth2Error) -> Response | WerkzeugResponse:
+    def refuse_authorization(self, error: OAuth2Error) -> Response | WerkzeugResponse:
         """Back to the relying party when the client and its redirect URI are known
         (RFC 6749 § 4.1.2.1), with ``state``; on this page otherwise."""
         if error.redirect_uri is None:
-            error.redirect_uri = _registered_redirect(clients)
+            error.redirect_uri = _registered_redirect(self.clients)
         if error.redirect_uri is not None:
             error.state = request.args.get("state")
-            response: Response = server.handle_error_response(request, error)
+            response: Response = self.server.handle_error_response(request, error)
             return response
-        return refused_page(RequestRefused(str(error.description), error=error.error))
+        return self.refused_page(RequestRefused(str(error.description), error=error.error))
 
-    @app.get(f"{OIDC}/auth")
-    def authorize() -> Response | WerkzeugResponse:
-        user = holder()
+    def authorize(self) -> Response | WerkzeugResponse:
+        user = self.holder()
         try:
-            grant = server.get_consent_grant(end_user=user)
+            grant = self.server.get_consent_grant(end_user=user)
         except OAuth2Error as error:
-            return refuse_authorization(error)
+            return self.refuse_authorization(error)
         if user is None:
             client: Client = grant.request.client
-            return page("login", client=client.client_id)
-        response: Response = server.create_authorization_response(grant=grant, grant_user=user)
+            return self.page("login", client=client.client_id)
+        response: Response = self.server.create_authorization_response(grant=grant, grant_user=user)
         return response
 
-    # -- tokens -----------------------------------------------------------------------
+    # -- tokens ------------------------------------------------------------------------
 
-    @app.post(f"{OIDC}/token")
-    def token() -> Response:
-        response: Response = server.create_token_response()
+    def save_token(self, token: dict[str, Any], oauth_request: Any) -> None:
+        code = oauth_request.authorization_code
+        now = int(self.clock().timestamp())
+        lifetime = int(token.get("expires_in", self.settings.access_token_lifetime))
+        record = TokenRecord(
+            client_id=oauth_request.client.client_id,
+            scope=token.get("scope", ""),
+            professional=dict(code.professional),
+            sid=code.sid,
+            grant=code.grant,
+            issued_at=now,
+            expires_at=now + lifetime,
+        )
+        self.tokens.save(token["access_token"], record)
+
+    def token(self) -> Response:
+        response: Response = self.server.create_token_response()
         return response
 
-    @app.post(f"{OIDC}/token/introspect")
-    def introspect() -> Response:
-        response: Response = server.create_endpoint_response(Introspection.ENDPOINT_NAME)
+    def introspect(self) -> Response:
+        response: Response = self.server.create_endpoint_response(Introspection.ENDPOINT_NAME)
         return response
 
-    @app.post(f"{OIDC}/revoke")
-    def revoke() -> Response:
-        response: Response = server.create_endpoint_response(Revocation.ENDPOINT_NAME)
+    def revoke(self) -> Response:
+        response: Response = self.server.create_endpoint_response(Revocation.ENDPOINT_NAME)
         return response
 
-    @app.route(f"{OIDC}/userinfo", methods=["GET", "POST"])
-    def userinfo() -> Response:
-        record = tokens.find(_bearer())
+    def userinfo(self) -> Response:
+        record = self.tokens.find(_bearer())
         if record is None or record.is_expired() or record.is_revoked():
             response = web.json_answer(
                 {"error": "invalid_token", "error_description": "unknown or expired token"},
@@ -332,37 +352,34 @@ def create_app(
             )
             response.headers["WWW-Authenticate"] = 'Bearer error="invalid_token"'
             return response
-        body, media_type = userinfo_answer(record, clients.get(record.client_id), services)
+        client = self.clients.get(record.client_id)
+        body, media_type = userinfo_answer(record, client, self.services)
         if isinstance(body, dict):
             return web.json_answer(body)
         return Response(body, mimetype=media_type)
 
-    # -- logout -----------------------------------------------------------------------
+    # -- logout ------------------------------------------------------------------------
 
-    @app.route(f"{OIDC}/logout", methods=["GET", "POST"])
-    def logout() -> Response | WerkzeugResponse:
+    def logout(self) -> Response | WerkzeugResponse:
         params = request.values.to_dict()
         try:
             asked = logout_request(
-                params, keys=keys, issuer=issuer, clients=clients, now=clock()
+                params, keys=self.keys, issuer=self.issuer, clients=self.clients, now=self.clock()
             )
         except LogoutRefused as error:
-            return refused_page(error)
+            return self.refused_page(error)
         confirmed = request.method == "POST" and secrets.compare_digest(
-            str(session.get(_LOGOUT_TOKEN, "")), str(params.get("confirm", "-"))
+            str(session.get(_LOGOUT_CONFIRMATION, "")), str(params.get("confirm", "-"))
         )
         if not asked.hinted and not confirmed:
-            session[_LOGOUT_TOKEN] = secrets.token_urlsafe(32)
-            return page("logout", token=session[_LOGOUT_TOKEN], params=params)
+            session[_LOGOUT_CONFIRMATION] = secrets.token_urlsafe(32)
+            return self.page("logout", token=session[_LOGOUT_CONFIRMATION], params=params)
         session.clear()  # this browser's session, everywhere: the store holds it
         target = asked.redirect()
         if target is not None and asked.hinted:
             return redirect(target, 302)
         # after the confirmation form: a link (CSP form-action keeps a form's redirects home)
-        return page("logged_out", target=target)
-
-    app.extensions["cardauth_oidc"] = server
-    return app
+        return self.page("logged_out", target=target)
 
 
 def _bearer() -> str:
@@ -393,7 +410,7 @@ class _Limits:
         self._limiter = FixedWindowRateLimiter(storage_from_string(uri))
         try:
             self._login = limits.parse_many(settings.login_limit)
-            self._calls = limits.parse_many(settings.token_limit)
+            self._calls = limits.parse_many(settings.calls_limit)
         except ValueError:
             raise ConfigError("a limit is written like 30/minute") from None
 

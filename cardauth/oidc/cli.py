@@ -42,7 +42,12 @@ def build_parser(language: Language) -> ArgumentParser:
         return TEXTS.label(key, language, **values)
 
     parser = ArgumentParser(prog="cardauth-oidc", description=text("help"), language=language)
-    parser.add_argument("--version", action="version", version=f"cardauth {__version__}")
+    parser.add_argument(
+        "--version",
+        action="version",
+        version=f"cardauth {__version__}",
+        help=label("help.version", language),
+    )
     parser.add_shared_argument("--lang", choices=LANGUAGES, help=label("help.lang", language))
     commands = parser.add_subparsers(
         dest="command", required=True, metavar=label("metavar.command", language)

@@ -59,7 +59,7 @@ class Client:
     post_logout_redirect_uris: tuple[str, ...] = ()
     client_secret: str | None = None
     jwks: Mapping[str, Any] | None = None
-    id_token_signed_response_alg: str = "RS256"
+    id_token_signed_response_alg: str = "RS256"  # noqa: S105 - an algorithm's name
     userinfo_signed_response_alg: str | None = None
 
     def get_client_id(self) -> str:
@@ -100,7 +100,9 @@ class Client:
         return jwk.KeySet.import_key_set(dict(self.jwks))  # type: ignore[arg-type]
 
 
-def _uris(entry: Mapping[str, Any], name: str, client_id: str, *, required: bool) -> tuple[str, ...]:
+def _uris(
+    entry: Mapping[str, Any], name: str, client_id: str, *, required: bool
+) -> tuple[str, ...]:
     value = entry.get(name, [])
     if not isinstance(value, list) or not all(isinstance(u, str) for u in value):
         raise ConfigError(f"{name} is a list of URIs", client_id=client_id)

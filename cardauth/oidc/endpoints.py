@@ -32,7 +32,7 @@ class _OwnTokens:
         return record
 
 
-class Introspection(_OwnTokens, IntrospectionEndpoint):  # type: ignore[misc]
+class Introspection(_OwnTokens, IntrospectionEndpoint):
     CLIENT_AUTH_METHODS = AUTH_METHODS
     SUPPORTED_TOKEN_TYPES = ("access_token",)
 
@@ -60,7 +60,7 @@ class Introspection(_OwnTokens, IntrospectionEndpoint):  # type: ignore[misc]
         }
 
 
-class Revocation(_OwnTokens, RevocationEndpoint):  # type: ignore[misc]
+class Revocation(_OwnTokens, RevocationEndpoint):
     CLIENT_AUTH_METHODS = AUTH_METHODS
     SUPPORTED_TOKEN_TYPES = ("access_token",)
 

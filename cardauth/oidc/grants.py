@@ -22,7 +22,7 @@ import json
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from authlib.oauth2 import OAuth2Request
 from authlib.oauth2.rfc6749 import InvalidRequestError, InvalidScopeError, OAuth2Error
@@ -34,7 +34,7 @@ from joserfc import jwk
 
 from cardauth.oidc import claims
 from cardauth.oidc.clients import Client
-from cardauth.oidc.keys import KeySet
+from cardauth.oidc.keys import KeySet, SigningKey
 from cardauth.oidc.store import OidcStore
 
 CODE_LIFETIME = 60.0  # seconds (RFC 6749 § 4.1.2: "a maximum of 10 minutes")
@@ -195,8 +195,12 @@ def services(grant: Any) -> Services:
     return found
 
 
-class CardCodeGrant(AuthorizationCodeGrant):  # type: ignore[misc]
-    TOKEN_ENDPOINT_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "private_key_jwt"]
+class CardCodeGrant(AuthorizationCodeGrant):
+    TOKEN_ENDPOINT_AUTH_METHODS: ClassVar[list[str]] = [
+        "client_secret_basic",
+        "client_secret_post",
+        "private_key_jwt",
+    ]
 
     def save_authorization_code(self, code: str, request: OAuth2Request) -> None:
         holder = request.user
@@ -263,11 +267,11 @@ class PscRequirements:
             )
 
 
-class RequiredS256(CodeChallenge):  # type: ignore[misc]
+class RequiredS256(CodeChallenge):
     """PKCE required of every client, with S256 only (RFC 7636 § 4.2; the OAuth 2.0
     Security BCP: ``plain`` protects nothing once the request is seen)."""
 
-    SUPPORTED_CODE_CHALLENGE_METHOD = ["S256"]
+    SUPPORTED_CODE_CHALLENGE_METHOD: ClassVar[list[str]] = ["S256"]
 
     def __init__(self) -> None:
         super().__init__(required=True)
@@ -288,7 +292,7 @@ class RequiredS256(CodeChallenge):  # type: ignore[misc]
         super().validate_code_verifier(grant, result)
 
 
-class CardOpenIDCode(OpenIDCode):  # type: ignore[misc]
+class CardOpenIDCode(OpenIDCode):
     """The ID token: PSC's claims, signed with the provider's current key of the
     client's algorithm (RS256 or ES256), its ``kid`` in the header."""
 
@@ -304,7 +308,7 @@ class CardOpenIDCode(OpenIDCode):  # type: ignore[misc]
     def resolve_client_private_key(self, client: Client) -> jwk.Key:
         return self._key(client).key
 
-    def _key(self, client: Client) -> Any:
+    def _key(self, client: Client) -> SigningKey:
         found = self._services
         return found.keys.signing_key(client.id_token_signed_response_alg, found.clock())
 
@@ -331,7 +335,7 @@ class CardOpenIDCode(OpenIDCode):  # type: ignore[misc]
         super().__call__(grant)
 
 
-class PrivateKeyJwt(JWTBearerClientAssertion):  # type: ignore[misc]
+class PrivateKeyJwt(JWTBearerClientAssertion):
     """``private_key_jwt`` (OpenID Connect Core § 9, RFC 7523 § 2.2): the client signs
     an assertion with its key; each ``jti`` is accepted once (kept in the store)."""
 
@@ -351,4 +355,3 @@ class PrivateKeyJwt(JWTBearerClientAssertion):  # type: ignore[misc]
 
     def resolve_client_public_key(self, client: Client) -> jwk.KeySet:
         return client.public_keys()
-

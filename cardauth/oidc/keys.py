@@ -90,7 +90,12 @@ def _parse(entry: object) -> SigningKey:
     if not isinstance(entry, dict):
         raise KeySetError("each key is an object")
     kid, alg, material = entry.get("kid"), entry.get("alg"), entry.get("jwk")
-    if not isinstance(kid, str) or not kid or alg not in ALGORITHMS or not isinstance(material, dict):
+    if (
+        not isinstance(kid, str)
+        or not kid
+        or alg not in ALGORITHMS
+        or not isinstance(material, dict)
+    ):
         raise KeySetError("each key has a kid, an alg (RS256 or ES256) and a jwk")
     try:
         key = jwk.import_key(material)
@@ -215,6 +220,4 @@ class KeySet:
 
     def verification_keys(self, now: dt.datetime) -> jwk.KeySet:
         """What checks a token this provider signed (an ``id_token_hint``)."""
-        return jwk.KeySet(
-            [jwk.import_key(key.public_jwk()) for key in self.published(now)]  # type: ignore[misc]
-        )
+        return jwk.KeySet([jwk.import_key(key.public_jwk()) for key in self.published(now)])

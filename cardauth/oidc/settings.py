@@ -31,7 +31,7 @@ class ProviderSettings:
     id_token_lifetime: int = 300
     session_hours: float = 10.0  # a working day, as the card login of teleservices
     login_limit: str = "30/minute"  # challenges and card logins, per address
-    token_limit: str = "300/minute"  # token, userinfo, introspection calls, per address
+    calls_limit: str = "300/minute"  # token, userinfo, introspection calls, per address
 
     def checked_origin(self) -> Origin:
         try:
