@@ -316,6 +316,28 @@ def test_a_refused_request_goes_back_to_the_relying_party_with_its_state(
     assert "code" not in answer
 
 
+def test_max_age_asks_for_a_fresher_card_login(browser: Browser) -> None:
+    tokens_for(browser)
+    assert authorize(browser, authorization_params(Pkce.new(), max_age="0")).status_code == 200
+    assert redirected(authorize(browser, authorization_params(Pkce.new(), max_age="600")))
+    huge = authorization_params(Pkce.new(), max_age="9" * 5000)  # not a number of seconds
+    assert redirected(authorize(browser, huge))["code"]
+
+
+def test_the_session_identifier_changes_at_the_card_login(browser: Browser) -> None:
+    authorize(browser, authorization_params(Pkce.new()))
+    browser.post("/cardauth/challenge", json={})
+    before = browser.client.get_cookie("cardauth_oidc", domain="idp.example")
+    assert before is not None
+    card_login(browser)
+    after = browser.client.get_cookie("cardauth_oidc", domain="idp.example")
+    assert after is not None
+    assert after.value != before.value  # the identifier known before the login is worth nothing
+    stale = Browser(browser.client.application.test_client())
+    stale.client.set_cookie("cardauth_oidc", before.value, domain="idp.example")
+    assert authorize(stale, authorization_params(Pkce.new())).status_code == 200  # login page
+
+
 def test_prompt_none_without_a_login_answers_login_required(browser: Browser) -> None:
     params = authorization_params(Pkce.new(), prompt="none")
     assert redirected(authorize(browser, params))["error"] == "login_required"

@@ -17,10 +17,12 @@ import pytest
 import redis
 import requests
 
+from cardauth.oidc.app import create_app
 from tests.oidc_kit import (
     AUTH,
     DOCTOR,
     INTROSPECT,
+    PROVIDER_ORIGIN,
     REDIRECT,
     SECRET,
     TOKEN,
@@ -184,3 +186,18 @@ def test_a_challenge_is_single_use_across_processes(providers: tuple[str, str, s
     again = other.post(f"{first}/cardauth/login", json={"assertion": assertion}, timeout=10)
     assert again.status_code == 401
     assert again.json()["error"]["code"].startswith("challenge.")
+
+
+def test_processes_sharing_redis_share_the_login_limit(
+    tmp_path: Path, shared_redis: RedisServer
+) -> None:
+    files = ProviderFiles(tmp_path).write()
+    settings = files.settings(store=shared_redis.url, login_limit="3/minute")
+    first, second = (create_app(settings).test_client() for _ in range(2))
+    asked = [first.post("/cardauth/challenge", json={}, base_url=PROVIDER_ORIGIN) for _ in range(2)]
+    asked.append(second.post("/cardauth/challenge", json={}, base_url=PROVIDER_ORIGIN))
+    assert [answer.status_code for answer in asked] == [200, 200, 200]
+    for client in (first, second):  # two processes do not make twice the limit
+        refused = client.post("/cardauth/challenge", json={}, base_url=PROVIDER_ORIGIN)
+        assert refused.status_code == 429
+        assert refused.get_json()["error"]["code"] == "oidc.rate_limited"

@@ -284,7 +284,8 @@ class Provider:
             return None
         logged_in_at = float(session[_LOGGED_IN_AT])
         max_age = request.args.get("max_age", "")
-        too_old = max_age.isdigit() and self.clock().timestamp() - logged_in_at > int(max_age)
+        asked = max_age.isascii() and max_age.isdigit() and len(max_age) <= 9  # seconds
+        too_old = asked and self.clock().timestamp() - logged_in_at > int(max_age)
         if too_old:
             return None  # OpenID Connect Core § 3.1.2.1: log in again
         if _SID not in session:
