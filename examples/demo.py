@@ -90,6 +90,17 @@ token_endpoint_auth_method = "client_secret_basic"
 redirect_uris = ["http://127.0.0.1:8080/callback", "http://localhost:8080/callback"]
 post_logout_redirect_uris = ["http://127.0.0.1:8080/", "http://localhost:8080/"]
 """
+# With --oidc the teleservice logs in through the provider (a plain relying party).
+TELESERVICE_SECRET = "teleservice-demo-secret-not-for-production"  # noqa: S105 - a demo's
+TELESERVICE_CLIENT = """\
+[[clients]]
+client_id = "teleservice"
+client_secret = "{secret}"
+token_endpoint_auth_method = "client_secret_basic"
+redirect_uris = ["{origin}/oidc/callback"]
+post_logout_redirect_uris = ["{origin}/oidc/logged-out"]
+
+"""
 
 # What the demo says (examples/demo.toml); the errors of the parts it starts, each
 # with its own texts.
@@ -141,6 +152,10 @@ class Demo:
     @property
     def provider_origin(self) -> Origin:
         return Origin.parse(f"http://{HOST}:{self.ports.oidc}", allow_development=True)
+
+    @property
+    def issuer(self) -> str:
+        return f"{self.provider_origin.value}{oidc_settings.REALM}"
 
     @property
     def control_url(self) -> str:
@@ -218,6 +233,9 @@ class Demo:
             origin=self.teleservice_origin.value,
             bridge_url=self.bridge_url,
             allow_development_origins=True,
+            # with --oidc, the teleservice logs in through the provider, a relying party
+            oidc_issuer=self.issuer if self.oidc else None,
+            oidc_client_secret=TELESERVICE_SECRET if self.oidc else None,
         )
         app = create_teleservice(settings)
         listener = listen(HOST, self.ports.teleservice)
@@ -231,9 +249,19 @@ class Demo:
         keys = folder / "keys.json"
         if not keys.exists():
             init_keys(keys, dt.datetime.now(dt.UTC))
-        clients = self.oidc_clients or folder / "clients.toml"
-        if self.oidc_clients is None:
-            clients.write_text(DEMO_CLIENT.format(secret=DEMO_SECRET), encoding="utf-8")
+        # The teleservice, a relying party; then the clients given, or a demo client.
+        clients = folder / "clients.toml"
+        teleservice = self.teleservice_origin.value
+        given = (
+            self.oidc_clients.read_text(encoding="utf-8")
+            if self.oidc_clients is not None
+            else DEMO_CLIENT.format(secret=DEMO_SECRET)
+        )
+        folder.mkdir(parents=True, exist_ok=True)
+        clients.write_text(
+            TELESERVICE_CLIENT.format(secret=TELESERVICE_SECRET, origin=teleservice) + given,
+            encoding="utf-8",
+        )
         settings = ProviderSettings(
             origin=self.provider_origin.value,
             trust_dir=self.state_dir / "trust",
@@ -253,8 +281,7 @@ class Demo:
         self.say(self._text("control", url=f"{self.control_url}/"))
         self.say(self._text("bridge", url=self.bridge_url))
         if self.oidc:
-            issuer = f"{self.provider_origin.value}{oidc_settings.REALM}"
-            self.say(self._text("oidc", issuer=issuer))
+            self.say(self._text("oidc", issuer=self.issuer))
             if self.oidc_clients is None:
                 self.say(self._text("oidc_client", client_id="psc-test", secret=DEMO_SECRET))
         readers = self._text("pcscd" if self.readers_used == "pcscd" else "in_process")

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import BrowserContext, Page, sync_playwright
+from playwright.sync_api import BrowserContext, Page, Playwright, sync_playwright
 from playwright.sync_api import Error as PlaywrightError
 
 from cardauth.oidc.settings import REALM
@@ -132,9 +132,16 @@ def django_rp(
 
 
 @pytest.fixture(scope="module")
-def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BrowserContext]:
-    with sync_playwright() as driver:
-        yield from chromium(driver, tmp_path_factory.mktemp("chromium-oidc"), locale="fr-FR")
+def driver() -> Iterator[Playwright]:
+    with sync_playwright() as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def browser(
+    driver: Playwright, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[BrowserContext]:
+    yield from chromium(driver, tmp_path_factory.mktemp("chromium-oidc"), locale="fr-FR")
 
 
 def claims_shown(page: Page) -> dict[str, object]:
@@ -214,3 +221,41 @@ def test_mozilla_django_oidc_logs_in_with_the_card(
     assert isinstance(id_token, dict)
     assert id_token["acr"] == "eidas1"
     assert id_token["aud"] == ["django-rp"]
+
+
+@pytest.fixture(scope="module")
+def another_browser(
+    driver: Playwright, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[BrowserContext]:
+    """A browser of its own: no session at the provider from the tests before."""
+    yield from chromium(driver, tmp_path_factory.mktemp("chromium-oidc-2"), locale="fr-FR")
+
+
+def test_the_teleservice_in_oidc_mode_logs_in_through_the_provider(
+    another_browser: BrowserContext, demo: tuple[RunningDemo, str], artifacts: Path
+) -> None:
+    """``--oidc`` makes « Médecin traitant en ligne » a plain relying party: its login
+    button goes to the provider; lookups still take the patient's Vitale card; its
+    logout ends the session at the provider too."""
+    browser = another_browser
+    running, issuer = demo
+    running.cards("doctor", "patient")
+    page = browser.new_page()
+    page.goto(f"{running.teleservice}/")
+    page.wait_for_selector("#login", state="visible")
+    page.click("#login")
+    page.wait_for_url(f"{issuer}/protocol/openid-connect/auth*")
+    log_in_with_the_card(page, browser, running, artifacts / "06-provider-for-teleservice.png")
+    page.wait_for_selector("#app-view", state="visible")
+    assert "FONTAINE" in (page.text_content("#professional") or "").upper()
+    page.click("#lookup")  # the Vitale card co-signs with the card logged in at the provider
+    page.wait_for_selector("#result p")
+    assert "Fontaine" in (page.text_content("#result") or "")
+    page.screenshot(path=artifacts / "07-teleservice-through-oidc.png")
+    page.click("#logout")
+    home = f"{running.teleservice}/"
+    page.wait_for_url(lambda url: url.split("?")[0] == home)  # back from end_session
+    page.wait_for_selector("#login-view", state="visible")
+    page.click("#login")  # the provider asks for the card again: its session ended too
+    page.wait_for_url(f"{issuer}/protocol/openid-connect/auth*")
+    page.wait_for_selector("#login", state="visible")
