@@ -10,7 +10,9 @@ One command starts, on loopback:
 - the teleservice « Médecin traitant en ligne » (``examples/teleservice``) on an
   origin of its own, which the bridge trusts;
 - the simulator's control page, to insert, remove and swap cards and pick
-  personas from the browser.
+  personas from the browser;
+- with ``--oidc``, cardauth-oidc (docs/oidc.md), the OpenID Connect provider on
+  card login, which the teleservice then logs in through as a relying party.
 
 It prints what to open, shows card events as they come, and stops everything
 (the cards unplugged, the private pcscd stopped) on Ctrl-C.
