@@ -338,6 +338,14 @@ def test_the_session_identifier_changes_at_the_card_login(browser: Browser) -> N
     assert authorize(stale, authorization_params(Pkce.new())).status_code == 200  # login page
 
 
+def test_prompt_login_asks_for_the_card_again(browser: Browser) -> None:
+    tokens_for(browser)
+    params = authorization_params(Pkce.new(), prompt="login")
+    page = authorize(browser, params)
+    assert page.status_code == 200
+    assert 'id="login"' in page.get_data(as_text=True)
+
+
 def test_prompt_none_without_a_login_answers_login_required(browser: Browser) -> None:
     params = authorization_params(Pkce.new(), prompt="none")
     assert redirected(authorize(browser, params))["error"] == "login_required"

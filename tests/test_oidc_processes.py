@@ -201,3 +201,21 @@ def test_processes_sharing_redis_share_the_login_limit(
         refused = client.post("/cardauth/challenge", json={}, base_url=PROVIDER_ORIGIN)
         assert refused.status_code == 429
         assert refused.get_json()["error"]["code"] == "oidc.rate_limited"
+
+
+def test_a_provider_whose_redis_is_down_refuses_and_lets_nobody_through(tmp_path: Path) -> None:
+    redis_server = RedisServer(tmp_path).start()
+    files = ProviderFiles(tmp_path / "files")
+    files.folder.mkdir()
+    files.write()
+    client = create_app(files.settings(store=redis_server.url)).test_client()
+    params = urlencode(authorization_params(Pkce.new()))
+    assert client.get(f"{AUTH}?{params}", base_url=PROVIDER_ORIGIN).status_code == 200
+    redis_server.stop()
+    # the login page needs nothing stored; the card login does, and is refused
+    challenge = client.post("/cardauth/challenge", json={}, base_url=PROVIDER_ORIGIN)
+    assert challenge.status_code == 503
+    assert challenge.get_json()["error"]["code"] == "oidc.store_unavailable"
+    token = client.post(TOKEN, data={"grant_type": "authorization_code", "code": "x" * 40},
+                        auth=("rp-basic", SECRET), base_url=PROVIDER_ORIGIN)  # fmt: skip
+    assert token.status_code == 503

@@ -305,6 +305,10 @@ class Provider:
 
     def authorize(self) -> Response | WerkzeugResponse:
         user = self.holder()
+        if "login" in request.args.get("prompt", "").split():
+            # OpenID Connect Core § 3.1.2.1: the card again, even with a session (the
+            # login page then asks for the request without prompt=login: login.js)
+            user = None
         try:
             grant = self.server.get_consent_grant(end_user=user)
         except OAuth2Error as error:

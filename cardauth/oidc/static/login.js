@@ -45,7 +45,11 @@ $("login").addEventListener("click", async () => {
     const challenge = () => call("/cardauth/challenge", {}).then((answer) => answer.challenge);
     const assertion = await bridge.login(challenge);
     await call("/cardauth/login", { assertion });
-    window.location.reload(); // the authorization request again: logged in now
+    // The authorization request again, logged in now (prompt=login is answered:
+    // the card was just used, so the request goes on without it).
+    const again = new URL(window.location.href);
+    again.searchParams.delete("prompt");
+    window.location.replace(again);
   } catch (error) {
     showError(error);
     $("login").disabled = false;
