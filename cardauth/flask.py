@@ -296,6 +296,14 @@ def current_professional() -> dict[str, Any] | None:
     return user
 
 
+def login_time() -> float | None:
+    """When the professional of this session logged in (POSIX seconds), or None
+    when :func:`current_professional` finds nobody (OpenID Connect's ``auth_time``)."""
+    if current_professional() is None:
+        return None
+    return float(session[_LOGGED_IN_AT])
+
+
 def login_required(view: Callable[P, R]) -> Callable[P, R | Response]:
     """Refuse the view to a browser whose session has no professional logged in by
     card (or one logged in too long ago): 401 with the code ``login.required``."""

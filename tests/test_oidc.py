@@ -304,6 +304,7 @@ def test_an_unknown_client_is_refused_on_the_page(browser: Browser) -> None:
         ({"code_challenge_method": "plain"}, "invalid_request"),
         ({"nonce": None}, "invalid_request"),
         ({"response_type": "token"}, "unsupported_response_type"),
+        ({"response_mode": "form_post"}, "invalid_request"),
     ],
 )
 def test_a_refused_request_goes_back_to_the_relying_party_with_its_state(

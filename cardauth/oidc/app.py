@@ -37,7 +37,7 @@ from werkzeug.wrappers import Response as WerkzeugResponse
 
 from cardauth import web
 from cardauth.errors import CardAuthError
-from cardauth.flask import CardAuth, current_professional
+from cardauth.flask import CardAuth, current_professional, login_time
 from cardauth.messages import CORE, Catalog, Language, choose_language
 from cardauth.oidc import claims
 from cardauth.oidc.clients import Client, read_clients
@@ -86,7 +86,6 @@ REFUSALS = web.Refusals(
 )
 MAX_BODY = 64 * 1024
 _SID = "oidc_sid"
-_LOGGED_IN_AT = "cardauth_logged_in_at"  # cardauth.flask's, POSIX seconds
 _LOGOUT_CONFIRMATION = "oidc_logout_confirmation"
 AUTH_METHODS = ["client_secret_basic", "client_secret_post", "private_key_jwt"]
 CLAIMS = sorted(
@@ -279,10 +278,9 @@ class Provider:
 
     def holder(self) -> Holder | None:
         """Who is logged in by card in this browser, if recently enough (``max_age``)."""
-        professional = current_professional()
-        if professional is None:
+        professional, logged_in_at = current_professional(), login_time()
+        if professional is None or logged_in_at is None:
             return None
-        logged_in_at = float(session[_LOGGED_IN_AT])
         max_age = request.args.get("max_age", "")
         asked = max_age.isascii() and max_age.isdigit() and len(max_age) <= 9  # seconds
         too_old = asked and self.clock().timestamp() - logged_in_at > int(max_age)

@@ -247,8 +247,8 @@ class CardCodeGrant(AuthorizationCodeGrant):
 
 
 class PscRequirements:
-    """What PSC's relying parties send, required: ``openid`` in the scope, and
-    ``acr_values`` (when given) that a card login satisfies."""
+    """What PSC's relying parties send, required: ``openid`` in the scope, the code
+    in the query, and ``acr_values`` (when given) that a card login satisfies."""
 
     def __call__(self, grant: Any) -> None:
         grant.register_hook("after_validate_authorization_request_payload", self.validate)
@@ -260,6 +260,10 @@ class PscRequirements:
                 "scope must include openid (OpenID Connect Core, section 3.1.2.1)",
                 redirect_uri=redirect_uri,
             )
+        if data.get("response_mode", "query") != "query":
+            # the code goes back in the query only: no form posted from the provider's
+            # page (its CSP allows forms to itself), no fragment
+            raise InvalidRequestError("response_mode is query", redirect_uri=redirect_uri)
         acr_values = data.get("acr_values")
         if acr_values is not None and claims.ACR not in acr_values.split():
             raise UnmetAuthenticationRequirements(
