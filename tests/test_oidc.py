@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -368,6 +369,14 @@ def test_a_replayed_code_is_refused_and_its_tokens_revoked(browser: Browser) -> 
     assert browser.post(INTROSPECT, data={"token": access}, headers=basic()).get_json() == {
         "active": False
     }
+
+
+def test_an_expired_code_is_refused(files: ProviderFiles) -> None:
+    browser = Browser(create_app(files.settings(code_lifetime=1)).test_client())
+    pkce = Pkce.new()
+    code = code_for(browser, authorization_params(pkce))
+    time.sleep(1.2)
+    assert exchange(browser, code, pkce).get_json()["error"] == "invalid_grant"
 
 
 def test_a_wrong_pkce_verifier_is_refused_and_burns_the_code(browser: Browser) -> None:

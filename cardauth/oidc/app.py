@@ -192,6 +192,7 @@ class Provider:
             id_token_lifetime=settings.id_token_lifetime,
             access_token_lifetime=settings.access_token_lifetime,
             clock=clock,
+            code_lifetime=settings.code_lifetime,
         )
         server = _Server(app, query_client=self.clients.get, save_token=self.save_token)
         server.services = self.services

@@ -37,8 +37,6 @@ from cardauth.oidc.clients import Client
 from cardauth.oidc.keys import KeySet, SigningKey
 from cardauth.oidc.store import OidcStore
 
-CODE_LIFETIME = 60.0  # seconds (RFC 6749 § 4.1.2: "a maximum of 10 minutes")
-
 
 def digest(secret: str) -> str:
     """What the store keeps of a code or token (a stolen dump gives none of them)."""
@@ -187,6 +185,7 @@ class Services:
     id_token_lifetime: int
     access_token_lifetime: int
     clock: Callable[[], dt.datetime]
+    code_lifetime: int = 60  # seconds (RFC 6749 § 4.1.2: "a maximum of 10 minutes")
 
 
 def services(grant: Any) -> Services:
@@ -218,7 +217,8 @@ class CardCodeGrant(AuthorizationCodeGrant):
             auth_time=holder.auth_time,
             grant=digest("grant:" + code),
         )
-        services(self).store.put(f"code:{digest(code)}", record.to_json(), CODE_LIFETIME)
+        found = services(self)
+        found.store.put(f"code:{digest(code)}", record.to_json(), found.code_lifetime)
 
     def query_authorization_code(self, code: str, client: Client) -> CodeRecord | None:
         """Taken out of the store at once (atomically: one exchange per code), with a
