@@ -21,9 +21,11 @@ class OidcError(CardAuthError):
 
 
 class ConfigError(OidcError):
-    """The provider's configuration (its file, clients, keys) cannot be used."""
+    """The provider's configuration (its file, clients, keys) cannot be used: at
+    start, or (a key set file broken since) while it answers, the server's fault."""
 
     code = "oidc.config"
+    status = 500
 
 
 class KeySetError(ConfigError):
