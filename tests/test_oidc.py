@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import hashlib
 import json
 import time
 from collections.abc import Iterator
@@ -194,6 +195,9 @@ def test_a_card_login_gives_an_id_token_with_psc_s_claims(browser: Browser) -> N
     assert claims["sub"] == claims["SubjectNameID"] == claims["preferred_username"] == DOCTOR
     assert claims["family_name"] == "FONTAINE"
     assert claims["SubjectRefPro"]["exercices"][0]["codeProfession"] == "10"
+    assert abs(claims["auth_time"] - time.time()) < 60  # when the card login was verified
+    digest = hashlib.sha256(tokens["access_token"].encode()).digest()[:16]
+    assert claims["at_hash"] == base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
     header = json.loads(base64.urlsafe_b64decode(tokens["id_token"].split(".")[0] + "=="))
     assert header["alg"] == "RS256"
     assert header["kid"]
