@@ -579,3 +579,42 @@ def test_the_bundled_login_script_is_the_bridge_s_client() -> None:
 
 def _unused(value: Iterator[Any]) -> None:  # pragma: no cover
     return None
+
+
+HOSTILE = [
+    "",
+    "\x00",
+    "é" * 3,
+    "%ED%A0%80%FF",  # not UTF-8 once decoded
+    "a" * 20_000,
+    "<script>alert(1)</script>",
+    "https://evil.example/",
+    "%00",
+    "..%2F..%2F",
+    "eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4In0.",
+]
+
+
+@pytest.mark.parametrize("value", HOSTILE)
+def test_hostile_values_are_refused_never_a_crash(browser: Browser, value: str) -> None:
+    """Every parameter of every endpoint, one at a time, set to something hostile:
+    an answer under 500, whatever it is (no traceback, no crash)."""
+    pkce = Pkce.new()
+    base = authorization_params(pkce)
+    for logged_in in (False, True):  # the login page, then the code's way back
+        if logged_in:
+            card_login(browser)
+        for name in [*base, "prompt", "max_age", "ui_locales", "request", "response_mode"]:
+            answer = authorize(browser, {**base, name: value})
+            assert answer.status_code < 500, (name, logged_in, answer.status_code)
+            assert "<script>alert" not in answer.get_data(as_text=True)
+    form = {"grant_type": "authorization_code", "code": "x", "redirect_uri": REDIRECT,
+            "code_verifier": pkce.verifier, "client_id": "rp-basic"}  # fmt: skip
+    for name in [*form, "client_assertion", "client_assertion_type", "client_secret"]:
+        for path in (TOKEN, INTROSPECT, REVOKE):
+            answer = browser.post(path, data={**form, "token": "t", name: value}, headers=basic())
+            assert answer.status_code < 500, (path, name, answer.status_code)
+    for name in ("id_token_hint", "post_logout_redirect_uri", "state", "client_id"):
+        assert browser.get(LOGOUT, query_string={name: value}).status_code < 500
+    bearer = {"Authorization": f"Bearer {value}"} if value.isascii() and "\x00" not in value else {}
+    assert browser.get(USERINFO, headers=bearer).status_code == 401

@@ -29,7 +29,7 @@ from typing import Any
 
 import limits
 from authlib.integrations.flask_oauth2 import AuthorizationServer
-from authlib.oauth2.rfc6749 import OAuth2Error
+from authlib.oauth2.rfc6749 import InvalidRequestError, OAuth2Error
 from flask import Flask, Response, redirect, render_template, request, session
 from limits.storage import storage_from_string
 from limits.strategies import FixedWindowRateLimiter
@@ -312,6 +312,8 @@ class Provider:
             grant = self.server.get_consent_grant(end_user=user)
         except OAuth2Error as error:
             return self.refuse_authorization(error)
+        except ValueError:  # Authlib's, for a value it cannot quote in its error (a NUL...)
+            return self.refuse_authorization(InvalidRequestError("malformed request"))
         if user is None:
             client: Client = grant.request.client
             return self.page("login", client=client.client_id)

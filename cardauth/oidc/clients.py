@@ -75,15 +75,16 @@ class Client:
         return " ".join(s for s in scope.split() if s in SCOPES)
 
     def check_redirect_uri(self, redirect_uri: str) -> bool:
-        return any(hmac.compare_digest(redirect_uri, uri) for uri in self.redirect_uris)
+        return redirect_uri in self.redirect_uris  # exactly (public values: no timing)
 
     def check_post_logout_redirect_uri(self, uri: str) -> bool:
-        return any(hmac.compare_digest(uri, known) for known in self.post_logout_redirect_uris)
+        return uri in self.post_logout_redirect_uris
 
     def check_client_secret(self, client_secret: str) -> bool:
         if self.client_secret is None or not isinstance(client_secret, str):
             return False
-        return hmac.compare_digest(client_secret.encode(), self.client_secret.encode())
+        given = client_secret.encode("utf-8", "surrogatepass")  # any text, never a crash
+        return hmac.compare_digest(given, self.client_secret.encode())
 
     def check_endpoint_auth_method(self, method: str, endpoint: str) -> bool:
         return method == self.token_endpoint_auth_method
