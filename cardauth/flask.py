@@ -41,7 +41,7 @@ from flask import Blueprint, Flask, Response, abort, current_app, jsonify, reque
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from cardauth.audit import AuditLog
-from cardauth.certificates import Patient
+from cardauth.certificates import Patient, Professional
 from cardauth.challenges import (
     DEFAULT_LIFETIME,
     ChallengeStore,
@@ -178,13 +178,21 @@ class CardAuth:
             if self.audit is not None:
                 self.audit.refused(error.code, origin=request.headers.get("Origin"))
             return _refusal_response(error)
-        session.clear()  # a new session for the logged-in professional (no fixation)
-        session[_USER] = login.professional.to_dict()
-        session[_LOGGED_IN_AT] = self.clock().timestamp()
-        session.permanent = False  # the cookie ends with the browser; the age, below
+        self.start_session(login.professional)
         if self.audit is not None:
             self.audit.login(login.professional, origin=login.origin, card_serial=login.card_serial)
         return jsonify({"professional": login.professional.to_dict()})
+
+    def start_session(self, professional: Professional) -> None:
+        """A new session holding ``professional``, as after a card login here: what
+        :func:`current_professional` and :func:`login_required` read, for the same
+        ``CARDAUTH_SESSION_MAX_HOURS``. For a login verified elsewhere too (the ID
+        token of an OpenID Connect provider that did the card login,
+        ``examples/teleservice`` in OIDC mode)."""
+        session.clear()  # a new session for the logged-in professional (no fixation)
+        session[_USER] = professional.to_dict()
+        session[_LOGGED_IN_AT] = self.clock().timestamp()
+        session.permanent = False  # the cookie ends with the browser; the age, below
 
     def _logout(self) -> Response:
         _require_json()
@@ -286,6 +294,14 @@ def current_professional() -> dict[str, Any] | None:
     if not -CLOCK_STEP_BACK <= age <= cardauth.session_max_age.total_seconds():
         return None
     return user
+
+
+def login_time() -> float | None:
+    """When the professional of this session logged in (POSIX seconds), or None
+    when :func:`current_professional` finds nobody (OpenID Connect's ``auth_time``)."""
+    if current_professional() is None:
+        return None
+    return float(session[_LOGGED_IN_AT])
 
 
 def login_required(view: Callable[P, R]) -> Callable[P, R | Response]:

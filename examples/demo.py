@@ -10,7 +10,9 @@ One command starts, on loopback:
 - the teleservice « Médecin traitant en ligne » (``examples/teleservice``) on an
   origin of its own, which the bridge trusts;
 - the simulator's control page, to insert, remove and swap cards and pick
-  personas from the browser.
+  personas from the browser;
+- with ``--oidc``, cardauth-oidc (docs/oidc.md), the OpenID Connect provider on
+  card login, which the teleservice then logs in through as a relying party.
 
 It prints what to open, shows card events as they come, and stops everything
 (the cards unplugged, the private pcscd stopped) on Ctrl-C.
@@ -52,6 +54,10 @@ from cardauth.messages import (
     describe,
     label,
 )
+from cardauth.oidc import settings as oidc_settings
+from cardauth.oidc.app import create_app as create_provider
+from cardauth.oidc.keys import init_keys
+from cardauth.oidc.settings import ProviderSettings
 from cardauth.origins import Origin
 from cardauth.serving import Served, listen
 from cardauth.transport.base import ReaderBackend
@@ -75,6 +81,28 @@ HOST = "127.0.0.1"
 PERSONAS = ("doctor", "patient")
 EVENT_POLL_SECONDS = 0.5
 Readers = Literal["auto", "pcscd", "in-process"]
+# The relying party that ``--oidc`` registers when no clients file is given: a
+# PSC-integrated application on this machine (docs/oidc.md, "Testing offline").
+DEMO_SECRET = "psc-test-secret-not-for-production-0000"  # noqa: S105 - a demo's, printed
+DEMO_CLIENT = """\
+[[clients]]
+client_id = "psc-test"
+client_secret = "{secret}"
+token_endpoint_auth_method = "client_secret_basic"
+redirect_uris = ["http://127.0.0.1:8080/callback", "http://localhost:8080/callback"]
+post_logout_redirect_uris = ["http://127.0.0.1:8080/", "http://localhost:8080/"]
+"""
+# With --oidc the teleservice logs in through the provider (a plain relying party).
+TELESERVICE_SECRET = "teleservice-demo-secret-not-for-production"  # noqa: S105 - a demo's
+TELESERVICE_CLIENT = """\
+[[clients]]
+client_id = "teleservice"
+client_secret = "{secret}"
+token_endpoint_auth_method = "client_secret_basic"
+redirect_uris = ["{origin}/oidc/callback"]
+post_logout_redirect_uris = ["{origin}/oidc/logged-out"]
+
+"""
 
 # What the demo says (examples/demo.toml); the errors of the parts it starts, each
 # with its own texts.
@@ -89,6 +117,7 @@ class Ports:
     bridge: int = bridge_config.DEFAULT_PORT
     teleservice: int = teleservice_settings.DEFAULT_PORT
     control: int = control_page.DEFAULT_PORT
+    oidc: int = oidc_settings.DEFAULT_PORT
 
 
 @dataclass
@@ -99,6 +128,8 @@ class Demo:
     ports: Ports = field(default_factory=Ports)
     readers: Readers = "auto"
     public_origin: Origin | None = None  # the teleservice behind an https front
+    oidc: bool = False  # cardauth-oidc too, on simulated cards (docs/oidc.md)
+    oidc_clients: Path | None = None  # its relying parties; a demo client otherwise
     say: Callable[[str], None] = print
     language: Language = "fr"
     bridge: BridgeServer | None = None
@@ -108,6 +139,7 @@ class Demo:
     _pcscd: PrivatePcscd | None = None
     _backend: ReaderBackend | None = None
     _teleservice: Served | None = None
+    _provider: Served | None = None
 
     @property
     def teleservice_url(self) -> str:
@@ -118,6 +150,14 @@ class Demo:
         """Where browsers reach the teleservice: its loopback address, or the
         public origin of the front it is served behind."""
         return self.public_origin or Origin.parse(self.teleservice_url, allow_development=True)
+
+    @property
+    def provider_origin(self) -> Origin:
+        return Origin.parse(f"http://{HOST}:{self.ports.oidc}", allow_development=True)
+
+    @property
+    def issuer(self) -> str:
+        return f"{self.provider_origin.value}{oidc_settings.REALM}"
 
     @property
     def control_url(self) -> str:
@@ -132,6 +172,8 @@ class Demo:
             slot_names = self._plug_cards()
             self._start_bridge()
             self._start_teleservice()
+            if self.oidc:
+                self._start_provider()
             assert self.workstation is not None
             self.control = serve_control_page(
                 self.workstation, HOST, self.ports.control, slot_names=slot_names
@@ -175,7 +217,8 @@ class Demo:
         assert self._backend is not None
         config = BridgeConfig(
             port=self.ports.bridge,
-            allowed_origins=(self.teleservice_origin,),
+            allowed_origins=(self.teleservice_origin,)
+            + ((self.provider_origin,) if self.oidc else ()),
             allow_development_origins=True,
             state_dir=self.state_dir / "bridge",
         )
@@ -192,10 +235,46 @@ class Demo:
             origin=self.teleservice_origin.value,
             bridge_url=self.bridge_url,
             allow_development_origins=True,
+            # with --oidc, the teleservice logs in through the provider, a relying party
+            oidc_issuer=self.issuer if self.oidc else None,
+            oidc_client_secret=TELESERVICE_SECRET if self.oidc else None,
         )
         app = create_teleservice(settings)
         listener = listen(HOST, self.ports.teleservice)
         self._teleservice = Served(app, listener, ident="teleservice").start("teleservice")
+
+    def _start_provider(self) -> None:
+        """cardauth-oidc on the demo's cards: the teleservice's trust anchors, a key
+        set of its own, the relying parties of ``oidc_clients`` (else one demo
+        client, whose secret the demo prints), its state in memory (one process)."""
+        folder = self.state_dir / "oidc"
+        keys = folder / "keys.json"
+        if not keys.exists():
+            init_keys(keys, dt.datetime.now(dt.UTC))
+        # The teleservice, a relying party; then the clients given, or a demo client.
+        clients = folder / "clients.toml"
+        teleservice = self.teleservice_origin.value
+        given = (
+            self.oidc_clients.read_text(encoding="utf-8")
+            if self.oidc_clients is not None
+            else DEMO_CLIENT.format(secret=DEMO_SECRET)
+        )
+        folder.mkdir(parents=True, exist_ok=True)
+        clients.write_text(
+            TELESERVICE_CLIENT.format(secret=TELESERVICE_SECRET, origin=teleservice) + given,
+            encoding="utf-8",
+        )
+        settings = ProviderSettings(
+            origin=self.provider_origin.value,
+            trust_dir=self.state_dir / "trust",
+            keys_file=keys,
+            clients_file=clients,
+            bridge_url=self.bridge_url,
+            allow_development_origins=True,
+        )
+        listener = listen(HOST, self.ports.oidc)
+        app = create_provider(settings)
+        self._provider = Served(app, listener, ident="cardauth-oidc").start("cardauth-oidc")
 
     def announce(self) -> None:
         doctor, patient = load_cps(PERSONAS[0]), load_vitale(PERSONAS[1])
@@ -203,6 +282,10 @@ class Demo:
         self.say(self._text("teleservice", url=f"{self.teleservice_origin.value}/"))
         self.say(self._text("control", url=f"{self.control_url}/"))
         self.say(self._text("bridge", url=self.bridge_url))
+        if self.oidc:
+            self.say(self._text("oidc", issuer=self.issuer))
+            if self.oidc_clients is None:
+                self.say(self._text("oidc_client", client_id="psc-test", secret=DEMO_SECRET))
         readers = self._text("pcscd" if self.readers_used == "pcscd" else "in_process")
         self.say(
             self._text(
@@ -236,6 +319,9 @@ class Demo:
                     self.say(self._text(event.state, kind=kind, slot=event.slot))
 
     def close(self) -> None:
+        if self._provider is not None:
+            self._provider.close()
+            self._provider = None
         if self.control is not None:
             self.control.close()
             self.control = None
@@ -297,6 +383,7 @@ def build_parser(language: Language) -> argparse.ArgumentParser:
         ("bridge", defaults.bridge),
         ("teleservice", defaults.teleservice),
         ("control", defaults.control),
+        ("oidc", defaults.oidc),
     ):
         parser.add_argument(
             f"--{option}-port",
@@ -310,6 +397,13 @@ def build_parser(language: Language) -> argparse.ArgumentParser:
         type=Path,
         metavar=label("metavar.directory", language),
         help=text("help.state_dir"),
+    )
+    parser.add_argument("--oidc", action="store_true", help=text("help.oidc"))
+    parser.add_argument(
+        "--oidc-clients",
+        type=Path,
+        metavar=label("metavar.file", language),
+        help=text("help.oidc_clients"),
     )
     parser.add_argument(
         "--public-origin",
@@ -330,7 +424,7 @@ def _public_origin(text: str, *, language: Language) -> Origin:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser(requested_language(argv)).parse_args(argv)
     language = choose_language(args.lang)
-    ports = Ports(args.bridge_port, args.teleservice_port, args.control_port)
+    ports = Ports(args.bridge_port, args.teleservice_port, args.control_port, args.oidc_port)
     stop = threading.Event()
 
     def on_signal(_signum: int, _frame: FrameType | None) -> None:
@@ -346,6 +440,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             ports=ports,
             readers=args.readers,
             public_origin=args.public_origin,
+            oidc=args.oidc,
+            oidc_clients=args.oidc_clients,
             say=say,
             language=language,
         )

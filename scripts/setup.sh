@@ -57,7 +57,7 @@ if [[ ! -f $wheel_stamp ]] || ! cat distributions/*/pyproject.toml | cmp -s - "$
   rm -rf "$wheelhouse"
   .venv/bin/python distributions/build.py --out "$wheelhouse" >/dev/null
   .venv/bin/python -m pip wheel -q --disable-pip-version-check -w "$wheelhouse" \
-    --find-links "$wheelhouse" 'cardauth[cards,redis]' cardauth-bridge cardauth-simulator \
+    --find-links "$wheelhouse" 'cardauth[cards,redis,oidc]' cardauth-bridge cardauth-simulator \
     'setuptools>=68'
   cat distributions/*/pyproject.toml > "$wheel_stamp"
 fi

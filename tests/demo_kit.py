@@ -10,7 +10,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -68,9 +68,16 @@ class RunningDemo:
             return json.loads(response.read())
 
 
-def start_demo(state: Path, output: Path, *, public_origin: str | None = None) -> RunningDemo:
+def start_demo(
+    state: Path,
+    output: Path,
+    *,
+    public_origin: str | None = None,
+    extra: Sequence[str] = (),
+) -> RunningDemo:
     """The demo, once it says it runs; ``public_origin``: the teleservice is reached
-    there (behind an https front the caller runs), not at its loopback port."""
+    there (behind an https front the caller runs), not at its loopback port;
+    ``extra``: more of its options (``--oidc``...)."""
     ports = [free_port() for _ in range(3)]
     command = [
         sys.executable,
@@ -89,6 +96,7 @@ def start_demo(state: Path, output: Path, *, public_origin: str | None = None) -
         "--lang",
         "en",
         *(["--public-origin", public_origin] if public_origin else []),
+        *extra,
     ]
     with output.open("wb") as out:
         process = subprocess.Popen(

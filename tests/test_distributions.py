@@ -4,7 +4,8 @@ environment, offline, from the wheels scripts/setup.sh gathered (.venv/wheelhous
 
 - a teleservice's server: ``cardauth`` has the verifier, the Flask extension and
   cardauth-verifier, and neither pyscard, pycryptodome, the bridge nor the simulator
-  and its test PKI; the card commands say what to install;
+  and its test PKI; the card commands say what to install; ``cardauth[oidc]`` adds
+  the OpenID Connect provider (Authlib), still without the card stack;
 - a workstation: ``cardauth-bridge`` has the bridge and the card stack, not the
   simulator; ``--simulate`` says what to install;
 - a developer's bench: ``cardauth-simulator`` adds the virtual cards, which the
@@ -109,6 +110,11 @@ def teleservice(tmp_path_factory: pytest.TempPathFactory, wheels: Path) -> Itera
 
 
 @pytest.fixture(scope="module")
+def provider(tmp_path_factory: pytest.TempPathFactory, wheels: Path) -> Iterator[Install]:
+    yield from install(tmp_path_factory.mktemp("provider"), wheels, "cardauth[oidc]")
+
+
+@pytest.fixture(scope="module")
 def workstation(tmp_path_factory: pytest.TempPathFactory, wheels: Path) -> Iterator[Install]:
     yield from install(tmp_path_factory.mktemp("workstation"), wheels, "cardauth-bridge")
 
@@ -142,6 +148,31 @@ def test_a_teleservice_gets_the_verifier_and_nothing_of_the_workstation(
     assert teleservice.run("cardauth-verifier", "--help").returncode == 0
     assert not (teleservice.bin / "cardauth-bridge").exists()
     assert not (teleservice.bin / "cardauth-sim").exists()
+
+
+def test_a_teleservice_s_identity_provider_gets_authlib_and_no_card_stack(
+    provider: Install,
+) -> None:
+    found = provider.importable("cardauth.oidc.app", "authlib", "limits", "smartcard", "simulator")
+    assert found == {
+        "cardauth.oidc.app": True,
+        "authlib": True,
+        "limits": True,
+        "smartcard": False,
+        "simulator": False,
+    }
+    assert provider.run("cardauth-oidc", "--help").returncode == 0
+    made = provider.run("cardauth-oidc", "keys", "init", "--keys", "keys.json")
+    assert made.returncode == 0, made.stderr
+    assert made.stdout.count("signs from") == 2  # an RS256 key and an ES256 key
+    # its login page's script is the bridge's client, shipped in the wheel as a file
+    probe = (
+        "import importlib.resources as r; "
+        "print(len((r.files('cardauth') / 'oidc' / 'static' / 'cardauth.js').read_bytes()))"
+    )
+    size = provider.run("python", "-c", probe)
+    assert size.returncode == 0, size.stderr
+    assert int(size.stdout) > 10_000
 
 
 def test_a_card_command_on_a_teleservice_says_what_to_install(teleservice: Install) -> None:

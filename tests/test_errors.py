@@ -15,6 +15,7 @@ from cardauth.errors import (
     WrongPin,
 )
 from cardauth.messages import CORE, describe
+from cardauth.oidc.app import TEXTS as OIDC_TEXTS
 from cardauth.verifier_service import TEXTS as VERIFIER_SERVICE_TEXTS
 from examples.teleservice.messages import CATALOG as TELESERVICE_TEXTS
 from simulator.control_page import PAGE as CONTROL_PAGE_TEXTS
@@ -27,6 +28,7 @@ ALL_ERRORS = {
     **TELESERVICE_TEXTS.errors,
     **CONTROL_PAGE_TEXTS.errors,
     **VERIFIER_SERVICE_TEXTS.errors,
+    **OIDC_TEXTS.errors,
 }
 
 
@@ -61,7 +63,12 @@ def test_every_error_class_has_a_message() -> None:
             found += [sub, *subclasses(sub)]
         return found
 
-    for module in ("simulator.control", "simulator.pcscd", "examples.teleservice.errors"):
+    for module in (
+        "simulator.control",
+        "simulator.pcscd",
+        "examples.teleservice.errors",
+        "cardauth.oidc.errors",
+    ):
         importlib.import_module(module)  # their error classes too
 
     missing = [cls.code for cls in subclasses(CardAuthError) if cls.code not in ALL_ERRORS]

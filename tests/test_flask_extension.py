@@ -14,7 +14,14 @@ from flask import Flask, request
 from flask.testing import FlaskClient
 
 from cardauth.audit import AuditConfigError, AuditLog
-from cardauth.flask import CardAuth, current_professional, extension, login_required
+from cardauth.certificates import Professional
+from cardauth.flask import (
+    CardAuth,
+    current_professional,
+    extension,
+    login_required,
+    login_time,
+)
 from cardauth.trust import TrustConfigError
 from cardauth.verify import Verifier
 from tests.verifier_kit import NOW, ORIGIN, Forge, crl_checker, trust_store
@@ -364,3 +371,35 @@ def test_a_challenge_lifetime_that_would_break_logins_is_refused_at_start(
 ) -> None:
     with pytest.raises(TrustConfigError, match="CARDAUTH_CHALLENGE_LIFETIME_SECONDS"):
         make_app(tmp_path, CARDAUTH_CHALLENGE_LIFETIME_SECONDS=seconds)
+
+
+def test_a_session_started_for_a_login_verified_elsewhere_is_a_card_login_s(
+    tmp_path: Path,
+) -> None:
+    """``start_session``: what an OpenID Connect relying party calls after the ID token
+    of a provider that did the card login; the same session, the same limits."""
+    now = [NOW]
+    app = make_app(tmp_path, clock=lambda: now[0])
+    professional = Professional(
+        idnat="899700420013",
+        identifier_type="RPPS",
+        identifier="99700420013",
+        surname="FONTAINE",
+        given_name="Élise",
+        card_type="CPS",
+        profession="Médecin",
+        profession_code="10",
+        certificate_serial="",
+    )
+
+    @app.get("/elsewhere")
+    def elsewhere() -> dict[str, Any]:
+        extension().start_session(professional)
+        return {"at": login_time()}
+
+    client = app.test_client()
+    assert client.get("/patients").status_code == 401
+    assert client.get("/elsewhere").get_json() == {"at": NOW.timestamp()}
+    assert client.get("/patients").get_json() == {"who": professional.idnat}
+    now[0] = NOW + dt.timedelta(hours=11)  # past CARDAUTH_SESSION_MAX_HOURS
+    assert client.get("/patients").status_code == 401

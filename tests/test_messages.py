@@ -23,6 +23,8 @@ from types import ModuleType
 import pytest
 
 import cardauth.cli
+import cardauth.oidc.app
+import cardauth.oidc.cli
 import cardauth.verifier_service
 import examples.demo
 import simulator.cli
@@ -46,6 +48,7 @@ PACKAGES = ("cardauth", "webbridge", "simulator", "examples")
 ERROR_CATALOGS: Mapping[str, Catalog] = {
     "cardauth": messages.CORE.all_errors(),
     "cardauth.verifier_service": cardauth.verifier_service.TEXTS.all_errors(),
+    "cardauth.oidc": cardauth.oidc.app.TEXTS.all_errors(),
     "webbridge": bridge_messages.CATALOG.all_errors(),
     "simulator": simulator_messages.CATALOG.all_errors(),
     "simulator.control_page": control_page.PAGE.all_errors(),
@@ -59,6 +62,8 @@ CATALOGS: Mapping[str, Catalog] = {
     "cardauth/texts/core.toml [labels]": messages.CORE.labels,
     "cardauth/texts/verifier.toml [errors]": cardauth.verifier_service.TEXTS.errors,
     "cardauth/texts/verifier.toml [labels]": cardauth.verifier_service.TEXTS.labels,
+    "cardauth/texts/oidc.toml [errors]": cardauth.oidc.app.TEXTS.errors,
+    "cardauth/texts/oidc.toml [labels]": cardauth.oidc.app.TEXTS.labels,
     "webbridge/texts.toml [errors]": bridge_messages.CATALOG.errors,
     "webbridge/texts.toml [labels]": bridge_messages.CATALOG.labels,
     "simulator/texts.toml [errors]": simulator_messages.CATALOG.errors,
@@ -286,6 +291,7 @@ PROGRAMS: Mapping[str, Program] = {
         cardauth.verifier_service.build_parser,
     ),
     "cardauth-sim": (simulator.cli.main, simulator.cli.build_parser),
+    "cardauth-oidc": (cardauth.oidc.cli.main, cardauth.oidc.cli.build_parser),
 }
 # The demo is no installed program, but the first command line many people run.
 EVERY_PROGRAM: Mapping[str, Program] = {

@@ -26,7 +26,7 @@ from cardauth.cards.cps import CpsCard
 from cardauth.cards.identify import open_card
 from cardauth.cards.vitale import VitaleCard
 from cardauth.origins import Origin
-from examples.teleservice import create_app
+from examples.teleservice import create_app, oidc
 from examples.teleservice.app import PUBLIC_ENDPOINTS
 from examples.teleservice.errors import SettingsError
 from examples.teleservice.roles import RULES, Disclosure, disclosure_for
@@ -819,3 +819,41 @@ def test_a_login_ends_after_the_session_length(tmp_path: Path, trust_dir: Path) 
     now[0] = NOW + dt.timedelta(hours=11)
     assert client.get("/api/me").status_code == 401
     assert client.get("/journal").status_code == 302
+
+
+def test_in_oidc_mode_only_the_way_to_the_provider_is_added_to_the_public_routes(
+    tmp_path: Path, trust_dir: Path
+) -> None:
+    settings = config(
+        tmp_path,
+        trust_dir,
+        TELESERVICE_OIDC_ISSUER="https://idp.example/auth/realms/esante-wallet",
+        TELESERVICE_OIDC_CLIENT_ID="teleservice",
+        TELESERVICE_OIDC_CLIENT_SECRET="a-secret-of-the-teleservice-0123456789",
+    )
+    app = create_app(settings, clock=lambda: NOW)
+    endpoints = {rule.endpoint for rule in app.url_map.iter_rules()}
+    assert endpoints >= PUBLIC_ENDPOINTS | oidc.ENDPOINTS
+    client = app.test_client()
+    # a callback that does not answer a request of this browser logs nobody in
+    back = client.get("/oidc/callback?code=forged&state=forged")
+    assert back.status_code == 302
+    assert "ended=oidcRefused" in back.headers["Location"]
+    assert client.get("/api/me").status_code == 401
+
+
+def test_in_oidc_mode_the_professional_comes_from_psc_s_claims() -> None:
+    claims = {
+        "SubjectNameID": DOCTOR,
+        "family_name": "FONTAINE",
+        "given_name": "Élise",
+        "SubjectRefPro": {
+            "exercices": [{"codeProfession": "10", "codeCategorieProfessionnelle": "C"}]
+        },
+    }
+    professional = oidc.professional_from_claims(claims)
+    assert professional.idnat == DOCTOR
+    assert professional.identifier_type == "RPPS"
+    assert professional.card_type == "CPS"
+    assert professional.profession_code == "10"
+    assert disclosure_for(professional.card_type, professional.profession_code) is Disclosure.FULL

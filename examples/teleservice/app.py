@@ -45,7 +45,7 @@ from cardauth.flask import CardAuth, current_professional, extension
 from cardauth.messages import Language
 from cardauth.trust import utc_now
 from cardauth.verify import Verifier
-from examples.teleservice import messages, roles
+from examples.teleservice import messages, oidc, roles
 from examples.teleservice.errors import (
     Failed,
     LoginRateLimited,
@@ -62,6 +62,7 @@ from examples.teleservice.store import Declaration, Declarations
 
 # The only routes open without a card login: the login page, its own script and
 # style, cardauth.js, and the extension's challenge, login and logout.
+# (In OIDC mode, the way to the identity provider and back too: oidc.ENDPOINTS.)
 PUBLIC_ENDPOINTS = frozenset(
     {"index", "static", "cardauth_js", "cardauth.challenge", "cardauth.login", "cardauth.logout"}
 )
@@ -109,6 +110,9 @@ def create_app(
     # is counted, so nobody can use up a professional's lookups.
     app.before_request(require_login)
     per_professional = _rate_limits(app, settings)
+    oidc_mode = bool(settings.get("TELESERVICE_OIDC_ISSUER"))
+    if oidc_mode:
+        oidc.install_oidc(app, settings)
     page_policy = _content_security_policy(settings["TELESERVICE_BRIDGE_URL"])
 
     @app.after_request
@@ -132,6 +136,7 @@ def create_app(
             other=_other(language),
             bridge_url=settings["TELESERVICE_BRIDGE_URL"],
             who=who,
+            oidc=oidc_mode,
             t=lambda key, **texts: messages.label(key, language, **texts),
             **values,
         )
@@ -247,6 +252,8 @@ def require_login() -> Response | WerkzeugResponse | None:
     """Every route but PUBLIC_ENDPOINTS needs a card login: a page sends the browser
     to the login page, anything else gets 401 with ``login.required``."""
     if request.endpoint in PUBLIC_ENDPOINTS or current_professional() is not None:
+        return None
+    if request.endpoint in oidc.ENDPOINTS:  # OIDC mode: to the identity provider and back
         return None
     if request.method == "GET" and not request.path.startswith("/api/"):
         return redirect(url_for("index", lang=_language()))

@@ -44,6 +44,10 @@ class Settings:
     lookup_limit: str = DEFAULT_LOOKUP_LIMIT
     login_limit: str = DEFAULT_LOGIN_LIMIT
     rate_limit_storage: str = DEFAULT_RATE_LIMIT_STORAGE
+    # OIDC mode: log in at this identity provider (cardauth-oidc, or PSC) instead
+    oidc_issuer: str | None = None
+    oidc_client_id: str = "teleservice"
+    oidc_client_secret: str | None = None
 
     def to_config(self) -> dict[str, Any]:
         """Flask settings, with the secret key and the pseudonym key of this
@@ -60,6 +64,9 @@ class Settings:
             "TELESERVICE_LOOKUP_LIMIT": self.lookup_limit,
             "TELESERVICE_LOGIN_LIMIT": self.login_limit,
             "TELESERVICE_RATE_LIMIT_STORAGE": self.rate_limit_storage,
+            "TELESERVICE_OIDC_ISSUER": self.oidc_issuer,
+            "TELESERVICE_OIDC_CLIENT_ID": self.oidc_client_id,
+            "TELESERVICE_OIDC_CLIENT_SECRET": self.oidc_client_secret,
         }
 
 
@@ -100,6 +107,14 @@ def flask_config(config: Mapping[str, Any] | Settings) -> dict[str, Any]:
     values.setdefault("TELESERVICE_LOOKUP_LIMIT", DEFAULT_LOOKUP_LIMIT)
     values.setdefault("TELESERVICE_LOGIN_LIMIT", DEFAULT_LOGIN_LIMIT)
     values.setdefault("TELESERVICE_RATE_LIMIT_STORAGE", DEFAULT_RATE_LIMIT_STORAGE)
+    issuer = values.setdefault("TELESERVICE_OIDC_ISSUER", None)
+    if issuer is not None:
+        if not isinstance(issuer, str) or not issuer.startswith(("https://", "http://127.0.0.1")):
+            raise SettingsError("TELESERVICE_OIDC_ISSUER is an https URL (http on loopback)")
+        if not values.get("TELESERVICE_OIDC_CLIENT_ID") or not values.get(
+            "TELESERVICE_OIDC_CLIENT_SECRET"
+        ):
+            raise SettingsError("OIDC mode needs TELESERVICE_OIDC_CLIENT_ID and _CLIENT_SECRET")
     bridge = values["TELESERVICE_BRIDGE_URL"]
     if not isinstance(bridge, str) or not bridge.startswith(("http://", "https://")):
         raise SettingsError("TELESERVICE_BRIDGE_URL is an http(s) URL")

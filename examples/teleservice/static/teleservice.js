@@ -109,7 +109,21 @@ function forgetPatient() {
 async function logout(reason) {
   showLogin(); // at once: the page shows nothing more of the professional's
   if (reason) showNotice(reason);
-  // The card forgets the PIN too: the next login, here or elsewhere, asks for it.
+  await endSession(reason);
+}
+
+/**
+ * End the session on the server; the card forgets the PIN too (the next login, here
+ * or elsewhere, asks for it). In OIDC mode, the session ends at the identity
+ * provider as well: the page goes there (RP-initiated logout) and comes back.
+ */
+async function endSession(reason) {
+  const provider = $("logout").dataset.oidcLogout;
+  if (provider) {
+    await bridge.logout().catch(() => {});
+    window.location.assign(reason ? `${provider}?ended=${reason}` : provider);
+    return;
+  }
   await Promise.all([call("/cardauth/logout", {}).catch(() => {}), bridge.logout()]);
 }
 
@@ -128,6 +142,11 @@ function startSearchPage() {
   $("login").addEventListener("click", async () => {
     clearError();
     clearNotice();
+    const provider = $("login").dataset.oidcLogin;
+    if (provider) {
+      window.location.assign(provider); // OIDC mode: the card login is the provider's
+      return;
+    }
     try {
       const assertion = await bridge.login(challenge);
       await call("/cardauth/login", { assertion });
@@ -180,7 +199,8 @@ async function leaveJournal(reason) {
   stopCardEvents = null;
   $("session").hidden = true;
   document.querySelector("main .panel")?.remove();
-  await Promise.all([call("/cardauth/logout", {}).catch(() => {}), bridge.logout()]);
+  if ($("logout").dataset.oidcLogout) return endSession(reason); // back to the search page
+  await endSession(reason);
   const next = new URL($("search").href);
   if (reason) next.searchParams.set("ended", reason);
   window.location.replace(next);

@@ -1,0 +1,85 @@
+"""Browser sessions kept in the provider's store, not in a cookie nor in a process.
+
+The cookie holds a random identifier only; the session (the card login's pending
+challenge, then the professional the verifier certified) is in the store
+(Redis when the provider runs as several processes), so any process answers any
+request of a login, and a logout ends the session everywhere.
+
+Clearing a session (what the card login does when it succeeds, and a logout) gives
+it a new identifier when it is saved: the identifier a browser held before logging
+in is worth nothing after (no session fixation).
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from typing import Any
+
+from flask import Flask, Request, Response
+from flask.sessions import SessionInterface, SessionMixin
+from werkzeug.datastructures import CallbackDict
+
+from cardauth.oidc.store import OidcStore
+
+COOKIE = "cardauth_oidc"
+_PREFIX = "session:"
+
+
+class StoredSession(CallbackDict[str, Any], SessionMixin):
+    def __init__(self, initial: dict[str, Any] | None = None, sid: str | None = None) -> None:
+        def changed(_: Any) -> None:
+            self.modified = True
+
+        super().__init__(initial or {}, changed)
+        self.sid = sid
+        self.modified = False
+        self.renew = False
+
+    def clear(self) -> None:
+        super().clear()
+        self.renew = True  # a new identifier when saved
+
+
+class StoreSessionInterface(SessionInterface):
+    def __init__(self, store: OidcStore, *, lifetime: float, secure: bool) -> None:
+        self.store = store
+        self.lifetime = lifetime
+        self.secure = secure
+
+    def open_session(self, app: Flask, request: Request) -> StoredSession:
+        sid = request.cookies.get(COOKIE)
+        if sid and len(sid) == 43 and sid.isascii():
+            found = self.store.get(_PREFIX + sid)
+            if found is not None:
+                return StoredSession(json.loads(found), sid)
+        return StoredSession()
+
+    def save_session(self, app: Flask, session: SessionMixin, response: Response) -> None:
+        assert isinstance(session, StoredSession)
+        if session.renew and session.sid is not None:
+            self.store.delete(_PREFIX + session.sid)
+            session.sid = None
+        if not session:
+            if session.sid is not None or session.renew:
+                if session.sid is not None:
+                    self.store.delete(_PREFIX + session.sid)
+                response.delete_cookie(COOKIE, path="/", secure=self.secure, httponly=True)
+            return
+        if not (session.modified or session.renew) and session.sid is not None:
+            return
+        sid = session.sid or secrets.token_urlsafe(32)
+        self.store.put(_PREFIX + sid, json.dumps(dict(session)), self.lifetime)
+        if sid != session.sid:
+            response.set_cookie(
+                COOKIE,
+                sid,
+                httponly=True,
+                secure=self.secure,
+                samesite="Lax",  # sent on the relying party's redirect here (a top-level GET)
+                path="/",
+            )
+            session.sid = sid
+
+    def end(self, sid: str) -> None:
+        self.store.delete(_PREFIX + sid)

@@ -1,0 +1,1 @@
+../../../webbridge/static/cardauth.js

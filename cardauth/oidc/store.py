@@ -1,0 +1,203 @@
+"""Where the provider keeps what a login leaves behind: browser sessions, the
+challenges of the card login, authorization codes, tokens, used client-assertion
+identifiers. Nothing of it lives in one process's memory when the provider runs as
+several (DESIGN.md): Redis then, the memory store only for one process in
+development.
+
+The provider needs few operations, each atomic in the store:
+
+- ``put`` with a lifetime (``only_new``: refused if the key exists, Redis ``SET NX``);
+- ``get``, ``delete``;
+- ``take``: get and delete in one step (Redis ``GETDEL``): two processes racing on
+  one authorization code get it once;
+- ``take_and_mark``: ``take``, and in the same step leave a marker under another
+  key (Redis ``MULTI``: ``GETDEL`` + ``SET``), so that a code presented again is
+  known as used (RFC 6749 § 4.1.2: the tokens it gave are revoked);
+- ``add`` / ``members``: a set with a lifetime (the tokens of one grant).
+
+Values are text (JSON, by the callers). A failing store raises
+:class:`StoreUnavailable`: the caller refuses, never lets a request through.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from cardauth.oidc.errors import ConfigError, StoreUnavailable
+
+KEY_PREFIX = "cardauth:oidc:"
+
+
+class OidcStore(Protocol):
+    def put(self, key: str, value: str, lifetime: float, *, only_new: bool = False) -> bool:
+        """Keep ``value`` for ``lifetime`` seconds; False if ``only_new`` and the key
+        is there."""
+        ...
+
+    def get(self, key: str) -> str | None: ...
+
+    def delete(self, *keys: str) -> None: ...
+
+    def take(self, key: str) -> str | None:
+        """Remove and return the value of ``key``, atomically; None if absent."""
+        ...
+
+    def take_and_mark(self, key: str, marker: str, value: str, lifetime: float) -> str | None:
+        """:meth:`take` ``key`` and, in the same atomic step, put ``value`` under
+        ``marker`` for ``lifetime`` seconds (only if ``key`` was there)."""
+        ...
+
+    def add(self, key: str, member: str, lifetime: float) -> None:
+        """Add ``member`` to the set ``key``, which lives ``lifetime`` seconds more."""
+        ...
+
+    def members(self, key: str) -> set[str]: ...
+
+
+class MemoryStore:
+    """One process only (development, tests): a dictionary with expiry times."""
+
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+        self._values: dict[str, tuple[Any, float]] = {}
+        self._lock = threading.Lock()
+        self._clock = clock
+
+    def _live(self, key: str) -> Any:
+        found = self._values.get(key)
+        if found is None:
+            return None
+        if found[1] <= self._clock():
+            del self._values[key]
+            return None
+        return found[0]
+
+    def put(self, key: str, value: str, lifetime: float, *, only_new: bool = False) -> bool:
+        with self._lock:
+            if only_new and self._live(key) is not None:
+                return False
+            self._values[key] = (value, self._clock() + lifetime)
+            return True
+
+    def get(self, key: str) -> str | None:
+        with self._lock:
+            value = self._live(key)
+            return value if isinstance(value, str) else None
+
+    def delete(self, *keys: str) -> None:
+        with self._lock:
+            for key in keys:
+                self._values.pop(key, None)
+
+    def take(self, key: str) -> str | None:
+        with self._lock:
+            value = self._live(key)
+            self._values.pop(key, None)
+            return value if isinstance(value, str) else None
+
+    def take_and_mark(self, key: str, marker: str, value: str, lifetime: float) -> str | None:
+        with self._lock:
+            taken = self._live(key)
+            self._values.pop(key, None)
+            if isinstance(taken, str):
+                self._values[marker] = (value, self._clock() + lifetime)
+                return taken
+            return None
+
+    def add(self, key: str, member: str, lifetime: float) -> None:
+        with self._lock:
+            current = self._live(key)
+            members = set(current) if isinstance(current, frozenset) else set()
+            members.add(member)
+            self._values[key] = (frozenset(members), self._clock() + lifetime)
+
+    def members(self, key: str) -> set[str]:
+        with self._lock:
+            current = self._live(key)
+            return set(current) if isinstance(current, frozenset) else set()
+
+
+class RedisStore:
+    """Several processes or hosts: one Redis (6.2 or later, for ``GETDEL``)."""
+
+    def __init__(self, client: Any, *, prefix: str = KEY_PREFIX) -> None:
+        self._client = client
+        self._prefix = prefix
+
+    @classmethod
+    def from_url(cls, url: str, *, timeout: float = 2.0) -> RedisStore:
+        import redis  # noqa: PLC0415 - only a provider of several processes needs it
+
+        client = redis.Redis.from_url(
+            url, socket_timeout=timeout, socket_connect_timeout=timeout, decode_responses=True
+        )
+        return cls(client)
+
+    def _call(self, operation: Callable[[], Any]) -> Any:
+        try:
+            return operation()
+        except Exception as exc:  # the client's own errors: a refusal, never a pass
+            raise StoreUnavailable(
+                "the provider's store is unavailable", reason=type(exc).__name__
+            ) from exc
+
+    def put(self, key: str, value: str, lifetime: float, *, only_new: bool = False) -> bool:
+        milliseconds = max(1, int(lifetime * 1000))
+        done = self._call(
+            lambda: self._client.set(self._prefix + key, value, px=milliseconds, nx=only_new)
+        )
+        return bool(done)
+
+    def get(self, key: str) -> str | None:
+        value = self._call(lambda: self._client.get(self._prefix + key))
+        return value if isinstance(value, str) else None
+
+    def delete(self, *keys: str) -> None:
+        if keys:
+            self._call(lambda: self._client.delete(*(self._prefix + key for key in keys)))
+
+    def take(self, key: str) -> str | None:
+        value = self._call(lambda: self._client.getdel(self._prefix + key))
+        return value if isinstance(value, str) else None
+
+    def take_and_mark(self, key: str, marker: str, value: str, lifetime: float) -> str | None:
+        # A Lua script runs alone in Redis: the take and the marker are one step.
+        script = (
+            "local v = redis.call('GETDEL', KEYS[1]) "
+            "if v then redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[2]) end "
+            "return v"
+        )
+        milliseconds = str(max(1, int(lifetime * 1000)))
+        taken = self._call(
+            lambda: self._client.eval(
+                script, 2, self._prefix + key, self._prefix + marker, value, milliseconds
+            )
+        )
+        return taken if isinstance(taken, str) else None
+
+    def add(self, key: str, member: str, lifetime: float) -> None:
+        name = self._prefix + key
+
+        def run() -> None:
+            pipeline = self._client.pipeline(transaction=True)
+            pipeline.sadd(name, member)
+            pipeline.pexpire(name, max(1, int(lifetime * 1000)))
+            pipeline.execute()
+
+        self._call(run)
+
+    def members(self, key: str) -> set[str]:
+        found = self._call(lambda: self._client.smembers(self._prefix + key))
+        return {str(member) for member in found}
+
+
+def store_from_setting(setting: str) -> OidcStore:
+    """``memory`` (one process) or ``redis://host:port/db`` (also ``rediss://``,
+    ``unix://``)."""
+    if setting == "memory":
+        return MemoryStore()
+    if setting.startswith(("redis://", "rediss://", "unix://")):
+        return RedisStore.from_url(setting)
+    raise ConfigError("the store is memory or redis://host:port/db", setting=setting[:60])
