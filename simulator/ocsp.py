@@ -26,6 +26,7 @@ from simulator import keys
 from simulator.personas import CpsPersona, Persona, VitalePersona, bundled
 from simulator.pki import Authority, SimulatorPki, simulator_pki
 from simulator.post_service import PostService
+
 RESPONSE_LIFETIME = dt.timedelta(hours=4)
 
 

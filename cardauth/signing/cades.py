@@ -12,9 +12,7 @@ from pyhanko.sign.signers import Signer
 from pyhanko.sign.timestamps.api import TimeStamper
 
 from cardauth.signing.errors import LevelNotSupported
-from cardauth.signing.levels import Level
-
-DIGEST_ALGORITHM = "sha256"
+from cardauth.signing.levels import DIGEST_ALGORITHM, Level
 
 
 def sign_detached(

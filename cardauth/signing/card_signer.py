@@ -27,10 +27,8 @@ from cardauth.cards.cps import CpsCard, KeyRole
 from cardauth.cards.session import PinSource, sign_document_digest
 from cardauth.errors import CardExpired, CardNotYetValid
 from cardauth.signing.errors import CertificateNotForSigning, SigningError
+from cardauth.signing.levels import DIGEST_ALGORITHM, SIGNATURE_MECHANISM
 from cardauth.signing.trust import to_asn1
-
-SIGNATURE_MECHANISM = "sha256_rsa"  # RSASSA-PKCS1-v1_5 with SHA-256
-DIGEST_ALGORITHM = "sha256"
 
 
 def require_signature_certificate(certificate: x509.Certificate, now: dt.datetime) -> None:
@@ -71,13 +69,14 @@ class CardSigner(Signer):
         signing_cert = to_asn1(certificate)
         super().__init__(
             signing_cert=signing_cert,
-            cert_registry=SimpleCertificateStore.from_certs(
+            cert_registry=SimpleCertificateStore.from_certs(  # type: ignore[no-untyped-call]
                 [signing_cert, *(to_asn1(c) for c in chain)]
             ),
             signature_mechanism=algos.SignedDigestAlgorithm({"algorithm": SIGNATURE_MECHANISM}),
         )
         self.card = card
         self.certificate = certificate
+        self.signing_key_size: int = signing_cert.public_key.byte_size
         self._pin = pin
         self._keypad_timeout = keypad_timeout
 
@@ -87,7 +86,7 @@ class CardSigner(Signer):
         if digest_algorithm != DIGEST_ALGORITHM:
             raise SigningError("the card signs SHA-256 hashes", digest=digest_algorithm)
         if dry_run:  # pyHanko sizing the signature's place: no card, no PIN
-            return bytes(self.signing_cert.public_key.byte_size)
+            return bytes(self.signing_key_size)
         digest = hashlib.sha256(data).digest()
         return sign_document_digest(
             self.card, self._pin(), digest, keypad_timeout=self._keypad_timeout

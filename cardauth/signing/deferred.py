@@ -29,33 +29,32 @@ import hashlib
 import io
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import IO, Any
 
 from asn1crypto import algos, cms
-from asn1crypto import x509 as asn1_x509
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 from cryptography.hazmat.primitives.serialization import Encoding
+from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.sign.signers import ExternalSigner, PdfSigner
 from pyhanko.sign.signers.pdf_byterange import PreparedByteRangeDigest
 from pyhanko.sign.signers.pdf_signer import PdfTBSDocument
 from pyhanko.sign.timestamps.api import TimeStamper
-from pyhanko.sign.validation import async_add_validation_info
-from pyhanko.pdf_utils.reader import PdfFileReader
+from pyhanko.sign.validation.dss import async_add_validation_info
 from pyhanko_certvalidator import ValidationContext
 from pyhanko_certvalidator.registry import SimpleCertificateStore
 
 from cardauth.signing import pades
-from cardauth.signing.card_signer import DIGEST_ALGORITHM, SIGNATURE_MECHANISM
 from cardauth.signing.errors import (
     CertificateNotForSigning,
     DeferredStateInvalid,
     SignatureValueInvalid,
 )
-from cardauth.signing.levels import Level
+from cardauth.signing.levels import DIGEST_ALGORITHM, SIGNATURE_MECHANISM, Level
+from cardauth.signing.trust import to_asn1
 
 STATE_VERSION = 1
 # The room kept in the PDF for the signature container: the signature, the
@@ -87,7 +86,7 @@ def prepare_pdf(
     metadata = pades.signature_metadata(writer, Level.B_B, None, reason)
     pdf_signer = PdfSigner(metadata, signer=signer)
 
-    async def prepare() -> tuple[PreparedByteRangeDigest, io.BytesIO, cms.CMSAttributes]:
+    async def prepare() -> tuple[PreparedByteRangeDigest, IO[bytes], cms.CMSAttributes]:
         prepared, _tbs, output = await pdf_signer.async_digest_doc_for_signing(
             writer, bytes_reserved=PDF_SIGNATURE_ROOM
         )
@@ -99,7 +98,7 @@ def prepare_pdf(
     prepared, output, attributes = asyncio.run(prepare())
     state = {
         "kind": "pdf",
-        "document": _b64(output.getvalue()),
+        "document": _b64(_read_all(output)),
         "document_digest": _b64(prepared.document_digest),
         "reserved": [prepared.reserved_region_start, prepared.reserved_region_end],
         **_signer_state(signer_certificate, chain, attributes),
@@ -163,9 +162,7 @@ def prepare_cms(
     return PreparedSignature(hashlib.sha256(attributes.dump()).digest(), _encode(state))
 
 
-def finish_cms(
-    state: bytes, signature: bytes, *, time_stamper: TimeStamper | None = None
-) -> bytes:
+def finish_cms(state: bytes, signature: bytes, *, time_stamper: TimeStamper | None = None) -> bytes:
     """The DER detached signature: B-B, or B-T with ``time_stamper``."""
     signer, attributes = _checked_signer(_decode(state, "cms"), signature)
     container: cms.ContentInfo = asyncio.run(
@@ -200,11 +197,13 @@ def _signature_certificate(certificate: bytes | x509.Certificate) -> x509.Certif
 def _external_signer(
     certificate: x509.Certificate, chain: tuple[x509.Certificate, ...], value: bytes | None
 ) -> ExternalSigner:
-    signing_cert = _asn1(certificate)
+    signing_cert = to_asn1(certificate)
     key_size = certificate.public_key().key_size // 8  # type: ignore[union-attr]
     return ExternalSigner(
         signing_cert,
-        SimpleCertificateStore.from_certs([signing_cert, *(_asn1(c) for c in chain)]),
+        SimpleCertificateStore.from_certs(  # type: ignore[no-untyped-call]
+            [signing_cert, *(to_asn1(c) for c in chain)]
+        ),
         signature_value=value if value is not None else key_size,
         signature_mechanism=algos.SignedDigestAlgorithm({"algorithm": SIGNATURE_MECHANISM}),
     )
@@ -268,8 +267,9 @@ def _decode(state: bytes, kind: str) -> dict[str, Any]:
     return values
 
 
-def _asn1(certificate: x509.Certificate) -> asn1_x509.Certificate:
-    return asn1_x509.Certificate.load(certificate.public_bytes(Encoding.DER))
+def _read_all(stream: IO[bytes]) -> bytes:
+    stream.seek(0)
+    return stream.read()
 
 
 def _b64(data: bytes) -> str:

@@ -49,6 +49,12 @@ class TsaAnswerInvalid(SigningError):
     code = "signing.tsa_invalid"
 
 
+class TsaRequired(SigningError):
+    """A time-stamped level (B-T, B-LT) was asked for without a time-stamping authority."""
+
+    code = "signing.tsa_required"
+
+
 class RevocationDataUnavailable(SigningError):
     """Revocation data for a long-term signature (B-LT) could not be gathered."""
 

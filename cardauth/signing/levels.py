@@ -1,9 +1,13 @@
-"""The signature formats and the ETSI baseline levels offered (ETSI EN 319 142-1
+"""The signature formats, the ETSI baseline levels offered (ETSI EN 319 142-1
 for PAdES, EN 319 122-1 for CAdES)."""
 
 from __future__ import annotations
 
 from enum import StrEnum
+
+# What the CPS card's signature key does: RSASSA-PKCS1-v1_5 over a SHA-256 hash.
+DIGEST_ALGORITHM = "sha256"
+SIGNATURE_MECHANISM = "sha256_rsa"
 
 
 class Format(StrEnum):

@@ -15,10 +15,9 @@ from pyhanko.sign.timestamps.api import TimeStamper
 from pyhanko_certvalidator import ValidationContext
 
 from cardauth.signing.errors import DocumentInvalid
-from cardauth.signing.levels import Level
+from cardauth.signing.levels import DIGEST_ALGORITHM, Level
 
 PDF_HEADER = b"%PDF-"
-DIGEST_ALGORITHM = "sha256"
 
 
 def open_pdf(document: bytes) -> IncrementalPdfFileWriter:

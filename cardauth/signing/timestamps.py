@@ -25,7 +25,7 @@ class HttpTimeStamper(TimeStamper):
     def __init__(self, url: str, *, timeout: float = TSA_TIMEOUT) -> None:
         if not url.startswith(("http://", "https://")):
             raise TsaUnreachable("only http and https time-stamping authorities", url=url)
-        super().__init__()
+        super().__init__()  # type: ignore[no-untyped-call]
         self.url = url
         self.timeout = timeout
 

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from asn1crypto import x509 as asn1_x509
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509 import ocsp
@@ -71,7 +72,7 @@ class SigningTrust:
             if candidate.subject == certificate.issuer:
                 try:
                     certificate.verify_directly_issued_by(candidate)
-                except (ValueError, TypeError, x509.InvalidSignature):
+                except (ValueError, TypeError, InvalidSignature):
                     continue
                 return candidate
         return None

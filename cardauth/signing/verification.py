@@ -195,7 +195,9 @@ def _verified(
         raise SignatureRevocationUnknown("no revocation data for the signer", **context)
     if not status.trusted:
         reason = indication.standard_name if indication else "untrusted"
-        raise SignatureUntrusted("the signer's certificate is not trusted", reason=reason, **context)
+        raise SignatureUntrusted(
+            "the signer's certificate is not trusted", reason=reason, **context
+        )
     stamp = status.timestamp_validity
     if stamp is not None:
         _require_timestamp(stamp, context)
