@@ -192,15 +192,13 @@ def _print_signature(signature: verification.VerifiedSignature, out: Output) -> 
     if signature.idnat:
         out.field("identifier", f"IdNat {signature.idnat}")
     out.field("certificate.signature", signature.signer)
-    out.line(
-        "    "
-        + out.label(
-            "valid",
-            start=signature.not_before.date().isoformat(),
-            end=signature.not_after.date().isoformat(),
-        )
-        + f" — {signature.issuer} — {out.label('certificate_serial')} {signature.certificate_serial}"
+    validity = out.label(
+        "valid",
+        start=signature.not_before.date().isoformat(),
+        end=signature.not_after.date().isoformat(),
     )
+    serial = f"{out.label('certificate_serial')} {signature.certificate_serial}"
+    out.line(f"    {validity} — {signature.issuer} — {serial}")
     out.field("signature_format", f"{signature.format.value} {signature.level.value.upper()}")
     if signature.timestamp is not None:
         out.field(
