@@ -386,7 +386,11 @@ def _configure_sign(parser: argparse.ArgumentParser, language: Language) -> None
     parser.add_argument(
         "--level", choices=LEVELS, default="b-b", help=label("help.sign.level", language)
     )
-    parser.add_argument("--tsa-url", metavar="URL", help=label("help.sign.tsa_url", language))
+    parser.add_argument(
+        "--tsa-url",
+        metavar=label("metavar.url", language),
+        help=label("help.sign.tsa_url", language),
+    )
     parser.add_argument(
         "--trust",
         required=True,
