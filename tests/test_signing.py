@@ -18,23 +18,18 @@ from pathlib import Path
 import pytest
 from asn1crypto import cms
 from cryptography import x509
-from cryptography.hazmat.primitives.serialization import Encoding
-from pyhanko.pdf_utils import generic
 from pyhanko.pdf_utils.reader import PdfFileReader
-from pyhanko.pdf_utils.writer import PageObject, PdfFileWriter
 
 from cardauth.cli import main
 from cardauth.signing import smime
 from cardauth.transport.pcsc import PcscBackend
 from simulator.card import VirtualCard
 from simulator.faults import Fault
-from simulator.ocsp import OcspResponder
 from simulator.pcscd import READER_NAMES, PrivatePcscd
 from simulator.personas import load
 from simulator.pki import simulator_pki
-from simulator.trust_export import export_trust
-from simulator.tsa import TimeStampAuthority
 from simulator.workstation import Workstation, vpcd_workstation
+from tests.signing_kit import Pki, make_pdf, pdfsig, running_pki
 
 pytestmark = pytest.mark.pcscd
 
@@ -42,50 +37,10 @@ PIN = "1234"
 SLOT_WAIT = 10.0
 
 
-def make_pdf(text: str = "Ordonnance du 2 decembre") -> bytes:
-    """A one-page PDF, written by pyHanko's writer (an untyped API)."""
-    writer = PdfFileWriter()  # type: ignore[no-untyped-call]
-    stream = generic.StreamObject(stream_data=f"BT /F1 12 Tf 72 720 Td ({text}) Tj ET".encode())
-    box = generic.ArrayObject([generic.NumberObject(n) for n in (0, 0, 595, 842)])  # type: ignore[no-untyped-call]
-    page = PageObject(contents=writer.add_object(stream), media_box=box)  # type: ignore[no-untyped-call]
-    writer.insert_page(page)  # type: ignore[no-untyped-call]
-    out = io.BytesIO()
-    writer.write(out)  # type: ignore[no-untyped-call]
-    return out.getvalue()
-
-
-@dataclass
-class Pki:
-    folder: Path
-    trust: Path
-    root: Path  # the CPS root, PEM: openssl's -CAfile
-    nss: str  # pdfsig's NSS database, the CPS root trusted
-    ocsp: OcspResponder
-    tsa: TimeStampAuthority
-
-
 @pytest.fixture(scope="module")
 def pki(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pki]:
-    folder = tmp_path_factory.mktemp("signing-pki")
-    ocsp = OcspResponder().start()
-    tsa = TimeStampAuthority().start()
-    trust = folder / "trust"
-    export_trust(trust, now=dt.datetime.now(dt.UTC), ocsp_url=ocsp.url)
-    root = folder / "root.pem"
-    root.write_bytes(simulator_pki().cps_root.certificate.public_bytes(Encoding.PEM))
-    nss = folder / "nss"
-    nss.mkdir()
-    subprocess.run(["certutil", "-N", "-d", f"sql:{nss}", "--empty-password"], check=True)
-    # Trusted to issue e-mail and object-signing certificates: NSS's use for signatures.
-    subprocess.run(
-        ["certutil", "-A", "-d", f"sql:{nss}", "-n", "test-root", "-t", "C,C,C", "-i", str(root)],
-        check=True,
-    )
-    try:
-        yield Pki(folder, trust, root, f"sql:{nss}", ocsp, tsa)
-    finally:
-        ocsp.stop()
-        tsa.stop()
+    with running_pki(tmp_path_factory.mktemp("signing-pki")) as running:
+        yield running
 
 
 @dataclass
@@ -159,18 +114,6 @@ def error_code(answer: dict[str, object]) -> object:
     error = answer["error"]
     assert isinstance(error, dict)
     return error["code"]
-
-
-def pdfsig(pki: Pki, path: Path) -> str:
-    # -no-ocsp: the test PKI's responder addresses never resolve (pyHanko checks
-    # revocation, with the trust directory's CRLs and responder).
-    done = subprocess.run(
-        ["pdfsig", "-nssdir", pki.nss, "-no-ocsp", str(path)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    return done.stdout + done.stderr
 
 
 def openssl_verify(pki: Pki, *arguments: str) -> subprocess.CompletedProcess[str]:

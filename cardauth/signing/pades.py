@@ -5,6 +5,7 @@ certificates in the document security store (DSS)."""
 from __future__ import annotations
 
 import io
+import zlib
 
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 from pyhanko.pdf_utils.misc import PdfError
@@ -27,7 +28,7 @@ def open_pdf(document: bytes) -> IncrementalPdfFileWriter:
     try:
         writer = IncrementalPdfFileWriter(io.BytesIO(document), strict=False)
         writer.root  # noqa: B018 - the catalog must be there
-    except (PdfError, ValueError, KeyError, TypeError, IndexError) as exc:
+    except (PdfError, ValueError, KeyError, TypeError, IndexError, zlib.error) as exc:
         raise DocumentInvalid("the PDF cannot be read", reason=str(exc)) from exc
     if writer.prev.encrypted:
         raise DocumentInvalid("the PDF is encrypted")

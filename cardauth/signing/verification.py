@@ -17,7 +17,10 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import io
+import zlib
+from collections.abc import Coroutine
 from dataclasses import dataclass, replace
+from typing import Any, TypeVar
 
 from asn1crypto import cms
 from cryptography import x509
@@ -26,6 +29,7 @@ from pyhanko.pdf_utils.misc import PdfError
 from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.sign.ades.report import AdESFailure, AdESIndeterminate
 from pyhanko.sign.validation import async_validate_detached_cms, async_validate_pdf_signature
+from pyhanko.sign.validation.errors import SignatureValidationError
 from pyhanko.sign.validation.status import (
     PdfSignatureStatus,
     StandardCMSSignatureStatus,
@@ -46,6 +50,8 @@ from cardauth.signing.errors import (
 from cardauth.signing.levels import Format, Level
 from cardauth.signing.pades import PDF_HEADER
 from cardauth.signing.trust import SigningTrust
+
+Status = TypeVar("Status", bound=StandardCMSSignatureStatus)
 
 UNKNOWN_REVOCATION = frozenset(
     (
@@ -113,22 +119,19 @@ def verify_pdf(
     try:
         reader = PdfFileReader(io.BytesIO(document), strict=False)
         signatures = reader.embedded_regular_signatures
-    except (PdfError, ValueError, KeyError, TypeError, IndexError) as exc:
+    except (PdfError, ValueError, KeyError, TypeError, IndexError, zlib.error) as exc:
         raise SignatureMalformed("the PDF cannot be read", reason=str(exc)) from exc
     if not signatures:
         raise SignatureMissing("the PDF carries no signature")
     found = []
     for embedded in signatures:
-        try:
-            status = asyncio.run(
-                async_validate_pdf_signature(
-                    embedded,
-                    signer_validation_context=trust.validation_context(moment=now),
-                    ts_validation_context=trust.validation_context(moment=now),
-                )
+        status = _validated(
+            async_validate_pdf_signature(
+                embedded,
+                signer_validation_context=trust.validation_context(moment=now),
+                ts_validation_context=trust.validation_context(moment=now),
             )
-        except (PdfError, ValueError, KeyError, TypeError) as exc:
-            raise SignatureMalformed("the PDF signature cannot be read", reason=str(exc)) from exc
+        )
         level = Level.B_LT if _has_dss(reader) and status.timestamp_validity else None
         found.append(_verified(status, Format.PADES, level))
     return tuple(found)
@@ -139,7 +142,7 @@ def verify_detached(
 ) -> VerifiedSignature:
     """A detached CMS signature (``.p7s``) of ``content``."""
     signed_data = _signed_data(signature)
-    status = asyncio.run(
+    status = _validated(
         async_validate_detached_cms(
             content,
             signed_data,
@@ -158,6 +161,19 @@ def verify_smime(message: bytes, trust: SigningTrust, *, now: dt.datetime) -> Ve
         raise SignatureMalformed(exc.message) from exc
     verified = verify_detached(signature, entity, trust, now=now)
     return replace(verified, format=Format.SMIME)
+
+
+def _validated(validation: Coroutine[Any, Any, Status]) -> Status:
+    """pyHanko's status, or its refusal as ours: a signature whose structure does
+    not hold (its signed attributes contradict it) is not the signer's."""
+    try:
+        return asyncio.run(validation)
+    except SignatureValidationError as exc:
+        if exc.ades_subindication is AdESFailure.FORMAT_FAILURE:
+            raise SignatureMalformed("the signature's structure is wrong", reason=str(exc)) from exc
+        raise SignatureInvalid("the signature does not hold", reason=str(exc)) from exc
+    except (PdfError, ValueError, KeyError, TypeError, NotImplementedError, zlib.error) as exc:
+        raise SignatureMalformed("the signature cannot be read", reason=str(exc)) from exc
 
 
 def _has_dss(reader: PdfFileReader) -> bool:

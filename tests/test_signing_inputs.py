@@ -1,0 +1,176 @@
+"""What a signature's verification and the time-stamping authority do with bytes
+they should not trust: every damaged signature, message or PDF is a refusal with a
+code, never a traceback; the authority's failures are typed refusals of the signer.
+On in-process virtual cards (the pcscd path is in test_signing.py)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from asn1crypto import tsp
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
+
+from cardauth.cards.cps import CpsCard
+from cardauth.cards.identify import open_card
+from cardauth.errors import CardAuthError
+from cardauth.signing import cades, pades, smime, verification
+from cardauth.signing.card_signer import CardSigner
+from cardauth.signing.errors import (
+    SignatureMalformed,
+    SignatureMissing,
+    SignatureUntrusted,
+    TsaAnswerInvalid,
+    TsaUnreachable,
+)
+from cardauth.signing.levels import Level
+from cardauth.signing.timestamps import HttpTimeStamper
+from cardauth.signing.trust import SigningTrust
+from simulator.pki import TEST_ARC, simulator_pki
+from simulator.readers import VirtualReaders
+from simulator.trust_export import export_trust
+from simulator.tsa import Fault, TimeStampAuthority
+from tests.signing_kit import make_pdf
+from tests.support import card_for
+
+PIN = "1234"
+FLIPS = 120
+
+
+@pytest.fixture(scope="module")
+def trust(tmp_path_factory: pytest.TempPathFactory) -> SigningTrust:
+    folder = tmp_path_factory.mktemp("trust")
+    export_trust(folder, now=dt.datetime.now(dt.UTC))
+    return SigningTrust.from_directory(folder)
+
+
+@pytest.fixture
+def signer(trust: SigningTrust) -> CardSigner:
+    readers = VirtualReaders()
+    readers.insert(0, card_for("doctor"))
+    card = open_card(readers, readers.slot_names[0])
+    assert isinstance(card, CpsCard)
+    return CardSigner(card, lambda: PIN, chain=trust.intermediates)
+
+
+@pytest.fixture
+def tsa() -> Iterator[TimeStampAuthority]:
+    authority = TimeStampAuthority().start()
+    try:
+        yield authority
+    finally:
+        authority.stop()
+
+
+def flipped(data: bytes, seed: int) -> list[bytes]:
+    """``data`` with one bit flipped, at random places (seeded: the same each run)."""
+    chooser = random.Random(seed)
+    out = []
+    for _ in range(FLIPS):
+        at = chooser.randrange(len(data))
+        out.append(data[:at] + bytes((data[at] ^ 1 << chooser.randrange(8),)) + data[at + 1 :])
+    return out
+
+
+def now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def test_damaged_signatures_are_refusals_with_codes(
+    signer: CardSigner, trust: SigningTrust, tsa: TimeStampAuthority
+) -> None:
+    stamper = HttpTimeStamper(tsa.url)
+    content = b"content\n"
+    detached = cades.sign_detached(content, signer, level=Level.B_T, time_stamper=stamper)
+    message = smime.sign_message(content, signer, level=Level.B_B)
+    pdf = pades.sign_pdf(make_pdf(), signer, level=Level.B_T, time_stamper=stamper)
+    codes: set[str] = set()
+    for damaged in flipped(detached, 1):
+        try:
+            verification.verify_detached(damaged, content, trust, now=now())
+        except CardAuthError as refused:
+            codes.add(refused.code)
+    for damaged in flipped(message, 2):
+        try:
+            verification.verify_smime(damaged, trust, now=now())
+        except CardAuthError as refused:
+            codes.add(refused.code)
+    for damaged in flipped(pdf, 3):
+        try:
+            verification.verify_pdf(damaged, trust, now=now())
+        except CardAuthError as refused:
+            codes.add(refused.code)
+    assert {"signature.invalid", "signature.malformed"} <= codes
+
+
+def test_what_is_not_a_signature_is_said_so(trust: SigningTrust) -> None:
+    with pytest.raises(SignatureMalformed):
+        verification.verify_detached(b"\x30\x03abc", b"x", trust, now=now())
+    with pytest.raises(SignatureMalformed):
+        verification.verify_smime(b"Subject: hello\r\n\r\nno signature", trust, now=now())
+    with pytest.raises(SignatureMissing):
+        verification.verify_pdf(make_pdf(), trust, now=now())
+    with pytest.raises(SignatureMalformed):
+        verification.verify_pdf(b"%PDF-1.7\nnothing", trust, now=now())
+
+
+def test_a_signature_by_a_card_of_another_pki_is_untrusted(
+    signer: CardSigner, tmp_path: Path
+) -> None:
+    """Trust only the Vitale root as if it were the professionals' (another PKI)."""
+    other = SigningTrust(roots=(simulator_pki().vitale_root.certificate,))
+    signed = pades.sign_pdf(make_pdf(), signer, level=Level.B_B)
+    with pytest.raises(SignatureUntrusted):
+        verification.verify_pdf(signed, other, now=now())
+
+
+@pytest.mark.parametrize(
+    ("fault", "refusal"),
+    [
+        (Fault.HTTP_ERROR, TsaUnreachable),
+        (Fault.GARBAGE, TsaAnswerInvalid),
+        (Fault.REJECTED, TsaAnswerInvalid),
+    ],
+)
+def test_a_failing_tsa_is_a_typed_refusal(
+    signer: CardSigner, tsa: TimeStampAuthority, fault: Fault, refusal: type[CardAuthError]
+) -> None:
+    tsa.fault = fault
+    with pytest.raises(refusal):
+        cades.sign_detached(b"x", signer, level=Level.B_T, time_stamper=HttpTimeStamper(tsa.url))
+
+
+def test_the_tsa_stamps_under_the_test_pki_as_openssl_checks(
+    tsa: TimeStampAuthority, tmp_path: Path
+) -> None:
+    certificate = simulator_pki().time_stamping_unit().certificate
+    usage = certificate.extensions.get_extension_for_class(x509.ExtendedKeyUsage)
+    assert usage.critical  # RFC 3161 § 2.3
+    assert list(usage.value) == [x509.oid.ExtendedKeyUsageOID.TIME_STAMPING]
+    data = tmp_path / "data"
+    data.write_bytes(b"stamped")
+    query = tmp_path / "query.tsq"
+    subprocess.run(
+        ["openssl", "ts", "-query", "-data", str(data), "-sha256", "-cert", "-out", str(query)],
+        check=True,
+        capture_output=True,
+    )
+    reply = tmp_path / "reply.tsr"
+    reply.write_bytes(tsa.respond(query.read_bytes()))
+    token = tsp.TimeStampResp.load(reply.read_bytes())["time_stamp_token"]
+    info = token["content"]["encap_content_info"]["content"].parsed
+    assert info["policy"].dotted == f"{TEST_ARC}.4.1"
+    root = tmp_path / "root.pem"
+    root.write_bytes(simulator_pki().cps_root.certificate.public_bytes(Encoding.PEM))
+    checked = subprocess.run(
+        ["openssl", "ts", "-verify", "-in", str(reply), "-queryfile", str(query),
+         "-CAfile", str(root)],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert checked.returncode == 0, checked.stderr
+    assert "Verification: OK" in checked.stdout
