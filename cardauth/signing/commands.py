@@ -14,6 +14,7 @@ import argparse
 import contextlib
 import datetime as dt
 import getpass
+import logging
 import os
 import sys
 import tempfile
@@ -110,6 +111,8 @@ def pin_source(card: CpsCard, from_stdin: bool, prompt: str) -> Callable[[], Pin
 
 def command_sign(args: argparse.Namespace, out: Output) -> int:
     """Sign a document with the CPS card's signature key."""
+    # pyHanko warns on its logger that it fetches nothing: by design here (trust.py).
+    logging.getLogger("pyhanko").setLevel(logging.ERROR)
     document_format, level = Format(args.format), Level(args.level)
     if level.time_stamped and not args.tsa_url:
         raise TsaRequired("B-T and B-LT need --tsa-url", level=level.value)
@@ -152,7 +155,7 @@ def command_sign(args: argparse.Namespace, out: Output) -> int:
         "output": str(args.output),
         "format": document_format.value,
         "level": level.value,
-        "signer": certificate.subject.rfc4514_string(),
+        "signer": verification.name_text(certificate.subject),
         "certificate_serial": f"{certificate.serial_number:X}",
     }
     if out.as_json:

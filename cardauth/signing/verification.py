@@ -65,6 +65,15 @@ REVOKED = frozenset(
 )
 
 
+# RFC 4514 names the attributes of a CPS certificate's subject that it has no short
+# name for: as people read them (and as OpenSSL prints them).
+NAME_LABELS = {NameOID.GIVEN_NAME: "GN", NameOID.SURNAME: "SN", NameOID.TITLE: "title"}
+
+
+def name_text(name: x509.Name) -> str:
+    return name.rfc4514_string(NAME_LABELS)
+
+
 @dataclass(frozen=True, slots=True)
 class VerifiedSignature:
     """A signature that holds: who signed (from the certificate), when."""
@@ -199,7 +208,7 @@ def _verified(
 ) -> VerifiedSignature:
     """The checks of the module docstring, in its order, on pyHanko's status."""
     certificate = x509.load_der_x509_certificate(status.signing_cert.dump())
-    context = {"signer": certificate.subject.rfc4514_string()}
+    context = {"signer": name_text(certificate.subject)}
     if not (status.intact and status.valid):
         raise SignatureInvalid("the signature does not match the document", **context)
     if isinstance(status, PdfSignatureStatus) and not status.bottom_line and status.trusted:
@@ -249,17 +258,17 @@ def _describe(
     return VerifiedSignature(
         format=format,
         level=level,
-        signer=certificate.subject.rfc4514_string(),
+        signer=name_text(certificate.subject),
         idnat=attribute(NameOID.COMMON_NAME),
         given_name=attribute(NameOID.GIVEN_NAME),
         surname=attribute(NameOID.SURNAME),
         certificate_serial=f"{certificate.serial_number:X}",
-        issuer=certificate.issuer.rfc4514_string(),
+        issuer=name_text(certificate.issuer),
         not_before=certificate.not_valid_before_utc,
         not_after=certificate.not_valid_after_utc,
         non_repudiation=non_repudiation,
         signing_time=status.signer_reported_dt,
         timestamp=stamp.timestamp if stamp is not None else None,
-        timestamp_authority=authority.rfc4514_string() if authority is not None else None,
+        timestamp_authority=name_text(authority) if authority is not None else None,
         certificate=certificate,
     )
