@@ -450,3 +450,43 @@ def test_force_replaces_an_existing_output(
     assert signed.read_bytes().startswith(b"%PDF-")
     assert shutil.disk_usage(tmp_path)  # the temporary file went with the rename
     assert sorted(p.name for p in tmp_path.iterdir()) == ["doc.pdf", "signed.pdf"]
+
+
+def test_a_long_term_pdf_is_checked_with_its_own_revocation_data(
+    monkeypatch: pytest.MonkeyPatch, pki: Pki, reader: Reader, tmp_path: Path
+) -> None:
+    """Years later the day's CRLs are gone: a B-LT PDF carries them (and the OCSP
+    answer), a B-T PDF does not."""
+    reader.insert("doctor")
+    document = tmp_path / "doc.pdf"
+    document.write_bytes(make_pdf())
+    long_term, timed = tmp_path / "b-lt.pdf", tmp_path / "b-t.pdf"
+    assert sign(monkeypatch, pki, document, long_term, "--level", "b-lt")[0] == 0
+    assert sign(monkeypatch, pki, document, timed, "--level", "b-t")[0] == 0
+    roots_only = tmp_path / "roots-only"
+    shutil.copytree(pki.trust, roots_only)
+    shutil.rmtree(roots_only / "crls")
+    settings = roots_only / "trust.toml"
+    settings.write_text(
+        settings.read_text(encoding="utf-8").replace("use_ocsp = true", "use_ocsp = false"),
+        encoding="utf-8",
+    )
+    status, verified = cardauth(
+        monkeypatch, "verify-signature", str(long_term), "--trust", str(roots_only)
+    )
+    assert status == 0, verified
+    status, refused = cardauth(
+        monkeypatch, "verify-signature", str(timed), "--trust", str(roots_only)
+    )
+    assert (status, error_code(refused)) == (1, "signature.revocation_unknown")
+
+
+def test_a_revoked_signer_is_refused_before_a_long_term_signature(
+    monkeypatch: pytest.MonkeyPatch, pki: Pki, reader: Reader, tmp_path: Path
+) -> None:
+    reader.insert("cps-revoked")
+    document, signed = tmp_path / "doc.pdf", tmp_path / "signed.pdf"
+    document.write_bytes(make_pdf())
+    status, answer = sign(monkeypatch, pki, document, signed, "--level", "b-lt", stdin="")
+    assert (status, error_code(answer)) == (1, "signing.certificate_rejected")  # no PIN read
+    assert list(tmp_path.iterdir()) == [document]

@@ -6,6 +6,7 @@ On in-process virtual cards (the pcscd path is in test_signing.py)."""
 from __future__ import annotations
 
 import datetime as dt
+import io
 import random
 import subprocess
 from collections.abc import Iterator
@@ -18,6 +19,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 
 from cardauth.cards.cps import CpsCard
 from cardauth.cards.identify import open_card
+from cardauth.cli import main
 from cardauth.errors import CardAuthError
 from cardauth.signing import cades, pades, smime, verification
 from cardauth.signing.card_signer import CardSigner
@@ -43,10 +45,21 @@ FLIPS = 120
 
 
 @pytest.fixture(scope="module")
-def trust(tmp_path_factory: pytest.TempPathFactory) -> SigningTrust:
+def trust_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("trust")
     export_trust(folder, now=dt.datetime.now(dt.UTC))
-    return SigningTrust.from_directory(folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def trust(trust_folder: Path) -> SigningTrust:
+    return SigningTrust.from_directory(trust_folder)
+
+
+def run(*args: str) -> tuple[int, str]:
+    out = io.StringIO()
+    status = main(list(args), stream=out)
+    return status, out.getvalue()
 
 
 @pytest.fixture
@@ -174,3 +187,48 @@ def test_the_tsa_stamps_under_the_test_pki_as_openssl_checks(
     )  # fmt: skip
     assert checked.returncode == 0, checked.stderr
     assert "Verification: OK" in checked.stdout
+
+
+def test_sign_and_verify_on_simulated_cards_in_french_and_english(
+    trust_folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    document, signed = tmp_path / "doc.pdf", tmp_path / "signed.pdf"
+    document.write_bytes(make_pdf())
+    monkeypatch.setattr("sys.stdin", io.StringIO(f"{PIN}\n"))
+    status, said = run(
+        "--simulate", "sign", str(document), "-o", str(signed), "--trust", str(trust_folder),
+        "--pin-stdin",
+    )  # fmt: skip
+    assert status == 0
+    assert said.startswith(f"Document signé : {signed}\n")
+    status, said = run("verify-signature", str(signed), "--trust", str(trust_folder))
+    assert status == 0
+    assert "Signature valide" in said
+    assert "Signataire : Élise FONTAINE" in said
+    assert "IdNat 899700420013" in said
+    status, said = run(
+        "--lang", "en", "verify-signature", str(signed), "--trust", str(trust_folder)
+    )
+    assert "Valid signature" in said
+    assert "Signer: Élise FONTAINE" in said
+
+
+def test_refusals_are_said_in_french_by_default_and_in_english_when_asked(
+    trust_folder: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    unsigned = tmp_path / "doc.pdf"
+    unsigned.write_bytes(make_pdf())
+    assert run("verify-signature", str(unsigned), "--trust", str(trust_folder))[0] == 1
+    assert capsys.readouterr().err.startswith(
+        "Erreur [signature.missing] : Ce document ne porte aucune signature."
+    )
+    run("--lang", "en", "verify-signature", str(unsigned), "--trust", str(trust_folder))
+    assert capsys.readouterr().err.startswith(
+        "Error [signature.missing]: This document carries no signature."
+    )
+    status, _ = run(
+        "--simulate", "sign", str(unsigned), "-o", str(tmp_path / "x.pdf"), "--trust",
+        str(trust_folder), "--level", "b-t",
+    )  # fmt: skip
+    assert status == 1
+    assert "[signing.tsa_required]" in capsys.readouterr().err

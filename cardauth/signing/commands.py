@@ -45,6 +45,13 @@ if TYPE_CHECKING:
 MAX_DOCUMENT = 256 * 1024 * 1024  # read whole: a larger file is refused, not swapped in
 
 
+def quiet_pyhanko() -> None:
+    """pyHanko logs what it refuses (and that it fetches nothing, by design here:
+    trust.py) as warnings: the command says the refusal itself, with its code."""
+    for name in ("pyhanko", "pyhanko_certvalidator"):
+        logging.getLogger(name).setLevel(logging.CRITICAL)
+
+
 def read_document(path: Path) -> bytes:
     try:
         with path.open("rb") as file:
@@ -111,8 +118,7 @@ def pin_source(card: CpsCard, from_stdin: bool, prompt: str) -> Callable[[], Pin
 
 def command_sign(args: argparse.Namespace, out: Output) -> int:
     """Sign a document with the CPS card's signature key."""
-    # pyHanko warns on its logger that it fetches nothing: by design here (trust.py).
-    logging.getLogger("pyhanko").setLevel(logging.ERROR)
+    quiet_pyhanko()
     document_format, level = Format(args.format), Level(args.level)
     if level.time_stamped and not args.tsa_url:
         raise TsaRequired("B-T and B-LT need --tsa-url", level=level.value)
@@ -170,6 +176,7 @@ def command_sign(args: argparse.Namespace, out: Output) -> int:
 def command_verify_signature(args: argparse.Namespace, out: Output) -> int:
     """Verify a signed PDF, a detached signature (with ``--content``) or an S/MIME
     message against a trust directory."""
+    quiet_pyhanko()
     trust = SigningTrust.from_directory(args.trust)
     data = read_document(args.document)
     now = dt.datetime.now(dt.UTC)

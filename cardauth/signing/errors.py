@@ -36,6 +36,13 @@ class CertificateNotForSigning(SigningError):
     code = "signing.certificate_usage"
 
 
+class SignerCertificateRejected(SigningError):
+    """The signer's certificate does not validate against the trust (revoked, no path
+    to a root): a long-term signature (B-LT) checks it before the card signs."""
+
+    code = "signing.certificate_rejected"
+
+
 class TsaUnreachable(SigningError):
     """The time-stamping authority could not be reached."""
 

@@ -11,11 +11,12 @@ from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 from pyhanko.pdf_utils.misc import PdfError
 from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.sign.fields import SigSeedSubFilter, enumerate_sig_fields
+from pyhanko.sign.general import SigningError as PyHankoSigningError
 from pyhanko.sign.signers import PdfSignatureMetadata, PdfSigner, Signer
 from pyhanko.sign.timestamps.api import TimeStamper
 from pyhanko_certvalidator import ValidationContext
 
-from cardauth.signing.errors import DocumentInvalid
+from cardauth.signing.errors import DocumentInvalid, SignerCertificateRejected
 from cardauth.signing.levels import DIGEST_ALGORITHM, Level
 
 PDF_HEADER = b"%PDF-"
@@ -78,5 +79,12 @@ def sign_pdf(
     pdf_signer = PdfSigner(
         metadata, signer=signer, timestamper=time_stamper if level.time_stamped else None
     )
-    signed: io.BytesIO = pdf_signer.sign_pdf(writer)
+    try:
+        signed: io.BytesIO = pdf_signer.sign_pdf(writer)
+    except PyHankoSigningError as exc:  # its checks before signing, B-LT's path validation
+        raise SignerCertificateRejected(
+            "the signer's certificate does not validate", reason=str(exc)
+        ) from exc
+    except (PdfError, ValueError, KeyError, TypeError, IndexError, zlib.error) as exc:
+        raise DocumentInvalid("the PDF cannot be signed", reason=str(exc)) from exc
     return signed.getvalue()

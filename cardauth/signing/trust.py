@@ -114,14 +114,20 @@ class SigningTrust:
         return tuple(answers)
 
     def validation_context(
-        self, *, moment: dt.datetime | None = None, ocsps: Iterable[bytes] = ()
+        self,
+        *,
+        moment: dt.datetime | None = None,
+        ocsps: Iterable[bytes] = (),
+        crls: Iterable[bytes] = (),
     ) -> ValidationContext:
         """A pyHanko validation context that fetches nothing and requires revocation
-        data for every certificate below a root."""
+        data for every certificate below a root: the directory's CRLs, and the CRLs
+        and OCSP answers given (a document's own, from its DSS: each counts only
+        once its signature is checked against the CA, as any other)."""
         return ValidationContext(
             trust_roots=[to_asn1(c) for c in self.roots],
             other_certs=[to_asn1(c) for c in self.intermediates],
-            crls=list(self.crls),
+            crls=[*self.crls, *crls],
             ocsps=list(ocsps),
             allow_fetching=False,
             revocation_mode="require",

@@ -8,8 +8,9 @@ parses (``signature.missing``, ``signature.malformed``); it matches the document
 what its signature allows); the signer's certificate chains to a trusted root and
 was valid at the signing time (``signature.untrusted``), was not revoked
 (``signature.revoked``), revocation data said so (``signature.revocation_unknown``);
-its time stamp, if any, holds (``signature.timestamp_invalid``). The time of the
-check is the time stamp's when there is one, else ``now``.
+its time stamp, if any, holds (``signature.timestamp_invalid``). Everything is
+checked at ``now``; a PDF's own revocation data (its DSS, PAdES B-LT) count beside
+the trust's.
 """
 
 from __future__ import annotations
@@ -18,22 +19,30 @@ import asyncio
 import datetime as dt
 import io
 import zlib
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
 from asn1crypto import cms
+from asn1crypto import x509 as asn1_x509
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 from pyhanko.pdf_utils.misc import PdfError
 from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.sign.ades.report import AdESFailure, AdESIndeterminate
 from pyhanko.sign.validation import async_validate_detached_cms, async_validate_pdf_signature
-from pyhanko.sign.validation.errors import SignatureValidationError
+from pyhanko.sign.validation.dss import DocumentSecurityStore
+from pyhanko.sign.validation.errors import NoDSSFoundError, SignatureValidationError
 from pyhanko.sign.validation.status import (
     PdfSignatureStatus,
     StandardCMSSignatureStatus,
     TimestampSignatureStatus,
+)
+from pyhanko_certvalidator import CertificateValidator, ValidationContext
+from pyhanko_certvalidator.errors import (
+    InsufficientRevinfoError,
+    PathBuildingError,
+    ValidationError,
 )
 
 from cardauth.signing import smime
@@ -54,11 +63,7 @@ from cardauth.signing.trust import SigningTrust
 Status = TypeVar("Status", bound=StandardCMSSignatureStatus)
 
 UNKNOWN_REVOCATION = frozenset(
-    (
-        AdESIndeterminate.TRY_LATER,
-        AdESIndeterminate.REVOCATION_OUT_OF_BOUNDS_NO_POE,
-        AdESIndeterminate.OUT_OF_BOUNDS_NO_POE,
-    )
+    (AdESIndeterminate.TRY_LATER, AdESIndeterminate.REVOCATION_OUT_OF_BOUNDS_NO_POE)
 )
 REVOKED = frozenset(
     (AdESFailure.REVOKED, AdESIndeterminate.REVOKED_NO_POE, AdESIndeterminate.REVOKED_CA_NO_POE)
@@ -132,17 +137,20 @@ def verify_pdf(
         raise SignatureMalformed("the PDF cannot be read", reason=str(exc)) from exc
     if not signatures:
         raise SignatureMissing("the PDF carries no signature")
+    crls, ocsps = _dss_revocation(reader)
+
+    def context() -> ValidationContext:
+        return trust.validation_context(moment=now, crls=crls, ocsps=ocsps)
+
     found = []
     for embedded in signatures:
         status = _validated(
             async_validate_pdf_signature(
-                embedded,
-                signer_validation_context=trust.validation_context(moment=now),
-                ts_validation_context=trust.validation_context(moment=now),
+                embedded, signer_validation_context=context(), ts_validation_context=context()
             )
         )
-        level = Level.B_LT if _has_dss(reader) and status.timestamp_validity else None
-        found.append(_verified(status, Format.PADES, level))
+        level = Level.B_LT if (crls or ocsps) and status.timestamp_validity else None
+        found.append(_verified(status, Format.PADES, level, context))
     return tuple(found)
 
 
@@ -151,15 +159,19 @@ def verify_detached(
 ) -> VerifiedSignature:
     """A detached CMS signature (``.p7s``) of ``content``."""
     signed_data = _signed_data(signature)
+
+    def context() -> ValidationContext:
+        return trust.validation_context(moment=now)
+
     status = _validated(
         async_validate_detached_cms(
             content,
             signed_data,
-            signer_validation_context=trust.validation_context(moment=now),
-            ts_validation_context=trust.validation_context(moment=now),
+            signer_validation_context=context(),
+            ts_validation_context=context(),
         )
     )
-    return _verified(status, Format.CADES, None)
+    return _verified(status, Format.CADES, None, context)
 
 
 def verify_smime(message: bytes, trust: SigningTrust, *, now: dt.datetime) -> VerifiedSignature:
@@ -185,8 +197,17 @@ def _validated(validation: Coroutine[Any, Any, Status]) -> Status:
         raise SignatureMalformed("the signature cannot be read", reason=str(exc)) from exc
 
 
-def _has_dss(reader: PdfFileReader) -> bool:
-    return "/DSS" in reader.root
+def _dss_revocation(reader: PdfFileReader) -> tuple[tuple[bytes, ...], tuple[bytes, ...]]:
+    """The CRLs and OCSP answers of the PDF's document security store (PAdES B-LT)."""
+    try:
+        store = DocumentSecurityStore.read_dss(reader)
+        crls = tuple(bytes(ref.get_object().data) for ref in store.crls)
+        ocsps = tuple(bytes(ref.get_object().data) for ref in store.ocsps)
+    except NoDSSFoundError:
+        return (), ()
+    except (PdfError, ValueError, KeyError, TypeError, AttributeError, zlib.error) as exc:
+        raise SignatureMalformed("the PDF's DSS cannot be read", reason=str(exc)) from exc
+    return crls, ocsps
 
 
 def _signed_data(signature: bytes) -> cms.SignedData:
@@ -204,31 +225,48 @@ def _signed_data(signature: bytes) -> cms.SignedData:
 
 
 def _verified(
-    status: StandardCMSSignatureStatus, format: Format, level: Level | None
+    status: StandardCMSSignatureStatus,
+    format: Format,
+    level: Level | None,
+    context: Callable[[], ValidationContext],
 ) -> VerifiedSignature:
     """The checks of the module docstring, in its order, on pyHanko's status."""
     certificate = x509.load_der_x509_certificate(status.signing_cert.dump())
-    context = {"signer": name_text(certificate.subject)}
+    names = {"signer": name_text(certificate.subject)}
     if not (status.intact and status.valid):
-        raise SignatureInvalid("the signature does not match the document", **context)
+        raise SignatureInvalid("the signature does not match the document", **names)
     if isinstance(status, PdfSignatureStatus) and not status.bottom_line and status.trusted:
-        raise SignatureInvalid("the PDF was changed after it was signed", **context)
+        raise SignatureInvalid("the PDF was changed after it was signed", **names)
     indication = status.trust_problem_indic
     if status.revoked or indication in REVOKED:
-        raise SignatureRevoked("the signer's certificate is revoked", **context)
+        raise SignatureRevoked("the signer's certificate is revoked", **names)
     if indication in UNKNOWN_REVOCATION:
-        raise SignatureRevocationUnknown("no revocation data for the signer", **context)
+        raise SignatureRevocationUnknown("no revocation data for the signer", **names)
     if not status.trusted:
+        if _lacks_revocation_data(status.signing_cert, context()):
+            raise SignatureRevocationUnknown("no revocation data for the signer", **names)
         reason = indication.standard_name if indication else "untrusted"
-        raise SignatureUntrusted(
-            "the signer's certificate is not trusted", reason=reason, **context
-        )
+        raise SignatureUntrusted("the signer's certificate is not trusted", reason=reason, **names)
     stamp = status.timestamp_validity
     if stamp is not None:
-        _require_timestamp(stamp, context)
+        _require_timestamp(stamp, names)
     if level is None:
         level = Level.B_T if stamp is not None else Level.B_B
     return _describe(certificate, status, format, level)
+
+
+def _lacks_revocation_data(certificate: asn1_x509.Certificate, context: ValidationContext) -> bool:
+    """Whether the signer's path fails for want of revocation data alone: pyHanko says
+    "chain failure" for it as for any other, its certificate validator tells them
+    apart (only asked once a signature has failed)."""
+    validator = CertificateValidator(certificate, validation_context=context)
+    try:
+        asyncio.run(validator.async_validate_path())
+    except InsufficientRevinfoError:
+        return True
+    except (ValidationError, PathBuildingError, ValueError):
+        return False
+    return False
 
 
 def _require_timestamp(stamp: TimestampSignatureStatus, context: dict[str, str]) -> None:
