@@ -19,10 +19,12 @@ from cryptography.hazmat.primitives.serialization import Encoding
 
 from cardauth.cards.cps import CpsCard
 from cardauth.cards.identify import open_card
+from cardauth.cards.session import Keypad
 from cardauth.cli import main
 from cardauth.errors import CardAuthError
 from cardauth.signing import cades, pades, smime, verification
 from cardauth.signing.card_signer import CardSigner
+from cardauth.signing.commands import pin_source
 from cardauth.signing.errors import (
     SignatureMalformed,
     SignatureMissing,
@@ -232,3 +234,19 @@ def test_refusals_are_said_in_french_by_default_and_in_english_when_asked(
     )  # fmt: skip
     assert status == 1
     assert "[signing.tsa_required]" in capsys.readouterr().err
+
+
+def test_the_pin_typed_on_the_reader_s_keypad_signs_a_document(trust: SigningTrust) -> None:
+    readers = VirtualReaders()
+    readers.insert(0, card_for("doctor"))
+    keypad = readers.add_pinpad(0)
+    card = open_card(readers, readers.slot_names[0])
+    assert isinstance(card, CpsCard)
+    ask = pin_source(card, False, "never shown")  # what cardauth sign does without --pin-stdin
+    assert ask() is Keypad.ENTRY
+    keypad.type(PIN)
+    signed = pades.sign_pdf(
+        make_pdf(), CardSigner(card, ask, chain=trust.intermediates), level=Level.B_B
+    )
+    [verified] = verification.verify_pdf(signed, trust, now=now())
+    assert verified.idnat == "899700420013"

@@ -13,6 +13,8 @@ In the order the data flows:
 - :mod:`.deferred`: prepare and finish for a teleservice with no card on its
   server (the card signs elsewhere, through the bridge);
 - :mod:`.verification`: who signed, when, and whether it holds;
+- :mod:`.levels`: the formats, levels and the card's algorithm;
+- :mod:`.commands`: ``cardauth sign`` and ``cardauth verify-signature``;
 - :mod:`.errors`: every refusal, with its stable code.
 
 Only :mod:`.card_signer` needs the card stack; the rest imports no pyscard, so a
