@@ -71,20 +71,20 @@ def output_file(path: Path, *, force: bool) -> Iterator[Callable[[bytes], None]]
     if path.exists() and not force:
         raise OutputExists("the output file exists (--force replaces it)", file=str(path))
     try:
-        descriptor, temporary = tempfile.mkstemp(
-            prefix=f".{path.name}.", suffix=".part", dir=path.parent if path.parent else "."
+        staged_file = tempfile.NamedTemporaryFile(  # noqa: SIM115 - closed below, always
+            prefix=f".{path.name}.", suffix=".part", dir=path.parent, delete=False
         )
     except OSError as exc:
         raise OutputNotWritable("the output cannot be written", file=str(path)) from exc
-    staged = Path(temporary)
+    staged = Path(staged_file.name)
 
     def write(data: bytes) -> None:
         try:
-            with os.fdopen(descriptor, "wb") as file:
-                file.write(data)
-                file.flush()
-                os.fsync(file.fileno())
-            staged.chmod(0o644)
+            with staged_file:
+                staged_file.write(data)
+                staged_file.flush()
+                os.fsync(staged_file.fileno())
+            staged.chmod(0o666 & ~_umask())  # as an ordinary new file (mkstemp's is 0600)
             if force:
                 staged.replace(path)
             else:
@@ -97,9 +97,14 @@ def output_file(path: Path, *, force: bool) -> Iterator[Callable[[bytes], None]]
     try:
         yield write
     finally:
+        staged_file.close()
         staged.unlink(missing_ok=True)
-        with contextlib.suppress(OSError):
-            os.close(descriptor)
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def pin_source(card: CpsCard, from_stdin: bool, prompt: str) -> Callable[[], PinSource]:
