@@ -13,9 +13,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from asn1crypto import tsp
+from asn1crypto import keys, tsp
 from cryptography import x509
-from cryptography.hazmat.primitives.serialization import Encoding
+from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
+from pyhanko.sign.signers import SimpleSigner
+from pyhanko_certvalidator.registry import SimpleCertificateStore
 
 from cardauth.cards.cps import CpsCard
 from cardauth.cards.identify import open_card
@@ -29,13 +31,15 @@ from cardauth.signing.errors import (
     SignatureMalformed,
     SignatureMissing,
     SignatureUntrusted,
+    SignatureWrongKey,
     TsaAnswerInvalid,
     TsaUnreachable,
 )
 from cardauth.signing.levels import Level
 from cardauth.signing.timestamps import HttpTimeStamper
-from cardauth.signing.trust import SigningTrust
-from simulator.pki import TEST_ARC, simulator_pki
+from cardauth.signing.trust import SigningTrust, to_asn1
+from simulator.personas import load_cps
+from simulator.pki import TEST_ARC, cps_key, simulator_pki
 from simulator.readers import VirtualReaders
 from simulator.trust_export import export_trust
 from simulator.tsa import Fault, TimeStampAuthority
@@ -250,3 +254,38 @@ def test_the_pin_typed_on_the_reader_s_keypad_signs_a_document(trust: SigningTru
     )
     [verified] = verification.verify_pdf(signed, trust, now=now())
     assert verified.idnat == "899700420013"
+
+
+def test_a_document_signed_by_the_authentication_key_is_refused(
+    trust: SigningTrust, tmp_path: Path
+) -> None:
+    """pyHanko signing with the doctor's authentication key (derived by the simulator):
+    cardauth's verification refuses it, and so does openssl's default purpose."""
+    persona = load_cps("doctor")
+    certificate = to_asn1(simulator_pki().cps_certificates(persona).authentication)
+    key = keys.PrivateKeyInfo.load(
+        cps_key(persona, "authentication").private_bytes(
+            Encoding.DER, PrivateFormat.PKCS8, NoEncryption()
+        )
+    )
+    intermediate = to_asn1(simulator_pki().cps_ca.certificate)
+    signer = SimpleSigner(
+        certificate,
+        key,
+        SimpleCertificateStore.from_certs([certificate, intermediate]),  # type: ignore[no-untyped-call]
+    )
+    signature = cades.sign_detached(b"data", signer, level=Level.B_B)
+    with pytest.raises(SignatureWrongKey):
+        verification.verify_detached(signature, b"data", trust, now=now())
+    (tmp_path / "data").write_bytes(b"data")
+    (tmp_path / "data.p7s").write_bytes(signature)
+    root = tmp_path / "root.pem"
+    root.write_bytes(simulator_pki().cps_root.certificate.public_bytes(Encoding.PEM))
+    checked = subprocess.run(
+        ["openssl", "cms", "-verify", "-binary", "-inform", "DER", "-in",
+         str(tmp_path / "data.p7s"), "-content", str(tmp_path / "data"), "-CAfile", str(root),
+         "-out", "/dev/null"],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert checked.returncode != 0
+    assert "unsuitable certificate purpose" in checked.stderr

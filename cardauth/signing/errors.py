@@ -112,6 +112,13 @@ class SignatureInvalid(VerificationError):
     code = "signature.invalid"
 
 
+class SignatureWrongKey(VerificationError):
+    """The signer's certificate is not a signature certificate (no nonRepudiation):
+    a CPS card's authentication key signed, which never signs documents."""
+
+    code = "signature.certificate_usage"
+
+
 class SignatureUntrusted(VerificationError):
     """The signer's certificate does not chain to a trusted root, or is not valid
     at the signing time."""

@@ -5,7 +5,9 @@ revocation required for every certificate below a root.
 The checks, in order, each a refusal with its code: the signature is there and
 parses (``signature.missing``, ``signature.malformed``); it matches the document
 (``signature.invalid``: altered, or not the key's, or a PDF changed after it beyond
-what its signature allows); the signer's certificate chains to a trusted root and
+what its signature allows); the signer's certificate is a signature certificate, nonRepudiation
+(``signature.certificate_usage``: never a card's authentication key), chains to a
+trusted root and
 was valid at the signing time (``signature.untrusted``), was not revoked
 (``signature.revoked``), revocation data said so (``signature.revocation_unknown``);
 its time stamp, if any, holds (``signature.timestamp_invalid``). Everything is
@@ -54,6 +56,7 @@ from cardauth.signing.errors import (
     SignatureRevocationUnknown,
     SignatureRevoked,
     SignatureUntrusted,
+    SignatureWrongKey,
     TimestampInvalid,
 )
 from cardauth.signing.levels import Format, Level
@@ -237,6 +240,8 @@ def _verified(
         raise SignatureInvalid("the signature does not match the document", **names)
     if isinstance(status, PdfSignatureStatus) and not status.bottom_line and status.trusted:
         raise SignatureInvalid("the PDF was changed after it was signed", **names)
+    if not _non_repudiation(certificate):
+        raise SignatureWrongKey("the signer's certificate is not for signatures", **names)
     indication = status.trust_problem_indic
     if status.revoked or indication in REVOKED:
         raise SignatureRevoked("the signer's certificate is revoked", **names)
@@ -253,6 +258,14 @@ def _verified(
     if level is None:
         level = Level.B_T if stamp is not None else Level.B_B
     return _describe(certificate, status, format, level)
+
+
+def _non_repudiation(certificate: x509.Certificate) -> bool:
+    try:
+        usage = certificate.extensions.get_extension_for_class(x509.KeyUsage).value
+    except x509.ExtensionNotFound:
+        return False
+    return bool(usage.content_commitment)
 
 
 def _lacks_revocation_data(certificate: asn1_x509.Certificate, context: ValidationContext) -> bool:
@@ -284,11 +297,6 @@ def _describe(
         values = certificate.subject.get_attributes_for_oid(oid)
         return str(values[0].value) if values else None
 
-    try:
-        usage = certificate.extensions.get_extension_for_class(x509.KeyUsage).value
-        non_repudiation = usage.content_commitment
-    except x509.ExtensionNotFound:
-        non_repudiation = False
     stamp = status.timestamp_validity
     authority = None
     if stamp is not None:
@@ -304,7 +312,7 @@ def _describe(
         issuer=name_text(certificate.issuer),
         not_before=certificate.not_valid_before_utc,
         not_after=certificate.not_valid_after_utc,
-        non_repudiation=non_repudiation,
+        non_repudiation=_non_repudiation(certificate),
         signing_time=status.signer_reported_dt,
         timestamp=stamp.timestamp if stamp is not None else None,
         timestamp_authority=name_text(authority) if authority is not None else None,
