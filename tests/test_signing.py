@@ -25,6 +25,7 @@ from cardauth.signing import smime
 from cardauth.transport.pcsc import PcscBackend
 from simulator.card import VirtualCard
 from simulator.faults import Fault
+from simulator.ocsp import Fault as OcspFault
 from simulator.pcscd import READER_NAMES, PrivatePcscd
 from simulator.personas import load
 from simulator.pki import simulator_pki
@@ -489,4 +490,19 @@ def test_a_revoked_signer_is_refused_before_a_long_term_signature(
     document.write_bytes(make_pdf())
     status, answer = sign(monkeypatch, pki, document, signed, "--level", "b-lt", stdin="")
     assert (status, error_code(answer)) == (1, "signing.certificate_rejected")  # no PIN read
+    assert list(tmp_path.iterdir()) == [document]
+
+
+def test_a_long_term_signature_without_its_revocation_data_is_refused_before_the_pin(
+    monkeypatch: pytest.MonkeyPatch, pki: Pki, reader: Reader, tmp_path: Path
+) -> None:
+    reader.insert("doctor")
+    document, signed = tmp_path / "doc.pdf", tmp_path / "signed.pdf"
+    document.write_bytes(make_pdf())
+    pki.ocsp.fault = OcspFault.HTTP_ERROR
+    try:
+        status, answer = sign(monkeypatch, pki, document, signed, "--level", "b-lt", stdin="")
+    finally:
+        pki.ocsp.fault = OcspFault.NONE
+    assert (status, error_code(answer)) == (1, "signing.revocation_unavailable")
     assert list(tmp_path.iterdir()) == [document]
