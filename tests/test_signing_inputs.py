@@ -289,3 +289,27 @@ def test_a_document_signed_by_the_authentication_key_is_refused(
     )  # fmt: skip
     assert checked.returncode != 0
     assert "unsuitable certificate purpose" in checked.stderr
+
+
+def test_a_mime_entity_is_signed_as_given_and_openssl_agrees(
+    signer: CardSigner, trust: SigningTrust, tmp_path: Path
+) -> None:
+    entity = (
+        b"Content-Type: text/plain; charset=utf-8\n"
+        b"Content-Transfer-Encoding: 8bit\n\n"
+        b"R\xc3\xa9sultats de Mme Robin : normaux.\n"
+    )
+    message = smime.sign_message(entity, signer, level=Level.B_B)
+    signed_entity, _signature = smime.split_signed(message)
+    assert signed_entity == smime.canonical(entity)  # CRLF line ends, nothing else changed
+    (tmp_path / "message.eml").write_bytes(message)
+    root = tmp_path / "root.pem"
+    root.write_bytes(simulator_pki().cps_root.certificate.public_bytes(Encoding.PEM))
+    checked = subprocess.run(
+        ["openssl", "cms", "-verify", "-in", str(tmp_path / "message.eml"), "-CAfile",
+         str(root), "-out", str(tmp_path / "out")],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert checked.returncode == 0, checked.stderr
+    assert "normaux" in (tmp_path / "out").read_text(encoding="utf-8")
+    assert verification.verify_smime(message, trust, now=now()).format.value == "smime"

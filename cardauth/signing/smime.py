@@ -84,7 +84,7 @@ def sign_message(
 
 def split_signed(message: bytes) -> tuple[bytes, bytes]:
     """The signed entity (its exact bytes) and the DER signature of a
-    ``multipart/signed`` message, or SignatureMalformed's cause as DocumentInvalid."""
+    ``multipart/signed`` message; DocumentInvalid when it is not one."""
     headers = email.parser.BytesHeaderParser(policy=email.policy.default).parsebytes(message)
     if headers.get_content_type() != "multipart/signed":
         raise DocumentInvalid("the message is not multipart/signed")
