@@ -28,17 +28,13 @@ from cardauth.cards.session import PinSource, sign_document_digest
 from cardauth.errors import CardExpired, CardNotYetValid
 from cardauth.signing.errors import CertificateNotForSigning, SigningError
 from cardauth.signing.levels import DIGEST_ALGORITHM, SIGNATURE_MECHANISM
-from cardauth.signing.trust import to_asn1
+from cardauth.signing.trust import is_signature_certificate, to_asn1
 
 
 def require_signature_certificate(certificate: x509.Certificate, now: dt.datetime) -> None:
     """A signature certificate valid at ``now``: key usage nonRepudiation (the
     card's ``81``, never its authentication key), before any PIN is asked."""
-    try:
-        usage = certificate.extensions.get_extension_for_class(x509.KeyUsage).value
-    except x509.ExtensionNotFound:
-        raise CertificateNotForSigning("the certificate has no key usage") from None
-    if not usage.content_commitment:
+    if not is_signature_certificate(certificate):
         raise CertificateNotForSigning("the certificate's key is not for signatures")
     context = {"not_before": certificate.not_valid_before_utc.date().isoformat()}
     context["not_after"] = certificate.not_valid_after_utc.date().isoformat()

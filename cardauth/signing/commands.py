@@ -143,22 +143,7 @@ def command_sign(args: argparse.Namespace, out: Output) -> int:
                 pin_source(card, args.pin_stdin, out.label("pin_prompt.sign")),
                 chain=trust.chain_of(certificate),
             )
-            if document_format is Format.PADES:
-                context = None
-                if level is Level.B_LT:
-                    context = trust.validation_context(ocsps=trust.ocsp_answers([certificate]))
-                signed = pades.sign_pdf(
-                    document,
-                    signer,
-                    level=level,
-                    time_stamper=stamper,
-                    validation_context=context,
-                    reason=args.reason,
-                )
-            elif document_format is Format.CADES:
-                signed = cades.sign_detached(document, signer, level=level, time_stamper=stamper)
-            else:
-                signed = smime.sign_message(document, signer, level=level, time_stamper=stamper)
+            signed = _signed(document, document_format, level, signer, trust, stamper, args.reason)
         finally:
             backend.close()
         write(signed)
@@ -176,6 +161,33 @@ def command_sign(args: argparse.Namespace, out: Output) -> int:
     out.field("signer", summary["signer"])
     out.field("signature_format", f"{document_format.value} {level.value.upper()}")
     return 0
+
+
+def _signed(
+    document: bytes,
+    document_format: Format,
+    level: Level,
+    signer: CardSigner,
+    trust: SigningTrust,
+    stamper: HttpTimeStamper | None,
+    reason: str | None,
+) -> bytes:
+    """``document`` signed in ``document_format`` at ``level``."""
+    if document_format is Format.CADES:
+        return cades.sign_detached(document, signer, level=level, time_stamper=stamper)
+    if document_format is Format.SMIME:
+        return smime.sign_message(document, signer, level=level, time_stamper=stamper)
+    context = None
+    if level is Level.B_LT:  # the revocation data gathered before the PIN is asked
+        context = trust.validation_context(ocsps=trust.ocsp_answers([signer.certificate]))
+    return pades.sign_pdf(
+        document,
+        signer,
+        level=level,
+        time_stamper=stamper,
+        validation_context=context,
+        reason=reason,
+    )
 
 
 def command_verify_signature(args: argparse.Namespace, out: Output) -> int:

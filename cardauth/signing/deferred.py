@@ -54,7 +54,7 @@ from cardauth.signing.errors import (
     SignatureValueInvalid,
 )
 from cardauth.signing.levels import DIGEST_ALGORITHM, SIGNATURE_MECHANISM, Level
-from cardauth.signing.trust import to_asn1
+from cardauth.signing.trust import is_signature_certificate, to_asn1
 
 STATE_VERSION = 1
 # The room kept in the PDF for the signature container: the signature, the
@@ -185,11 +185,7 @@ def _signature_certificate(certificate: bytes | x509.Certificate) -> x509.Certif
             raise CertificateNotForSigning("the certificate does not parse") from exc
     if not isinstance(certificate.public_key(), rsa.RSAPublicKey):
         raise CertificateNotForSigning("a CPS card's signature key is RSA")
-    try:
-        usage = certificate.extensions.get_extension_for_class(x509.KeyUsage).value
-    except x509.ExtensionNotFound:
-        raise CertificateNotForSigning("the certificate has no key usage") from None
-    if not usage.content_commitment:
+    if not is_signature_certificate(certificate):
         raise CertificateNotForSigning("the certificate's key is not for signatures")
     return certificate
 

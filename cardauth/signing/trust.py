@@ -36,6 +36,16 @@ def to_asn1(certificate: x509.Certificate) -> asn1_x509.Certificate:
     return asn1_x509.Certificate.load(certificate.public_bytes(Encoding.DER))
 
 
+def is_signature_certificate(certificate: x509.Certificate) -> bool:
+    """Key usage nonRepudiation: a CPS card's signature certificate (key ``81``),
+    never its authentication certificate."""
+    try:
+        usage = certificate.extensions.get_extension_for_class(x509.KeyUsage).value
+    except x509.ExtensionNotFound:
+        return False
+    return bool(usage.content_commitment)
+
+
 @dataclass(frozen=True, slots=True)
 class SigningTrust:
     """Roots, intermediates, CRLs (DER) and the OCSP responder to ask, if any."""

@@ -61,7 +61,7 @@ from cardauth.signing.errors import (
 )
 from cardauth.signing.levels import Format, Level
 from cardauth.signing.pades import PDF_HEADER
-from cardauth.signing.trust import SigningTrust
+from cardauth.signing.trust import SigningTrust, is_signature_certificate
 
 Status = TypeVar("Status", bound=StandardCMSSignatureStatus)
 
@@ -240,7 +240,7 @@ def _verified(
         raise SignatureInvalid("the signature does not match the document", **names)
     if isinstance(status, PdfSignatureStatus) and not status.bottom_line and status.trusted:
         raise SignatureInvalid("the PDF was changed after it was signed", **names)
-    if not _non_repudiation(certificate):
+    if not is_signature_certificate(certificate):
         raise SignatureWrongKey("the signer's certificate is not for signatures", **names)
     indication = status.trust_problem_indic
     if status.revoked or indication in REVOKED:
@@ -258,14 +258,6 @@ def _verified(
     if level is None:
         level = Level.B_T if stamp is not None else Level.B_B
     return _describe(certificate, status, format, level)
-
-
-def _non_repudiation(certificate: x509.Certificate) -> bool:
-    try:
-        usage = certificate.extensions.get_extension_for_class(x509.KeyUsage).value
-    except x509.ExtensionNotFound:
-        return False
-    return bool(usage.content_commitment)
 
 
 def _lacks_revocation_data(certificate: asn1_x509.Certificate, context: ValidationContext) -> bool:
@@ -312,7 +304,7 @@ def _describe(
         issuer=name_text(certificate.issuer),
         not_before=certificate.not_valid_before_utc,
         not_after=certificate.not_valid_after_utc,
-        non_repudiation=_non_repudiation(certificate),
+        non_repudiation=is_signature_certificate(certificate),
         signing_time=status.signer_reported_dt,
         timestamp=stamp.timestamp if stamp is not None else None,
         timestamp_authority=name_text(authority) if authority is not None else None,
