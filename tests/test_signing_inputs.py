@@ -313,3 +313,32 @@ def test_a_mime_entity_is_signed_as_given_and_openssl_agrees(
     assert checked.returncode == 0, checked.stderr
     assert "normaux" in (tmp_path / "out").read_text(encoding="utf-8")
     assert verification.verify_smime(message, trust, now=now()).format.value == "smime"
+
+
+def test_what_cannot_be_read_or_offered_is_said_before_any_card(
+    trust_folder: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    status, _ = run(
+        "--lang", "en", "verify-signature", str(tmp_path / "none.pdf"), "--trust",
+        str(trust_folder),
+    )  # fmt: skip
+    assert status == 1
+    assert capsys.readouterr().err.startswith("Error [signing.file_unreadable]: The file ")
+    content = tmp_path / "data"
+    content.write_bytes(b"data")
+    status, _ = run(
+        "sign",
+        str(content),
+        "-o",
+        str(tmp_path / "data.p7s"),
+        "--format",
+        "cades",
+        "--level",
+        "b-lt",
+        "--tsa-url",
+        "http://127.0.0.1:9/",
+        "--trust",
+        str(trust_folder),
+    )  # fmt: skip  (no --simulate: no reader is ever asked)
+    assert status == 1
+    assert "[signing.level_unsupported]" in capsys.readouterr().err

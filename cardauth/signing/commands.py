@@ -29,7 +29,8 @@ from cardauth.cards.session import Keypad, PinSource
 from cardauth.signing import cades, pades, smime, verification
 from cardauth.signing.card_signer import CardSigner
 from cardauth.signing.errors import (
-    DocumentInvalid,
+    FileUnreadable,
+    LevelNotSupported,
     OutputExists,
     OutputNotWritable,
     TsaRequired,
@@ -57,9 +58,9 @@ def read_document(path: Path) -> bytes:
         with path.open("rb") as file:
             data = file.read(MAX_DOCUMENT + 1)
     except OSError as exc:
-        raise DocumentInvalid("the file cannot be read", file=str(path)) from exc
+        raise FileUnreadable("the file cannot be read", file=str(path)) from exc
     if len(data) > MAX_DOCUMENT:
-        raise DocumentInvalid("the file is too large", file=str(path))
+        raise FileUnreadable("the file is too large", file=str(path))
     return data
 
 
@@ -127,6 +128,8 @@ def command_sign(args: argparse.Namespace, out: Output) -> int:
     document_format, level = Format(args.format), Level(args.level)
     if level.time_stamped and not args.tsa_url:
         raise TsaRequired("B-T and B-LT need --tsa-url", level=level.value)
+    if level is Level.B_LT and document_format is not Format.PADES:
+        raise LevelNotSupported("B-LT is offered for PAdES only", level=level.value)
     document = read_document(args.document)
     if document_format is Format.PADES:
         pades.open_pdf(document)  # a PDF that is no PDF is refused before the PIN

@@ -12,6 +12,13 @@ class SigningError(CardAuthError):
     code = "signing.error"
 
 
+class FileUnreadable(SigningError):
+    """A file given to sign or to verify cannot be read (missing, no permission, too
+    large)."""
+
+    code = "signing.file_unreadable"
+
+
 class DocumentInvalid(SigningError):
     """The document given is not what its format needs (a PDF that is no PDF)."""
 
