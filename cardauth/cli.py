@@ -33,7 +33,7 @@ from cardauth.cards.session import pin_session
 from cardauth.cards.vitale import VitaleCard
 from cardauth.challenges import DEFAULT_LIFETIME as DEFAULT_CHALLENGE_LIFETIME
 from cardauth.challenges import ChallengeRecord, MemoryChallengeStore, session_digest
-from cardauth.errors import CardAuthError, NoReader, PcscUnavailable
+from cardauth.errors import CardAuthError, NoReader, PartMissing, PcscUnavailable
 from cardauth.identifiers import IdNatType
 from cardauth.jose import MAX_TOKEN_LENGTH
 from cardauth.messages import (
@@ -50,6 +50,9 @@ from cardauth.transport.base import ReaderBackend
 from cardauth.verify import Verifier
 
 EXIT_ERROR = 1
+SIGNING_PACKAGE = "cardauth[signing]"
+FORMATS = ("pades", "cades", "smime")
+LEVELS = ("b-b", "b-t", "b-lt")
 
 
 def make_backend(simulate: bool, personas: str) -> ReaderBackend:
@@ -275,6 +278,25 @@ def command_verify(args: argparse.Namespace, out: Output) -> int:
     return 0
 
 
+def _signing_command(name: str) -> Callable[[argparse.Namespace, Output], int]:
+    """A command of :mod:`cardauth.signing.commands`, loaded when it runs: without the
+    ``signing`` extra (pyHanko), the command says what to install."""
+
+    def run(args: argparse.Namespace, out: Output) -> int:
+        try:
+            from cardauth.signing import commands  # noqa: PLC0415 - the extra, if installed
+        except ImportError as error:
+            if not (error.name or "").startswith(("pyhanko", "asn1crypto", "lxml", "aiohttp")):
+                raise
+            raise PartMissing(
+                "pyHanko is not installed", part="signing", package=SIGNING_PACKAGE
+            ) from error
+        handler: Callable[[argparse.Namespace, Output], int] = getattr(commands, name)
+        return handler(args, out)
+
+    return run
+
+
 def _card_command(
     handler: Callable[[ReaderBackend, Output], int],
 ) -> Callable[[argparse.Namespace, Output], int]:
@@ -343,6 +365,70 @@ def _configure_verify(parser: argparse.ArgumentParser, language: Language) -> No
     )
 
 
+def _configure_sign(parser: argparse.ArgumentParser, language: Language) -> None:
+    parser.add_argument(
+        "document",
+        type=Path,
+        metavar=label("metavar.file", language),
+        help=label("help.sign.document", language),
+    )
+    parser.add_argument(
+        "--output",
+        "-o",
+        required=True,
+        type=Path,
+        metavar=label("metavar.file", language),
+        help=label("help.sign.output", language),
+    )
+    parser.add_argument(
+        "--format", choices=FORMATS, default="pades", help=label("help.sign.format", language)
+    )
+    parser.add_argument(
+        "--level", choices=LEVELS, default="b-b", help=label("help.sign.level", language)
+    )
+    parser.add_argument(
+        "--tsa-url",
+        metavar=label("metavar.url", language),
+        help=label("help.sign.tsa_url", language),
+    )
+    parser.add_argument(
+        "--trust",
+        required=True,
+        type=Path,
+        metavar=label("metavar.directory", language),
+        help=label("help.sign.trust", language),
+    )
+    parser.add_argument(
+        "--reason",
+        metavar=label("metavar.text", language),
+        help=label("help.sign.reason", language),
+    )
+    parser.add_argument("--force", action="store_true", help=label("help.sign.force", language))
+    parser.add_argument("--pin-stdin", action="store_true", help=label("help.pin_stdin", language))
+
+
+def _configure_verify_signature(parser: argparse.ArgumentParser, language: Language) -> None:
+    parser.add_argument(
+        "document",
+        type=Path,
+        metavar=label("metavar.file", language),
+        help=label("help.verify_signature.document", language),
+    )
+    parser.add_argument(
+        "--content",
+        type=Path,
+        metavar=label("metavar.file", language),
+        help=label("help.verify_signature.content", language),
+    )
+    parser.add_argument(
+        "--trust",
+        required=True,
+        type=Path,
+        metavar=label("metavar.directory", language),
+        help=label("help.trust", language),
+    )
+
+
 def _no_options(parser: argparse.ArgumentParser, language: Language) -> None:
     return
 
@@ -360,6 +446,12 @@ COMMANDS: dict[
     "cards": (_card_command(command_cards), "help.cards", _no_options),
     "login": (command_login, "help.login", _configure_login),
     "verify": (command_verify, "help.verify", _configure_verify),
+    "sign": (_signing_command("command_sign"), "help.sign", _configure_sign),
+    "verify-signature": (
+        _signing_command("command_verify_signature"),
+        "help.verify_signature",
+        _configure_verify_signature,
+    ),
 }
 
 

@@ -14,6 +14,8 @@ SYSTEM_PACKAGES=(
   opensc            # OpenSC's tools and PKCS#11 module: the test oracle for the CPS card
   openssl           # checks the card's signatures in the OpenSC tests
   redis-server      # the challenge store shared by several teleservice processes
+  poppler-utils     # pdfsig: checks the PDF signatures in the signing tests
+  libnss3-tools     # certutil: the NSS database of test roots that pdfsig trusts
   chromium          # headless browser for the bridge's browser test (driven by Playwright)
   python3-venv
 )
@@ -57,7 +59,7 @@ if [[ ! -f $wheel_stamp ]] || ! cat distributions/*/pyproject.toml | cmp -s - "$
   rm -rf "$wheelhouse"
   .venv/bin/python distributions/build.py --out "$wheelhouse" >/dev/null
   .venv/bin/python -m pip wheel -q --disable-pip-version-check -w "$wheelhouse" \
-    --find-links "$wheelhouse" 'cardauth[cards,redis,oidc]' cardauth-bridge cardauth-simulator \
+    --find-links "$wheelhouse" 'cardauth[cards,redis,oidc,signing]' cardauth-bridge cardauth-simulator \
     'setuptools>=68'
   cat distributions/*/pyproject.toml > "$wheel_stamp"
 fi

@@ -27,6 +27,7 @@ from simulator.messages import CATALOG
 from simulator.ocsp import OcspResponder
 from simulator.personas import DEFAULT_CPS, DEFAULT_VITALE, bundled
 from simulator.trust_export import export_trust
+from simulator.tsa import DEFAULT_TSA_PORT, TimeStampAuthority
 from simulator.vpcd import DEFAULT_PORTS
 from simulator.workstation import vpcd_workstation
 
@@ -124,6 +125,13 @@ def build_parser(language: Language) -> ArgumentParser:
         default=DEFAULT_OCSP_PORT,
         help=text("help.port", default=DEFAULT_OCSP_PORT),
     )
+    stamper = commands.add_parser("tsa", help=text("help.tsa"))
+    stamper.add_argument(
+        "--port",
+        type=_port(language),
+        default=DEFAULT_TSA_PORT,
+        help=text("help.tsa_port", default=DEFAULT_TSA_PORT),
+    )
     return parser
 
 
@@ -142,6 +150,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         if args.command == "ocsp":
             return _run_ocsp(args.port, language)
+        if args.command == "tsa":
+            return _run_tsa(args.port, language)
         if args.vpcd:
             return _run_vpcd(args, language)
     except CardAuthError as error:
@@ -185,6 +195,16 @@ def _run_ocsp(port: int, language: Language) -> int:
     while not stop.wait(0.5):
         pass
     responder.stop()
+    return 0
+
+
+def _run_tsa(port: int, language: Language) -> int:
+    authority = TimeStampAuthority().start(port=port)
+    stop = _stop_on_signals()
+    print(_text("tsa", language, url=authority.url), flush=True)
+    while not stop.wait(0.5):
+        pass
+    authority.stop()
     return 0
 
 

@@ -12,10 +12,8 @@ from __future__ import annotations
 
 import datetime as dt
 import secrets
-import threading
 from collections.abc import Callable, Iterable
 from enum import StrEnum
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
@@ -27,9 +25,8 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from simulator import keys
 from simulator.personas import CpsPersona, Persona, VitalePersona, bundled
 from simulator.pki import Authority, SimulatorPki, simulator_pki
-from simulator.vpcd import require_loopback
+from simulator.post_service import PostService
 
-MAX_REQUEST = 16 * 1024
 RESPONSE_LIFETIME = dt.timedelta(hours=4)
 
 
@@ -48,7 +45,7 @@ class Fault(StrEnum):
 
 class OcspResponder:
     """Answers OCSP requests for the simulator's card certificates, and the roots'
-    answers for the intermediate CAs."""
+    answers for the intermediate CAs and the time-stamping authority."""
 
     def __init__(
         self,
@@ -62,14 +59,16 @@ class OcspResponder:
         self.requests = 0
         self._clock = clock
         self._index = self._index_certificates(personas or bundled().values())
-        self._server: ThreadingHTTPServer | None = None
+        self._service = PostService("ocsp", "application/ocsp-response", self._answer_post)
 
     def _index_certificates(
         self, personas: Iterable[Persona]
     ) -> dict[tuple[str, int], dt.date | None]:
+        tsa = self.pki.time_stamping_unit().certificate
         index: dict[tuple[str, int], dt.date | None] = {
             (self.pki.cps_root.slug, self.pki.cps_ca.certificate.serial_number): None,
             (self.pki.vitale_root.slug, self.pki.vitale_ca.certificate.serial_number): None,
+            (self.pki.cps_root.slug, tsa.serial_number): None,
         }
         for persona in personas:
             if isinstance(persona, CpsPersona):
@@ -159,46 +158,21 @@ class OcspResponder:
 
     # -- HTTP --------------------------------------------------------------------------
 
+    def _answer_post(self, body: bytes) -> bytes | None:
+        if self.fault is Fault.HTTP_ERROR:
+            return None
+        return self.respond(body)
+
     def start(self, host: str = "127.0.0.1", port: int = 0) -> OcspResponder:
-        require_loopback(host)
-        responder = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                if responder.fault is Fault.HTTP_ERROR:
-                    self.send_error(503)
-                    return
-                if not 0 < length <= MAX_REQUEST:
-                    self.send_error(413 if length else 411)
-                    return
-                body = responder.respond(self.rfile.read(length))
-                self.send_response(200)
-                self.send_header("Content-Type", "application/ocsp-response")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, format: str, *args: object) -> None:
-                return  # quiet: tests and the demo print what matters
-
-        self._server = ThreadingHTTPServer((host, port), Handler)
-        self._server.daemon_threads = True
-        threading.Thread(target=self._server.serve_forever, name="ocsp", daemon=True).start()
+        self._service.start(host, port)
         return self
 
     @property
     def url(self) -> str:
-        if self._server is None:
-            raise RuntimeError("the responder is not started")
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}/"
+        return self._service.url
 
     def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
+        self._service.stop()
 
 
 def _key_hash(authority: Authority, algorithm: hashes.HashAlgorithm) -> bytes:

@@ -77,6 +77,15 @@ class Responder:
 
 
 @dataclass(frozen=True, slots=True)
+class TimeStampingUnit:
+    """The time-stamping authority's certificate (RFC 3161 § 2.3: extended key usage
+    id-kp-timeStamping alone, critical) and key."""
+
+    certificate: x509.Certificate
+    key: rsa.RSAPrivateKey
+
+
+@dataclass(frozen=True, slots=True)
 class CpsCertificates:
     authentication: x509.Certificate
     signature: x509.Certificate
@@ -219,6 +228,11 @@ class SimulatorPki:
         with id-pkix-ocsp-nocheck (RFC 6960 § 4.2.2.2.1)."""
         return _responder(self, authority.slug)
 
+    def time_stamping_unit(self) -> TimeStampingUnit:
+        """The test PKI's time-stamping authority, issued by the CPS root (its
+        revocation is published with the root's CRL and OCSP answers)."""
+        return _time_stamping_unit(self)
+
     # -- card certificates -----------------------------------------------------------
 
     def cps_certificates(self, persona: CpsPersona) -> CpsCertificates:
@@ -340,6 +354,34 @@ def _responder(pki: SimulatorPki, slug: str) -> Responder:
         .sign(authority.key, hashes.SHA256())
     )
     return Responder(certificate, key)
+
+
+@functools.cache
+def _time_stamping_unit(pki: SimulatorPki) -> TimeStampingUnit:
+    issuer = pki.cps_root
+    label = "tsa:cps-root"
+    key = keys.rsa_key(label)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(_ca_name("TEST HORODATAGE IGC-SANTE", "ASIP-SANTE", "IGC-SANTE TEST"))
+        .issuer_name(issuer.name)
+        .public_key(key.public_key())
+        .serial_number(_serial(label))
+        .not_valid_before(CA_NOT_BEFORE)
+        .not_valid_after(INTERMEDIATE_NOT_AFTER)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(_key_usage(digital_signature=True, content_commitment=True), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.TIME_STAMPING]), critical=True)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer.key.public_key()),
+            critical=False,
+        )
+        .add_extension(_crl_distribution(issuer.slug), critical=False)
+        .add_extension(_ocsp_access(issuer.slug), critical=False)
+        .sign(issuer.key, hashes.SHA256())
+    )
+    return TimeStampingUnit(certificate, key)
 
 
 def _common_name(authority: Authority) -> str:

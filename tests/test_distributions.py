@@ -4,8 +4,9 @@ environment, offline, from the wheels scripts/setup.sh gathered (.venv/wheelhous
 
 - a teleservice's server: ``cardauth`` has the verifier, the Flask extension and
   cardauth-verifier, and neither pyscard, pycryptodome, the bridge nor the simulator
-  and its test PKI; the card commands say what to install; ``cardauth[oidc]`` adds
-  the OpenID Connect provider (Authlib), still without the card stack;
+  and its test PKI; the card and signature commands say what to install;
+  ``cardauth[oidc]`` adds the OpenID Connect provider (Authlib) and
+  ``cardauth[signing]`` finishes signatures (pyHanko), both still without pyscard;
 - a workstation: ``cardauth-bridge`` has the bridge and the card stack, not the
   simulator; ``--simulate`` says what to install;
 - a developer's bench: ``cardauth-simulator`` adds the virtual cards, which the
@@ -115,6 +116,13 @@ def provider(tmp_path_factory: pytest.TempPathFactory, wheels: Path) -> Iterator
 
 
 @pytest.fixture(scope="module")
+def signing_teleservice(
+    tmp_path_factory: pytest.TempPathFactory, wheels: Path
+) -> Iterator[Install]:
+    yield from install(tmp_path_factory.mktemp("signing"), wheels, "cardauth[signing]")
+
+
+@pytest.fixture(scope="module")
 def workstation(tmp_path_factory: pytest.TempPathFactory, wheels: Path) -> Iterator[Install]:
     yield from install(tmp_path_factory.mktemp("workstation"), wheels, "cardauth-bridge")
 
@@ -180,6 +188,35 @@ def test_a_card_command_on_a_teleservice_says_what_to_install(teleservice: Insta
     assert refused.returncode == 1
     assert "[install.part_missing]" in refused.stderr
     assert "pip install 'cardauth[cards]'" in refused.stderr
+
+
+def test_a_signature_command_without_the_signing_extra_says_what_to_install(
+    teleservice: Install,
+) -> None:
+    assert teleservice.importable("pyhanko", "cardauth.signing") == {
+        "pyhanko": False,
+        "cardauth.signing": True,  # the package is there; its dependencies are the extra's
+    }
+    refused = teleservice.run("cardauth", "verify-signature", "signed.pdf", "--trust", "trust")
+    assert refused.returncode == 1
+    assert "[install.part_missing]" in refused.stderr
+    assert "pip install 'cardauth[signing]'" in refused.stderr
+
+
+def test_a_teleservice_with_the_signing_extra_finishes_signatures_without_pyscard(
+    signing_teleservice: Install,
+) -> None:
+    probe = (
+        "import sys, cardauth.signing.deferred, cardauth.signing.verification; "
+        "print('smartcard' in sys.modules)"
+    )
+    answer = signing_teleservice.run("python", "-c", probe)
+    assert answer.returncode == 0, answer.stderr
+    assert answer.stdout.strip() == "False"
+    assert signing_teleservice.importable("smartcard", "pyhanko") == {
+        "smartcard": False,
+        "pyhanko": True,
+    }
 
 
 def test_a_workstation_gets_the_bridge_and_the_card_stack_not_the_simulator(

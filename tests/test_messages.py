@@ -25,6 +25,7 @@ import pytest
 import cardauth.cli
 import cardauth.oidc.app
 import cardauth.oidc.cli
+import cardauth.signing.commands
 import cardauth.verifier_service
 import examples.demo
 import simulator.cli
@@ -218,6 +219,7 @@ def test_the_allowed_sameness_is_still_needed() -> None:
 # For each command line, the functions it reads labels with and the catalog of each.
 LABEL_CALLS: Mapping[ModuleType, Mapping[str, Catalog]] = {
     cardauth.cli: {"label": messages.CORE.labels, "out.label": messages.CORE.labels},
+    cardauth.signing.commands: {"out.label": messages.CORE.labels},
     webbridge.server: {
         "label": messages.CORE.labels,
         "messages.label": bridge_messages.CATALOG.all_labels(),

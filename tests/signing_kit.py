@@ -1,0 +1,80 @@
+"""Helpers of the signing tests: a PDF to sign, the test PKI with its OCSP responder
+and time-stamping authority on loopback, and the oracles' trust (openssl's CA file,
+pdfsig's NSS database)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography.hazmat.primitives.serialization import Encoding
+from pyhanko.pdf_utils import generic
+from pyhanko.pdf_utils.writer import PageObject, PdfFileWriter
+
+from simulator.ocsp import OcspResponder
+from simulator.pki import simulator_pki
+from simulator.trust_export import export_trust
+from simulator.tsa import TimeStampAuthority
+
+
+def make_pdf(text: str = "Ordonnance du 2 decembre") -> bytes:
+    """A one-page PDF, written by pyHanko's writer (an untyped API)."""
+    writer = PdfFileWriter()  # type: ignore[no-untyped-call]
+    stream = generic.StreamObject(stream_data=f"BT /F1 12 Tf 72 720 Td ({text}) Tj ET".encode())
+    box = generic.ArrayObject([generic.NumberObject(n) for n in (0, 0, 595, 842)])  # type: ignore[no-untyped-call]
+    page = PageObject(contents=writer.add_object(stream), media_box=box)  # type: ignore[no-untyped-call]
+    writer.insert_page(page)  # type: ignore[no-untyped-call]
+    out = io.BytesIO()
+    writer.write(out)  # type: ignore[no-untyped-call]
+    return out.getvalue()
+
+
+@dataclass
+class Pki:
+    folder: Path
+    trust: Path
+    root: Path  # the CPS root, PEM: openssl's -CAfile
+    nss: str  # pdfsig's NSS database, the CPS root trusted
+    ocsp: OcspResponder
+    tsa: TimeStampAuthority
+
+
+@contextmanager
+def running_pki(folder: Path) -> Iterator[Pki]:
+    """The test PKI's trust in ``folder``, its responder and authority running."""
+    trust = folder / "trust"
+    root = folder / "root.pem"
+    root.write_bytes(simulator_pki().cps_root.certificate.public_bytes(Encoding.PEM))
+    nss = folder / "nss"
+    nss.mkdir()
+    subprocess.run(["certutil", "-N", "-d", f"sql:{nss}", "--empty-password"], check=True)
+    # Trusted to issue e-mail and object-signing certificates: NSS's use for signatures.
+    subprocess.run(
+        ["certutil", "-A", "-d", f"sql:{nss}", "-n", "test-root", "-t", "C,C,C", "-i", str(root)],
+        check=True,
+    )
+    ocsp = OcspResponder().start()
+    tsa = TimeStampAuthority().start()
+    try:
+        export_trust(trust, now=dt.datetime.now(dt.UTC), ocsp_url=ocsp.url)
+        yield Pki(folder, trust, root, f"sql:{nss}", ocsp, tsa)
+    finally:
+        ocsp.stop()
+        tsa.stop()
+
+
+def pdfsig(pki: Pki, path: Path) -> str:
+    # -no-ocsp: the test PKI's responder addresses never resolve (pyHanko checks
+    # revocation, with the trust directory's CRLs and responder).
+    done = subprocess.run(
+        ["pdfsig", "-nssdir", pki.nss, "-no-ocsp", str(path)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return done.stdout + done.stderr
