@@ -16,7 +16,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import html
-import subprocess
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,23 +24,26 @@ from typing import Any
 import pytest
 from asn1crypto import algos
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import padding, rsa, utils
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from cardauth.apdu import Ins
 from cardauth.jose import CompactJws
 from simulator.faults import Fault
-from simulator.personas import load_cps
-from simulator.pki import simulator_pki
 from tests.bridge_flows import Page, answer, open_interaction, open_page, outcome, reload, start
 from tests.bridge_kit import BRIDGE, TELESERVICE, BridgeScene, bridge_scene, get, post_json
+from tests.signing_kit import (
+    DOCTOR_CERTIFICATES,
+    b64url,
+    openssl,
+    openssl_verifies,
+    rsa_key,
+    unb64url,
+    verifies,
+)
 from webbridge.operations import MAX_DOCUMENT_NAME
 
 PIN = "1234"
-DOCTOR = load_cps("doctor")
-CERTIFICATES = simulator_pki().cps_certificates(DOCTOR)
+CERTIFICATES = DOCTOR_CERTIFICATES
 FOREIGN = "https://new-teleservice.example"
 # What a teleservice hashes in deferred signing: the signed attributes of its CMS
 # (here, any bytes: the card signs their digest).
@@ -55,14 +57,6 @@ def scene(tmp_path: Path) -> Iterator[BridgeScene]:
     yield from bridge_scene(tmp_path)
 
 
-def b64url(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
-def unb64url(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-
-
 def signature_request(**members: Any) -> dict[str, Any]:
     return {
         "kind": "signature",
@@ -74,44 +68,6 @@ def signature_request(**members: Any) -> dict[str, Any]:
 
 
 CERTIFICATE_REQUEST = {"kind": "signing_certificate"}
-
-
-def rsa_key(certificate: x509.Certificate) -> rsa.RSAPublicKey:
-    key = certificate.public_key()
-    assert isinstance(key, rsa.RSAPublicKey)
-    return key
-
-
-def verifies(certificate: x509.Certificate, signature: bytes, digest: bytes) -> bool:
-    """Whether ``signature`` is RSASSA-PKCS1-v1_5 with SHA-256 over ``digest``."""
-    try:
-        rsa_key(certificate).verify(
-            signature, digest, padding.PKCS1v15(), utils.Prehashed(hashes.SHA256())
-        )
-    except InvalidSignature:
-        return False
-    return True
-
-
-def openssl(*arguments: str) -> subprocess.CompletedProcess[bytes]:
-    return subprocess.run(["openssl", *arguments], capture_output=True, check=False, timeout=30)
-
-
-def openssl_verifies(certificate_der: bytes, signature: bytes, digest: bytes, tmp: Path) -> bool:
-    """``openssl pkeyutl -verify`` of the raw signature over the digest, with the
-    public key openssl reads itself from the DER certificate."""
-    (tmp / "certificate.der").write_bytes(certificate_der)
-    (tmp / "digest").write_bytes(digest)
-    (tmp / "signature").write_bytes(signature)
-    key = openssl("x509", "-inform", "DER", "-in", str(tmp / "certificate.der"), "-pubkey")
-    assert key.returncode == 0, key.stderr
-    (tmp / "key.pem").write_bytes(key.stdout)
-    verdict = openssl(
-        *("pkeyutl", "-verify", "-pubin", "-inkey", str(tmp / "key.pem")),
-        *("-pkeyopt", "digest:sha256", "-in", str(tmp / "digest")),
-        *("-sigfile", str(tmp / "signature")),
-    )
-    return verdict.returncode == 0 and b"Signature Verified Successfully" in verdict.stdout
 
 
 def sign_on_the_page(scene: BridgeScene, origin: str = TELESERVICE.value, **members: Any) -> Page:
