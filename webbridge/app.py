@@ -429,7 +429,7 @@ def _pages(bridge: Bridge, per_origin: Callable[[Any], Any]) -> Blueprint:
             interaction.tell(FormSpent("this form was sent already"))
         elif interaction.state is State.PENDING:
             if request.form.get("action") == "allow":
-                _ALLOW[interaction.operation.kind](bridge, interaction)
+                _allow(bridge, interaction)
             else:
                 interaction.finish(
                     State.DECLINED, error=InteractionDeclined("refused"), answered=True
@@ -456,42 +456,36 @@ def _pages(bridge: Bridge, per_origin: Callable[[Any], Any]) -> Blueprint:
     return pages
 
 
-def _allow_login(bridge: Bridge, interaction: Interaction) -> None:
-    """The professional allowed the site: verify the PIN once (typed on the page, or
-    on the keypad), sign, and only then remember the site if asked."""
-    login = interaction.operation
-    assert isinstance(login, Login)
-    form = request.form
-    answered = _act(
-        interaction,
-        lambda: Assertion(
-            bridge.cards.authenticate(
-                origin=interaction.origin,
-                challenge=login.challenge,
-                with_vitale=login.with_vitale,
-                pin=_typed_pin(),
-            )
-        ),
-    )
-    if answered and form.get("remember") == "on":
-        bridge.consents.grant(
-            interaction.origin, now=bridge.clock(), days=bridge.config.consent_days
+def _allow(bridge: Bridge, interaction: Interaction) -> None:
+    """The professional allowed what the page showed: a login (the PIN verified once,
+    typed on the page or on the keypad, the authentication key signs, and only then
+    the site is remembered if asked); the signing certificate (no PIN: public data;
+    never remembered: a site asks each time); a signature (the PIN typed for it,
+    verified once, the non-repudiation key signs the hash shown, the card logs out)."""
+    operation = interaction.operation
+    if isinstance(operation, Login):
+        answered = _act(
+            interaction,
+            lambda: Assertion(
+                bridge.cards.authenticate(
+                    origin=interaction.origin,
+                    challenge=operation.challenge,
+                    with_vitale=operation.with_vitale,
+                    pin=_typed_pin(),
+                )
+            ),
         )
-
-
-def _allow_certificate(bridge: Bridge, interaction: Interaction) -> None:
-    """The professional lets the site have the signing certificate (no PIN: public
-    data; never remembered: a site asks each time, on this page)."""
-    _act(interaction, lambda: Certificate(bridge.cards.signing_certificate()))
-
-
-def _allow_signature(bridge: Bridge, interaction: Interaction) -> None:
-    """The professional signs the document the page showed: the PIN typed for this
-    signature (or on the keypad) is verified once, the non-repudiation key signs the
-    hash shown, and the card logs out."""
-    signature = interaction.operation
-    assert isinstance(signature, Signature)
-    _act(interaction, lambda: Signed(bridge.cards.sign_document(signature.digest, _typed_pin())))
+        if answered and request.form.get("remember") == "on":
+            bridge.consents.grant(
+                interaction.origin, now=bridge.clock(), days=bridge.config.consent_days
+            )
+    elif isinstance(operation, Signature):
+        _act(
+            interaction,
+            lambda: Signed(bridge.cards.sign_document(operation.digest, _typed_pin())),
+        )
+    else:
+        _act(interaction, lambda: Certificate(bridge.cards.signing_certificate()))
 
 
 def _act(interaction: Interaction, card_work: Callable[[], operations.Result]) -> bool:
@@ -516,13 +510,6 @@ def _typed_pin() -> str | Keypad:
     """The PIN of the page's form: typed in its field, or on the reader's keypad."""
     form = request.form
     return Keypad.ENTRY if form.get("keypad") == "on" else form.get("pin", "")
-
-
-_ALLOW: dict[Kind, Callable[[Bridge, Interaction], None]] = {
-    Kind.LOGIN: _allow_login,
-    Kind.SIGNING_CERTIFICATE: _allow_certificate,
-    Kind.SIGNATURE: _allow_signature,
-}
 
 
 def _render_interaction(bridge: Bridge, interaction: Interaction) -> str:

@@ -304,14 +304,10 @@ class CardService:
             self._check_signing_validity(cps.certificate(KeyRole.SIGNATURE))
             try:
                 with self._pin_outcome(slot, presented=True):
-                    signed = sign_digest(cps, digest, pin, keypad_timeout=self._pin_entry_timeout)
-            except (WrongPin, PinBlocked):
-                raise  # the tries left, as the card said
-            except CardAuthError:
-                slot.pin = None  # the card logged out, or stopped: asked again when needed
-                raise
-            slot.pin = None  # logged out after signing: asked again when needed
-            return signed
+                    return sign_digest(cps, digest, pin, keypad_timeout=self._pin_entry_timeout)
+            finally:
+                if slot.pin is not None and slot.pin.verified:
+                    slot.pin = None  # the card logged out after the signature: ask it again
 
     def _check_signing_validity(self, certificate: x509.Certificate) -> None:
         problem = _validity_error(
