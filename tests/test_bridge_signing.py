@@ -43,7 +43,6 @@ from tests.signing_kit import (
 from webbridge.operations import MAX_DOCUMENT_NAME
 
 PIN = "1234"
-CERTIFICATES = DOCTOR_CERTIFICATES
 FOREIGN = "https://new-teleservice.example"
 # What a teleservice hashes in deferred signing: the signed attributes of its CMS
 # (here, any bytes: the card signs their digest).
@@ -107,9 +106,9 @@ def test_the_page_shows_the_site_the_document_and_its_hash_then_the_signature_ve
     assert set(signed) == {"status", "signature", "signature_algorithm", "certificate"}
     assert (signed["status"], signed["signature_algorithm"]) == ("ok", "RS256")
     signature, certificate_der = unb64url(signed["signature"]), unb64url(signed["certificate"])
-    assert certificate_der == CERTIFICATES.signature.public_bytes(Encoding.DER)
-    assert verifies(CERTIFICATES.signature, signature, DIGEST)
-    assert not verifies(CERTIFICATES.authentication, signature, DIGEST)
+    assert certificate_der == DOCTOR_CERTIFICATES.signature.public_bytes(Encoding.DER)
+    assert verifies(DOCTOR_CERTIFICATES.signature, signature, DIGEST)
+    assert not verifies(DOCTOR_CERTIFICATES.authentication, signature, DIGEST)
     assert openssl_verifies(certificate_der, signature, DIGEST, tmp_path)
     assert not openssl_verifies(
         certificate_der, signature, hashlib.sha256(b"other").digest(), tmp_path
@@ -126,7 +125,7 @@ def test_the_card_signs_the_digest_info_of_the_hash(scene: BridgeScene, tmp_path
     page = sign_on_the_page(scene)
     signature = unb64url(outcome(scene.client(), page)["signature"])
     (tmp_path / "key.pem").write_bytes(
-        rsa_key(CERTIFICATES.signature).public_bytes(
+        rsa_key(DOCTOR_CERTIFICATES.signature).public_bytes(
             Encoding.PEM, PublicFormat.SubjectPublicKeyInfo
         )
     )
@@ -153,7 +152,7 @@ def test_the_signing_certificate_is_given_once_the_professional_allows_it(
     given = outcome(scene.client(), page)
     assert set(given) == {"status", "certificate"}
     der = unb64url(given["certificate"])
-    assert der == CERTIFICATES.signature.public_bytes(Encoding.DER)
+    assert der == DOCTOR_CERTIFICATES.signature.public_bytes(Encoding.DER)
     usage = x509.load_der_x509_certificate(der).extensions.get_extension_for_class(x509.KeyUsage)
     assert usage.value.content_commitment  # non-repudiation: the document key's
     assert scene.card(0).pins_presented == 0
@@ -189,7 +188,7 @@ def test_a_site_not_approved_gets_nothing_until_the_professional_answers(
 def test_a_site_not_approved_signs_once_the_professional_signs(scene: BridgeScene) -> None:
     page = sign_on_the_page(scene, FOREIGN)
     signed = outcome(scene.client(FOREIGN), page)
-    assert verifies(CERTIFICATES.signature, unb64url(signed["signature"]), DIGEST)
+    assert verifies(DOCTOR_CERTIFICATES.signature, unb64url(signed["signature"]), DIGEST)
     status = get(scene.client(FOREIGN), "/v1/status")
     assert status.status_code == 403  # signing approved nothing for later
 
@@ -240,7 +239,7 @@ def test_each_signature_is_shown_and_asks_the_pin(scene: BridgeScene) -> None:
         assert digest.hex().upper()[:4] in page.html
         answer(scene, page, pin=PIN)
         signed = outcome(scene.client(), page)
-        assert verifies(CERTIFICATES.signature, unb64url(signed["signature"]), digest)
+        assert verifies(DOCTOR_CERTIFICATES.signature, unb64url(signed["signature"]), digest)
         assert scene.card(0).pins_presented == number
 
 
@@ -309,10 +308,10 @@ def test_a_document_hash_sent_as_a_login_challenge_signs_no_document(
     token = outcome(scene.client(), page)["assertion"]
     jws = CompactJws.split(token)
     signature = unb64url(jws.signature_b64)
-    assert not verifies(CERTIFICATES.authentication, signature, DIGEST)
-    assert not verifies(CERTIFICATES.signature, signature, DIGEST)
+    assert not verifies(DOCTOR_CERTIFICATES.authentication, signature, DIGEST)
+    assert not verifies(DOCTOR_CERTIFICATES.signature, signature, DIGEST)
     signed = f"{jws.header_b64}.{jws.payload_b64}".encode()
-    assert verifies(CERTIFICATES.authentication, signature, hashlib.sha256(signed).digest())
+    assert verifies(DOCTOR_CERTIFICATES.authentication, signature, hashlib.sha256(signed).digest())
     assert jws.header()["typ"] == "cardauth+jws"
     assert jws.payload()["aud"] == TELESERVICE.value
     assert security_operations(scene) == (0, 1)  # INTERNAL AUTHENTICATE only, no PSO
@@ -461,7 +460,7 @@ def test_a_card_pulled_and_put_back_mid_signature_is_said_and_signing_goes_on(
     assert 'id="pin"' in page.html
     answer(scene, page, pin=PIN)
     signed = outcome(scene.client(), page)
-    assert verifies(CERTIFICATES.signature, unb64url(signed["signature"]), DIGEST)
+    assert verifies(DOCTOR_CERTIFICATES.signature, unb64url(signed["signature"]), DIGEST)
     assert scene.card(0).pins_presented == 2
 
 
@@ -492,7 +491,7 @@ def test_a_card_pulled_out_mid_signature_leaves_the_page_asking_for_it(
     reload(scene, page)
     answer(scene, page, pin=PIN)
     signed = outcome(scene.client(), page)
-    assert verifies(CERTIFICATES.signature, unb64url(signed["signature"]), DIGEST)
+    assert verifies(DOCTOR_CERTIFICATES.signature, unb64url(signed["signature"]), DIGEST)
     assert get(scene.client(), "/v1/status").status_code == 200
 
 
@@ -549,7 +548,7 @@ def test_the_readers_keypad_takes_the_pin_of_a_signature(scene: BridgeScene) -> 
     answer(scene, page, keypad="on")
     typing.join()
     signed = outcome(scene.client(), page)
-    assert verifies(CERTIFICATES.signature, unb64url(signed["signature"]), DIGEST)
+    assert verifies(DOCTOR_CERTIFICATES.signature, unb64url(signed["signature"]), DIGEST)
     assert scene.card(0).pins_presented == 1
 
 
