@@ -22,13 +22,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from asn1crypto import algos
+from asn1crypto import algos, cms
+from asn1crypto import x509 as asn1_x509
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from cardauth.apdu import Ins
 from cardauth.jose import CompactJws
 from simulator.faults import Fault
+from simulator.pki import simulator_pki
 from tests.bridge_flows import Page, answer, open_interaction, open_page, outcome, reload, start
 from tests.bridge_kit import BRIDGE, TELESERVICE, BridgeScene, bridge_scene, get, post_json
 from tests.signing_kit import (
@@ -138,6 +140,79 @@ def test_the_card_signs_the_digest_info_of_the_hash(scene: BridgeScene, tmp_path
     digest_info = algos.DigestInfo.load(recovered.stdout)
     assert digest_info["digest_algorithm"]["algorithm"].native == "sha256"
     assert digest_info["digest"].native == DIGEST
+
+
+def test_a_cms_signature_finished_with_the_answer_verifies_with_openssl_cms(
+    scene: BridgeScene, tmp_path: Path
+) -> None:
+    """Deferred signing as a teleservice does it, with asn1crypto: the signing
+    certificate first, then signed attributes naming the document's digest, their
+    SHA-256 signed through the bridge, and a detached CMS SignedData (RFC 5652)
+    built around the raw signature. ``openssl cms -verify`` checks it, the path to
+    the test PKI's root included."""
+    asked = open_interaction(scene, TELESERVICE.value, CERTIFICATE_REQUEST)
+    answer(scene, asked)
+    certificate = asn1_x509.Certificate.load(
+        unb64url(outcome(scene.client(), asked)["certificate"])
+    )
+    document = b"Ordonnance : amoxicilline 1 g, matin et soir, 6 jours.\n"
+    signed_attributes = cms.CMSAttributes(
+        [
+            cms.CMSAttribute({"type": "content_type", "values": ["data"]}),
+            cms.CMSAttribute(
+                {"type": "message_digest", "values": [hashlib.sha256(document).digest()]}
+            ),
+        ]
+    )
+    digest = hashlib.sha256(signed_attributes.dump()).digest()  # over the SET OF (RFC 5652 § 5.4)
+    page = sign_on_the_page(scene, hash=b64url(digest), document_name="Ordonnance.txt")
+    signed = outcome(scene.client(), page)
+    assert unb64url(signed["certificate"]) == certificate.dump()
+    sha256 = algos.DigestAlgorithm({"algorithm": "sha256"})
+    signer = cms.SignerInfo(
+        {
+            "version": "v1",
+            "sid": cms.SignerIdentifier(
+                {
+                    "issuer_and_serial_number": cms.IssuerAndSerialNumber(
+                        {"issuer": certificate.issuer, "serial_number": certificate.serial_number}
+                    )
+                }
+            ),
+            "digest_algorithm": sha256,
+            "signed_attrs": signed_attributes,
+            "signature_algorithm": algos.SignedDigestAlgorithm({"algorithm": "rsassa_pkcs1v15"}),
+            "signature": unb64url(signed["signature"]),
+        }
+    )
+    signed_data = cms.SignedData(
+        {
+            "version": "v1",
+            "digest_algorithms": [sha256],
+            "encap_content_info": {"content_type": "data"},  # detached
+            "certificates": [certificate],
+            "signer_infos": [signer],
+        }
+    )
+    envelope = cms.ContentInfo({"content_type": "signed_data", "content": signed_data})
+    (tmp_path / "document.txt").write_bytes(document)
+    (tmp_path / "signature.p7s").write_bytes(envelope.dump())
+    pki = simulator_pki()
+    (tmp_path / "ca.pem").write_bytes(
+        b"".join(a.certificate.public_bytes(Encoding.PEM) for a in (pki.cps_ca, pki.cps_root))
+    )
+
+    def openssl_cms(content: Path) -> bool:
+        verdict = openssl(
+            *("cms", "-verify", "-binary", "-inform", "DER", "-purpose", "any"),
+            *("-in", str(tmp_path / "signature.p7s"), "-content", str(content)),
+            *("-CAfile", str(tmp_path / "ca.pem"), "-out", str(tmp_path / "out")),
+        )
+        return verdict.returncode == 0 and b"Verification successful" in verdict.stderr
+
+    assert openssl_cms(tmp_path / "document.txt")
+    (tmp_path / "altered.txt").write_bytes(document.replace(b"6 jours", b"60 jours"))
+    assert not openssl_cms(tmp_path / "altered.txt")
 
 
 def test_the_signing_certificate_is_given_once_the_professional_allows_it(
