@@ -722,3 +722,39 @@ def test_sign_refuses_what_the_bridge_would_before_opening_anything(
     )
     assert got == code
     assert len([p for p in browser.pages if not p.is_closed()]) <= windows
+
+
+def test_a_site_not_approved_gets_its_signature_once_the_professional_signs(
+    page: Page, browser: BrowserContext, bridge: Bridge, sites: Sites, artifacts: Path
+) -> None:
+    """The site reads nothing while the bridge's page waits (no CORS for it), then
+    the signature once the professional has signed; and it stays not approved."""
+    site = sites.refuser  # refused a login before: never approved
+    open_teleservice(page, site, bridge)
+    page.evaluate("window.documentName = 'Certificat médical.pdf'")
+    popup = click_and_get_bridge_page(page, browser, bridge, "#sign")
+    assert popup.text_content("#document-name") == "Certificat médical.pdf"
+    popup.wait_for_timeout(PROFESSIONAL_READS_MS)  # the site keeps waiting meanwhile
+    assert page.get_attribute("body", "data-signed") is None
+    popup.fill("#pin", DOCTOR.pin)
+    answer_on_bridge_page(popup, "#allow", artifacts)
+    assert signing_outcome(page) == "ok"
+    digest = hashlib.sha256(SIGNED_ATTRIBUTES.encode()).digest()
+    signature = unb64url(page.evaluate("window.signing.at(-1).signature"))
+    assert verifies(DOCTOR_CERTIFICATES.signature, signature, digest)
+    assert bridge.status(site.origin)[0] == 403
+
+
+def test_an_aborted_signature_opens_nothing(
+    page: Page, browser: BrowserContext, bridge: Bridge, sites: Sites
+) -> None:
+    open_teleservice(page, sites.trusted, bridge)
+    windows = len(browser.pages)
+    code = page.evaluate(
+        """() => window.bridge
+              .sign({ hash: new Uint8Array(32), documentName: "a.pdf",
+                      signal: AbortSignal.abort() })
+              .then(() => "signed", (error) => error.code)"""
+    )
+    assert code == "bridge.aborted"
+    assert len(browser.pages) == windows
