@@ -77,7 +77,8 @@ def test_a_signature_damaged_on_the_way_is_refused_and_the_card_logged_out() -> 
     """The signature comes back with a byte flipped (a reader that lost a bit, a
     fault): checked against the signature certificate, it is refused, never handed
     out, and the PIN is not left verified."""
-    armed, damaged = [False], []
+    armed: list[bool] = [False]
+    damaged: list[bytes] = []
 
     def damage(answer: bytes) -> bytes:
         if armed[0] and not damaged and len(answer) == 256 + 2 and answer[-2:] == b"\x90\x00":
