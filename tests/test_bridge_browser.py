@@ -149,6 +149,7 @@ $("sign").addEventListener("click", () =>
     bridge.sign({
       hash: () => crypto.subtle.digest("SHA-256", PREPARED),
       documentName: window.documentName,
+      certificate: window.preparedFor, // the signing certificate, when the page has it
     }),
   ),
 );
@@ -665,6 +666,7 @@ def test_a_page_signs_a_document_the_professional_sees_on_the_bridge_page(
     certificate = unb64url(page.evaluate("window.signing.at(-1).certificate"))
     assert certificate == DOCTOR_CERTIFICATES.signature.public_bytes(Encoding.DER)
     wait_until_closed(popup)
+    page.evaluate("window.preparedFor = window.signing.at(-1).certificate")
 
     # A signature: the site, the document's name and its hash, then the PIN.
     digest = hashlib.sha256(SIGNED_ATTRIBUTES.encode()).digest()
@@ -710,6 +712,10 @@ def test_a_site_not_approved_asking_for_the_signing_certificate_gets_a_refusal_o
         ),
         ('{ hash: new Uint8Array(32), documentName: "fdp\\u202e.exe" }', "document.name_invalid"),
         ('{ hash: new Uint8Array(32), documentName: "x".repeat(121) }', "document.name_invalid"),
+        (
+            '{ hash: new Uint8Array(32), documentName: "a.pdf", certificate: "MII+" }',
+            "document.certificate_malformed",
+        ),
     ],
 )
 def test_sign_refuses_what_the_bridge_would_before_opening_anything(

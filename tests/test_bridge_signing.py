@@ -336,6 +336,51 @@ def test_there_is_no_fast_path_for_signing(scene: BridgeScene) -> None:
     assert security_operations(scene)[0] == 0
 
 
+def test_a_signature_for_the_certificate_the_site_prepared_for_is_made_by_that_card(
+    scene: BridgeScene,
+) -> None:
+    asked = open_interaction(scene, TELESERVICE.value, CERTIFICATE_REQUEST)
+    answer(scene, asked)
+    certificate = outcome(scene.client(), asked)["certificate"]
+    page = sign_on_the_page(scene, certificate=certificate)
+    signed = outcome(scene.client(), page)
+    assert signed["certificate"] == certificate
+    assert verifies(DOCTOR_CERTIFICATES.signature, unb64url(signed["signature"]), DIGEST)
+
+
+def test_another_card_than_the_one_the_document_was_prepared_for_is_refused_before_the_pin(
+    scene: BridgeScene,
+) -> None:
+    """The site prepared the document for the doctor's certificate; the nurse's card
+    is in the reader now: the page says so and asks no PIN, nothing is signed, and
+    with the doctor's card back, the signature goes."""
+    prepared_for = b64url(DOCTOR_CERTIFICATES.signature.public_bytes(Encoding.DER))
+    scene.remove(0)
+    scene.insert(0, "nurse")
+    page = open_interaction(scene, TELESERVICE.value, signature_request(certificate=prepared_for))
+    assert 'data-code="card.other_signer"' in page.html
+    assert 'id="pin"' not in page.html
+    assert 'id="reload"' in page.html
+    answer(scene, page, pin=PIN)  # a form forged or kept from before
+    assert 'data-code="card.other_signer"' in page.html
+    assert scene.card(0).pins_presented == 0
+    assert security_operations(scene) == (0, 0)
+    assert outcome(scene.client(), page) == {"status": "pending"}
+    scene.remove(0)
+    scene.insert(0, "doctor")
+    reload(scene, page)
+    answer(scene, page, pin=PIN)
+    signed = outcome(scene.client(), page)
+    assert verifies(DOCTOR_CERTIFICATES.signature, unb64url(signed["signature"]), DIGEST)
+
+
+@pytest.mark.parametrize("certificate", ["not base64url!", "A", "QQ==", "QR", 12, None])
+def test_a_malformed_certificate_is_refused(scene: BridgeScene, certificate: object) -> None:
+    _page, started = start(scene, TELESERVICE.value, signature_request(certificate=certificate))
+    assert started.status_code == 400
+    assert started.get_json()["error"]["code"] == "document.certificate_malformed"
+
+
 # -- the authentication key never signs a document ----------------------------------------
 
 

@@ -78,6 +78,7 @@ from webbridge.errors import (
     MethodNotAllowed,
     NotFound,
     OriginForbidden,
+    OtherSigner,
     RateLimited,
 )
 from webbridge.guards import MAX_BODY, Guard, cors_headers, preflight_headers
@@ -482,7 +483,11 @@ def _allow(bridge: Bridge, interaction: Interaction) -> None:
     elif isinstance(operation, Signature):
         _act(
             interaction,
-            lambda: Signed(bridge.cards.sign_document(operation.digest, _typed_pin())),
+            lambda: Signed(
+                bridge.cards.sign_document(
+                    operation.digest, _typed_pin(), expected_certificate=operation.certificate
+                )
+            ),
         )
     else:
         _act(interaction, lambda: Certificate(bridge.cards.signing_certificate()))
@@ -533,11 +538,13 @@ def _render_interaction(bridge: Bridge, interaction: Interaction) -> str:
     if with_vitale:
         vitale = next((v for v in bridge.cards.views() if v.kind == "vitale"), None)
     now = bridge.clock()
-    invalid = next(
+    # What keeps the cards from giving what is asked, whatever the professional types.
+    invalid: CardError | None = next(
         (p for p in (c.validity_error(now) for c in (card, vitale) if c) if p is not None), None
     )
-    if card is not None and invalid is None and operation.kind is not Kind.LOGIN:
-        invalid, error = _signing_problem(bridge, error)
+    if card is not None and invalid is None and not isinstance(operation, Login):
+        expected = operation.certificate if isinstance(operation, Signature) else None
+        invalid, error = _signing_problem(bridge, error, expected)
     if card is not None and invalid is None and needs_pin:
         try:
             status = bridge.cards.pin_status()
@@ -572,13 +579,14 @@ def _render_interaction(bridge: Bridge, interaction: Interaction) -> str:
 
 
 def _signing_problem(
-    bridge: Bridge, error: CardAuthError | None
-) -> tuple[CardOutOfValidity | None, CardAuthError | None]:
-    """Before a signature (or its certificate) is offered: the signature
-    certificate's own validity (``invalid``), or what reading it gave (``error``)."""
+    bridge: Bridge, error: CardAuthError | None, expected: bytes | None
+) -> tuple[CardError | None, CardAuthError | None]:
+    """Before a signature (or its certificate) is offered: whether the card cannot
+    give it (``invalid``: its signature certificate is not valid today, or is not
+    the ``expected`` one), or what reading it gave (``error``)."""
     try:
-        bridge.cards.signing_certificate()
-    except CardOutOfValidity as problem:
+        bridge.cards.signing_certificate(expected=expected)
+    except (CardOutOfValidity, OtherSigner) as problem:
         return problem, error
     except CardAuthError as problem:
         return None, error or problem

@@ -56,6 +56,7 @@ from cardauth.errors import (
 from cardauth.origins import Origin
 from cardauth.transport.base import ReaderBackend
 from cardauth.transport.monitor import CardEvent, CardMonitor, EventType
+from webbridge.errors import OtherSigner
 
 EVENT_QUEUE_SIZE = 64
 CardT = TypeVar("CardT", bound=CardApplication)
@@ -282,26 +283,26 @@ class CardService:
 
     # -- document signatures ---------------------------------------------------------
 
-    def signing_certificate(self) -> bytes:
+    def signing_certificate(self, *, expected: bytes | None = None) -> bytes:
         """The CPS card's signature certificate (DER), when it is valid today (none is
-        handed out that no signature could be verified with). Public data: no PIN."""
+        handed out that no signature could be verified with) and, if given, the
+        ``expected`` one (OtherSigner otherwise). Public data: no PIN."""
         slot, _view = self._find(CardKind.CPS)
         with slot.lock, self._card_errors(slot):
-            cps = _held(slot, CpsCard)
-            der = cps.certificate_der(KeyRole.SIGNATURE)
-            self._check_signing_validity(cps.parse_certificate(der))
-            return der
+            return self._signing_certificate(_held(slot, CpsCard), expected)
 
-    def sign_document(self, digest: bytes, pin: PinSource) -> DocumentSignature:
+    def sign_document(
+        self, digest: bytes, pin: PinSource, *, expected_certificate: bytes | None = None
+    ) -> DocumentSignature:
         """The non-repudiation key's signature over ``digest`` (SHA-256), after one
         VERIFY of ``pin``: typed on the bridge's page for this signature, or on the
         reader's keypad. Never the PIN state of a login, which this ends (the card
-        logs out after signing). A signature certificate that is not valid today is
-        refused before the PIN."""
+        logs out after signing). A signature certificate that is not valid today, or
+        not the ``expected_certificate``, is refused before the PIN."""
         slot, _view = self._find(CardKind.CPS)
         with slot.lock, self._card_errors(slot):
             cps = _held(slot, CpsCard)
-            self._check_signing_validity(cps.certificate(KeyRole.SIGNATURE))
+            self._signing_certificate(cps, expected_certificate)
             try:
                 with self._pin_outcome(slot, presented=True):
                     return sign_digest(cps, digest, pin, keypad_timeout=self._pin_entry_timeout)
@@ -309,7 +310,13 @@ class CardService:
                 if slot.pin is not None and slot.pin.verified:
                     slot.pin = None  # the card logged out after the signature: ask it again
 
-    def _check_signing_validity(self, certificate: x509.Certificate) -> None:
+    def _signing_certificate(self, cps: CpsCard, expected: bytes | None) -> bytes:
+        """``cps``'s signature certificate, refused when it is not ``expected`` (if
+        given) or not valid today (under the slot's lock)."""
+        der = cps.certificate_der(KeyRole.SIGNATURE)
+        if expected is not None and der != expected:
+            raise OtherSigner("the card is not the one the document was prepared for")
+        certificate = cps.parse_certificate(der)
         problem = _validity_error(
             CardKind.CPS.value,
             certificate.not_valid_before_utc,
@@ -318,6 +325,7 @@ class CardService:
         )
         if problem is not None:
             raise problem
+        return der
 
     def log_out(self) -> None:
         """The card forgets the verified PIN (it logs out): the next login asks it."""

@@ -8,7 +8,9 @@ interaction (``POST /v1/interactions``, member ``kind``), and what each gives ba
 - ``signature``: the non-repudiation key signs a SHA-256 hash the site prepared
   (deferred signing: the site finishes its PDF or CMS with the signature and the
   certificate). The bridge's page shows the site, the document's name and the
-  hash, and asks the PIN for this signature alone.
+  hash, and asks the PIN for this signature alone. A site may name the signing
+  certificate it prepared the document for (its signed attributes name it): the
+  bridge then signs with that card only.
 
 Each kind is parsed here from the site's JSON body, strictly: a member of another
 kind, a hash that is not 32 bytes in canonical base64url, an algorithm other than
@@ -30,6 +32,7 @@ from cardauth import challenges
 from cardauth.cards.signature import SHA256_SIZE, DocumentSignature
 from webbridge.errors import (
     BadRequest,
+    CertificateMalformed,
     DocumentNameInvalid,
     HashAlgorithmUnsupported,
     HashMalformed,
@@ -45,6 +48,7 @@ MAX_DOCUMENT_NAME = 120  # characters: what the bridge's page shows on a few lin
 # and paragraph separators.
 _REFUSED_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
 _HASH = re.compile(r"[A-Za-z0-9_-]{43}")  # 32 bytes in base64url, without padding
+_BASE64URL = re.compile(r"[A-Za-z0-9_-]+")
 _HEX_GROUP = 4  # hexadecimal digits per group on the page
 
 
@@ -72,10 +76,13 @@ class SigningCertificate:
 
 @dataclass(frozen=True, slots=True)
 class Signature:
-    """A signature with the non-repudiation key over ``digest`` (SHA-256)."""
+    """A signature with the non-repudiation key over ``digest`` (SHA-256); when the
+    site names the signing certificate it prepared the document for, by the card of
+    that certificate only."""
 
     digest: bytes
     document_name: str
+    certificate: bytes | None = None  # DER, as the site received it
     kind: ClassVar[Kind] = Kind.SIGNATURE
 
     def hash_groups(self) -> list[str]:
@@ -91,7 +98,7 @@ Operation = Login | SigningCertificate | Signature
 MEMBERS: Mapping[Kind, frozenset[str]] = {
     Kind.LOGIN: frozenset({"challenge", "vitale"}),
     Kind.SIGNING_CERTIFICATE: frozenset(),
-    Kind.SIGNATURE: frozenset({"hash", "hash_algorithm", "document_name"}),
+    Kind.SIGNATURE: frozenset({"hash", "hash_algorithm", "document_name", "certificate"}),
 }
 COMMON_MEMBERS = frozenset({"kind", "request_id", "page_id"})
 ALL_MEMBERS = COMMON_MEMBERS.union(*MEMBERS.values())
@@ -112,7 +119,11 @@ def parse(body: Mapping[str, Any]) -> Operation:
         return SigningCertificate()
     if body.get("hash_algorithm") != HASH_ALGORITHM:
         raise HashAlgorithmUnsupported("the hash to sign is SHA-256")
-    return Signature(parse_hash(body.get("hash")), parse_document_name(body.get("document_name")))
+    return Signature(
+        parse_hash(body.get("hash")),
+        parse_document_name(body.get("document_name")),
+        parse_certificate(body["certificate"]) if "certificate" in body else None,
+    )
 
 
 def flag(body: Mapping[str, Any], name: str) -> bool:
@@ -132,6 +143,20 @@ def parse_hash(value: object) -> bytes:
     if encode(digest) != value or len(digest) != SHA256_SIZE:
         raise HashMalformed("the hash is not spelled canonically")
     return digest
+
+
+def parse_certificate(value: object) -> bytes:
+    """The signing certificate a site prepared its document for: DER in base64url
+    without padding (compared with the card's as bytes: never parsed here)."""
+    if not isinstance(value, str) or not _BASE64URL.fullmatch(value):
+        raise CertificateMalformed("certificate is a DER certificate in base64url")
+    try:
+        der = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
+    except ValueError:  # binascii.Error: a length no bytes have
+        raise CertificateMalformed("certificate is not base64url") from None
+    if encode(der) != value:
+        raise CertificateMalformed("certificate is not spelled canonically")
+    return der
 
 
 def parse_document_name(value: object) -> str:

@@ -173,6 +173,10 @@ export const MESSAGES = Object.freeze({
     fr: "Le site demande une signature sur une empreinte qui n'est pas SHA-256, la seule que signe la carte : rien n'a été signé.",
     en: "The site asks for a signature over a fingerprint that is not SHA-256, the only one the card signs: nothing was signed.",
   },
+  "document.certificate_malformed": {
+    fr: "Le site a fourni un certificat de signature invalide (DER en base64url attendu) : rien n'a été signé.",
+    en: "The site gave an invalid signing certificate (DER in base64url expected): nothing was signed.",
+  },
   "document.name_invalid": {
     fr: "Le site a fourni un nom de document vide, trop long (120 caractères au plus) ou contenant des caractères de contrôle ou invisibles : rien n'a été signé.",
     en: "The site gave a document name that is empty, too long (120 characters at most) or holds control or invisible characters: nothing was signed.",
@@ -215,9 +219,10 @@ export function describe(code, lang, fallback) {
  * - "bridge.interaction_unknown": the bridge no longer knows the login;
  * - "bridge.failed": the login failed on the bridge without a more precise code;
  * - "bridge.protocol": the bridge answered something this client does not understand;
- * - "document.hash_malformed", "document.hash_algorithm", "document.name_invalid":
- *   sign() was given a hash that is not 32 bytes (or their base64url), an algorithm
- *   other than SHA-256, or a document name the bridge's page would refuse to show.
+ * - "document.hash_malformed", "document.hash_algorithm", "document.name_invalid",
+ *   "document.certificate_malformed": sign() was given a hash that is not 32 bytes
+ *   (or their base64url), an algorithm other than SHA-256, a document name the
+ *   bridge's page would refuse to show, or a certificate that is not base64url.
  *
  * sign() and getSigningCertificate() fail with the same codes as login() (but
  * "challenge.malformed"); "bridge.declined" when the professional refuses.
@@ -371,22 +376,30 @@ export class CardAuthBridge {
    * "bridge.replaced".
    *
    * @param {{hash: HashInput | (() => HashInput | Promise<HashInput>),
-   *          documentName: string, hashAlgorithm?: "SHA-256", signal?: AbortSignal}} request
+   *          documentName: string, certificate?: string, hashAlgorithm?: "SHA-256",
+   *          signal?: AbortSignal}} request
    *   hash: the 32 bytes of the SHA-256 hash (an ArrayBuffer, as crypto.subtle.digest
    *   gives it, or a typed array), or the same in base64url, or a function that
    *   fetches it (called after the window is opened, so that asking the server does
    *   not use up the click's gesture); documentName: shown on the bridge's page, 1 to
-   *   120 characters, none of them control or invisible characters.
+   *   120 characters, none of them control or invisible characters; certificate:
+   *   the signing certificate the document was prepared for (as
+   *   getSigningCertificate() gave it), so that no other card signs it.
    * @returns {Promise<{signature: string, signatureAlgorithm: "RS256", certificate: string}>}
    *   signature: the raw RSASSA-PKCS1-v1_5 signature over the hash (base64url), to
    *   put in the site's PDF or CMS; certificate: the signing certificate (DER, in
    *   base64url).
    */
-  async sign({ hash, documentName, hashAlgorithm = "SHA-256", signal } = /** @type {any} */ ({})) {
+  async sign(
+    { hash, documentName, certificate, hashAlgorithm = "SHA-256", signal } = /** @type {any} */ ({}),
+  ) {
     // What can be checked at once is, before any window opens (and without giving
     // up a request under way).
     if (hashAlgorithm !== "SHA-256") throw this.#fail("document.hash_algorithm");
     if (!validDocumentName(documentName)) throw this.#fail("document.name_invalid");
+    if (certificate !== undefined && !isBase64url(certificate)) {
+      throw this.#fail("document.certificate_malformed");
+    }
     const given = typeof hash === "function" ? null : hashText(hash);
     if (typeof hash !== "function" && given === null) throw this.#fail("document.hash_malformed");
     return this.#interact(signal, async ({ popup, requestId, own }) => {
@@ -398,6 +411,7 @@ export class CardAuthBridge {
         hash: encoded,
         hash_algorithm: hashAlgorithm,
         document_name: documentName,
+        ...(certificate === undefined ? {} : { certificate }),
       };
       const wait = await this.#permissionWait();
       const answer = await this.#onBridgePage(popup, requestId, body, own, wait);
