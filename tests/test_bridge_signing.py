@@ -17,6 +17,7 @@ import base64
 import hashlib
 import html
 import threading
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -118,6 +119,25 @@ def test_the_page_shows_the_site_the_document_and_its_hash_then_the_signature_ve
     assert scene.card(0).pins_presented == 1
     assert security_operations(scene) == (2, 0)  # PSO HASH, PSO CDS; no INTERNAL AUTHENTICATE
     assert not scene.card(0).verified_codes  # the card logged out after signing
+
+
+def test_a_signature_costs_the_card_seven_commands(scene: BridgeScene) -> None:
+    """The signature certificate is read once per insertion (when a signing page first
+    shows); then each signature is VERIFY, SELECT of the application, MSE SET of the
+    hash and signature templates, PSO HASH, PSO CDS, and the SELECT that logs out."""
+    for _ in range(2):
+        page = open_interaction(scene, TELESERVICE.value, signature_request())
+        card = scene.card(0)
+        before = Counter(card.commands)
+        answer(scene, page, pin=PIN)
+        sent = Counter(card.commands) - before
+        assert sent == {
+            Ins.VERIFY: 1,
+            Ins.SELECT: 2,
+            Ins.MANAGE_SECURITY_ENVIRONMENT: 2,
+            Ins.PERFORM_SECURITY_OPERATION: 2,
+        }
+        assert outcome(scene.client(), page)["status"] == "ok"
 
 
 def test_the_card_signs_the_digest_info_of_the_hash(scene: BridgeScene, tmp_path: Path) -> None:
