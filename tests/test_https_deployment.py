@@ -207,6 +207,36 @@ def test_the_whole_path_with_the_permission_granted(
     page.screenshot(path=artifacts / "05-card-pulled.png")
 
 
+def test_a_signature_without_local_network_access_fails_cleanly(
+    page: Page, browser: BrowserContext, devtools: CDPSession, demo: RunningDemo
+) -> None:
+    demo.cards("doctor", "patient")
+    local_network_access(page, devtools, demo, "denied")
+    page.evaluate("import('/vendor/cardauth.js').then((m) => { window.cardauthModule = m; })")
+    opened: list[Page] = []
+
+    def record(window: Page) -> None:
+        opened.append(window)
+
+    browser.on("page", record)
+    try:
+        failed: dict[str, str] = page.evaluate(
+            """(url) => new window.cardauthModule.CardAuthBridge({ url, lang: "fr" })
+                  .sign({ hash: new Uint8Array(32), documentName: "Compte rendu.pdf" })
+                  .then(() => ({ code: "signed" }),
+                        (error) => ({ code: error.code, message: error.message }))""",
+            demo.bridge,
+        )
+    finally:
+        browser.remove_listener("page", record)
+    assert failed["code"] == "bridge.permission_denied"
+    assert "réseau local" in failed["message"]
+    for window in opened:  # the empty window of the call, closed at once
+        if not window.is_closed():
+            window.wait_for_event("close")
+        assert window.url == "about:blank"
+
+
 def test_a_document_signed_from_the_https_page(
     page: Page,
     browser: BrowserContext,
