@@ -14,6 +14,7 @@ the professional or the site giving up."""
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import hashlib
 import html
 import threading
@@ -281,11 +282,13 @@ def test_a_site_not_approved_gets_nothing_until_the_professional_answers(
 
 
 def test_a_site_not_approved_signs_once_the_professional_signs(scene: BridgeScene) -> None:
-    page = sign_on_the_page(scene, FOREIGN)
+    page = open_interaction(scene, FOREIGN, signature_request())
+    answer(scene, page, pin=PIN, remember="on")  # a "trust" box forged into the form
     signed = outcome(scene.client(FOREIGN), page)
     assert verifies(DOCTOR_CERTIFICATES.signature, unb64url(signed["signature"]), DIGEST)
     status = get(scene.client(FOREIGN), "/v1/status")
     assert status.status_code == 403  # signing approved nothing for later
+    assert scene.consents.list(now=dt.datetime.now(dt.UTC)) == []
 
 
 def test_a_refused_certificate_gives_nothing(scene: BridgeScene) -> None:
