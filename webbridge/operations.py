@@ -14,8 +14,9 @@ interaction (``POST /v1/interactions``, member ``kind``), and what each gives ba
 
 Each kind is parsed here from the site's JSON body, strictly: a member of another
 kind, a hash that is not 32 bytes in canonical base64url, an algorithm other than
-SHA-256, or a document name that could hide what it says on the page is refused
-with a code of its own, before anything waits for the professional.
+SHA-256, a document name that could hide what it says on the page, or a
+certificate that is not base64url is refused with a code of its own, before
+anything waits for the professional.
 """
 
 from __future__ import annotations
