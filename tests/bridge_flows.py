@@ -1,8 +1,8 @@
 """The browser's side of the bridge's consent and PIN page, for tests: a site's
-page opens a login (``POST /v1/interactions``, a CORS request carrying the site's
-Origin) and shows the bridge's page for it, the professional answers on that page
-(a form POST from the bridge's own origin, then the page shown again by GET), the
-site's page collects the outcome."""
+page opens a login or a signing request (``POST /v1/interactions``, a CORS request
+carrying the site's Origin) and shows the bridge's page for it, the professional
+answers on that page (a form POST from the bridge's own origin, then the page
+shown again by GET), the site's page collects the outcome."""
 
 from __future__ import annotations
 
@@ -29,25 +29,34 @@ class Page:
     sent: dict[str, str] = field(default_factory=dict)  # the last form posted
 
 
-def start_login(
-    scene: BridgeScene, origin: str, challenge: str, *, vitale: bool = False
-) -> tuple[Page, TestResponse]:
-    """What a site's page does first: open a login, with two identifiers of its own."""
+def start(scene: BridgeScene, origin: str, body: dict[str, Any]) -> tuple[Page, TestResponse]:
+    """What a site's page does first: open an interaction (``body``: what it asks
+    for), with two identifiers of its own."""
     rid, pid = request_id(), request_id()
     started = post_json(
-        scene.client(origin),
-        "/v1/interactions",
-        {"request_id": rid, "page_id": pid, "challenge": challenge, "vitale": vitale},
+        scene.client(origin), "/v1/interactions", {"request_id": rid, "page_id": pid, **body}
     )
     return Page(f"/interaction/{pid}", None, rid, ""), started
 
 
-def open_page(scene: BridgeScene, origin: str, challenge: str, *, vitale: bool = False) -> Page:
-    """A site's page opens a login, then shows the bridge's page in its window."""
-    page, started = start_login(scene, origin, challenge, vitale=vitale)
+def start_login(
+    scene: BridgeScene, origin: str, challenge: str, *, vitale: bool = False
+) -> tuple[Page, TestResponse]:
+    """A site's page opens a login."""
+    return start(scene, origin, {"challenge": challenge, "vitale": vitale})
+
+
+def open_interaction(scene: BridgeScene, origin: str, body: dict[str, Any]) -> Page:
+    """A site's page opens an interaction, then shows the bridge's page in its window."""
+    page, started = start(scene, origin, body)
     assert started.status_code == 201, started.get_data(as_text=True)
     reload(scene, page)
     return page
+
+
+def open_page(scene: BridgeScene, origin: str, challenge: str, *, vitale: bool = False) -> Page:
+    """A site's page opens a login, then shows the bridge's page in its window."""
+    return open_interaction(scene, origin, {"challenge": challenge, "vitale": vitale})
 
 
 def reload(scene: BridgeScene, page: Page) -> TestResponse:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import hashlib
 import json
 import re
 import shutil
@@ -29,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives.serialization import Encoding
 from playwright.sync_api import BrowserContext, Page, Playwright, sync_playwright
 
 from cardauth.challenges import MemoryChallengeStore, issue_challenge
@@ -37,6 +39,7 @@ from cardauth.origins import Origin
 from cardauth.verify import Verifier
 from simulator.personas import load_cps
 from tests.browser_kit import announce, chromium
+from tests.signing_kit import DOCTOR_CERTIFICATES, openssl_verifies, unb64url, verifies
 from tests.support import LOOPBACK, STOP_TIMEOUT, free_port, stop_process
 from tests.verifier_kit import crl_checker, trust_store
 
@@ -64,7 +67,9 @@ body { font-family: sans-serif; margin: 2rem; max-width: 50rem; }
 <body>
 <h1>A teleservice</h1>
 <p><button id="login" type="button">login</button>
-<button id="watch" type="button">watch the cards</button></p>
+<button id="watch" type="button">watch the cards</button>
+<button id="certificate" type="button">signing certificate</button>
+<button id="sign" type="button">sign the prescription</button></p>
 <p>State: <output id="state">idle</output></p>
 <p>Challenge: <code id="challenge"></code></p>
 <p>Error: <code id="error"></code></p>
@@ -76,7 +81,10 @@ body { font-family: sans-serif; margin: 2rem; max-width: 50rem; }
 </html>
 """
 
+SIGNED_ATTRIBUTES = "the signed attributes of the prescription's CMS"
 APP = """import { CardAuthBridge } from "./cardauth.js";
+
+const SIGNED_ATTRIBUTES = "%s";
 
 const bridge = new CardAuthBridge({ url: new URLSearchParams(location.search).get("bridge") });
 const $ = (id) => document.getElementById(id);
@@ -117,6 +125,35 @@ $("login").addEventListener("click", async () => {
   }
 });
 
+// Deferred signing: the teleservice hashes what is to be signed (here, in the page;
+// its server, in real life) and gets back the raw signature and the certificate.
+window.signing = [];
+window.signingErrors = [];
+window.documentName = "Ordonnance du 2 décembre 2026.pdf";
+const PREPARED = new TextEncoder().encode(SIGNED_ATTRIBUTES);
+
+async function signing(ask) {
+  delete document.body.dataset.signed;
+  try {
+    window.signing.push(await ask());
+    document.body.dataset.signed = "ok";
+  } catch (error) {
+    window.signingErrors.push({ code: error.code, message: error.message });
+    document.body.dataset.signed = "error";
+  }
+}
+
+$("certificate").addEventListener("click", () => signing(() => bridge.getSigningCertificate()));
+$("sign").addEventListener("click", () =>
+  signing(() =>
+    bridge.sign({
+      hash: () => crypto.subtle.digest("SHA-256", PREPARED),
+      documentName: window.documentName,
+      certificate: window.preparedFor, // the signing certificate, when the page has it
+    }),
+  ),
+);
+
 $("watch").addEventListener("click", () => {
   bridge.onCardEvent((event) => {
     window.cardEvents.push(event);
@@ -125,7 +162,7 @@ $("watch").addEventListener("click", () => {
     $("events").append(item);
   });
 });
-"""
+""".replace("%s", SIGNED_ATTRIBUTES)
 
 
 @dataclass
@@ -517,7 +554,7 @@ def test_closing_the_bridges_window_then_logging_in_again_starts_afresh(
     errors: list[dict[str, str]] = page.evaluate("window.loginErrors")
     assert [e["code"] for e in errors] == ["bridge.replaced", "bridge.declined"]
     assert errors[1]["message"] == "You refused this site access to your card."  # the bridge's
-    assert errors[0]["message"] == "A new card login was asked for: this one is given up."
+    assert errors[0]["message"] == "A new request to your card was made: this one is given up."
 
 
 CODE_USE = re.compile(r'#fail\(\s*"([a-z_.]+)"|describe\(\s*"([a-z_.]+)"|MESSAGES\["([a-z_.]+)"\]')
@@ -575,6 +612,155 @@ def test_an_aborted_signal_opens_nothing(
     code = page.evaluate(
         """() => window.bridge.login("A".repeat(43), { signal: AbortSignal.abort() })
               .then(() => "logged in", (error) => error.code)"""
+    )
+    assert code == "bridge.aborted"
+    assert len(browser.pages) == windows
+
+
+# -- signing -----------------------------------------------------------------------------
+
+
+def click_and_get_bridge_page(
+    page: Page, browser: BrowserContext, bridge: Bridge, button: str
+) -> Page:
+    """Click ``button`` on the teleservice: the bridge's page opens in a popup."""
+    with browser.expect_page() as opened:
+        page.click(button)
+    popup = opened.value
+    popup.wait_for_url(f"{bridge.url}/interaction/*")
+    popup.wait_for_selector("#allow")
+    return popup
+
+
+def signing_outcome(page: Page) -> str:
+    """'ok' or the error code the page got, once the signing call is over."""
+    page.wait_for_selector("body[data-signed]")
+    if page.get_attribute("body", "data-signed") == "ok":
+        return "ok"
+    code: str = page.evaluate("window.signingErrors.at(-1).code")
+    return code
+
+
+def grouped(digest: bytes) -> str:
+    text = digest.hex().upper()
+    return " ".join(text[i : i + 4] for i in range(0, len(text), 4))
+
+
+def test_a_page_signs_a_document_the_professional_sees_on_the_bridge_page(
+    page: Page,
+    browser: BrowserContext,
+    bridge: Bridge,
+    sites: Sites,
+    artifacts: Path,
+    tmp_path: Path,
+) -> None:
+    site = sites.trusted  # approved for logins: signing asks the professional all the same
+    open_teleservice(page, site, bridge)
+
+    # The signing certificate: the bridge's page names the site, asks no PIN.
+    popup = click_and_get_bridge_page(page, browser, bridge, "#certificate")
+    assert site.origin in (popup.text_content("#asks") or "")
+    assert popup.query_selector("#pin") is None
+    answer_on_bridge_page(popup, "#allow", artifacts)
+    assert signing_outcome(page) == "ok"
+    certificate = unb64url(page.evaluate("window.signing.at(-1).certificate"))
+    assert certificate == DOCTOR_CERTIFICATES.signature.public_bytes(Encoding.DER)
+    wait_until_closed(popup)
+    page.evaluate("window.preparedFor = window.signing.at(-1).certificate")
+
+    # A signature: the site, the document's name and its hash, then the PIN.
+    digest = hashlib.sha256(SIGNED_ATTRIBUTES.encode()).digest()
+    popup = click_and_get_bridge_page(page, browser, bridge, "#sign")
+    assert site.origin in (popup.text_content("#asks") or "")
+    assert popup.text_content("#document-name") == "Ordonnance du 2 décembre 2026.pdf"
+    assert popup.text_content("#document-hash") == grouped(digest)
+    popup.screenshot(path=artifacts / "bridge-signature-page.png")
+    popup.fill("#pin", WRONG_PIN)
+    answer_on_bridge_page(popup, "#allow", artifacts)
+    assert popup.get_attribute("#error", "data-code") == "pin.wrong"
+    popup.fill("#pin", DOCTOR.pin)
+    answer_on_bridge_page(popup, "#allow", artifacts)
+    assert signing_outcome(page) == "ok"
+    signed: dict[str, str] = page.evaluate("window.signing.at(-1)")
+    assert signed["signatureAlgorithm"] == "RS256"
+    assert unb64url(signed["certificate"]) == certificate
+    signature = unb64url(signed["signature"])
+    assert verifies(DOCTOR_CERTIFICATES.signature, signature, digest)
+    assert openssl_verifies(certificate, signature, digest, tmp_path)
+    wait_until_closed(popup)
+
+
+def test_a_site_not_approved_asking_for_the_signing_certificate_gets_a_refusal_only(
+    page: Page, browser: BrowserContext, bridge: Bridge, sites: Sites, artifacts: Path
+) -> None:
+    open_teleservice(page, sites.stranger, bridge)
+    popup = click_and_get_bridge_page(page, browser, bridge, "#certificate")
+    assert sites.stranger.origin in (popup.text_content("#asks") or "")
+    answer_on_bridge_page(popup, "#decline", artifacts)
+    assert signing_outcome(page) == "bridge.declined"
+    assert page.evaluate("window.signing") == []
+
+
+@pytest.mark.parametrize(
+    ("request_js", "code"),
+    [
+        ('{ hash: new Uint8Array(31), documentName: "a.pdf" }', "document.hash_malformed"),
+        ('{ hash: "A".repeat(42) + "B", documentName: "a.pdf" }', "document.hash_malformed"),
+        (
+            '{ hash: new Uint8Array(32), documentName: "a.pdf", hashAlgorithm: "SHA-1" }',
+            "document.hash_algorithm",
+        ),
+        ('{ hash: new Uint8Array(32), documentName: "fdp\\u202e.exe" }', "document.name_invalid"),
+        ('{ hash: new Uint8Array(32), documentName: "x".repeat(121) }', "document.name_invalid"),
+        (
+            '{ hash: new Uint8Array(32), documentName: "a.pdf", certificate: "MII+" }',
+            "document.certificate_malformed",
+        ),
+    ],
+)
+def test_sign_refuses_what_the_bridge_would_before_opening_anything(
+    page: Page, browser: BrowserContext, bridge: Bridge, sites: Sites, request_js: str, code: str
+) -> None:
+    open_teleservice(page, sites.stranger, bridge)
+    windows = len(browser.pages)
+    got = page.evaluate(
+        f"() => window.bridge.sign({request_js}).then(() => 'signed', (error) => error.code)"
+    )
+    assert got == code
+    assert len([p for p in browser.pages if not p.is_closed()]) <= windows
+
+
+def test_a_site_not_approved_gets_its_signature_once_the_professional_signs(
+    page: Page, browser: BrowserContext, bridge: Bridge, sites: Sites, artifacts: Path
+) -> None:
+    """The site reads nothing while the bridge's page waits (no CORS for it), then
+    the signature once the professional has signed; and it stays not approved."""
+    site = sites.refuser  # refused a login before: never approved
+    open_teleservice(page, site, bridge)
+    page.evaluate("window.documentName = 'Certificat médical.pdf'")
+    popup = click_and_get_bridge_page(page, browser, bridge, "#sign")
+    assert popup.text_content("#document-name") == "Certificat médical.pdf"
+    popup.wait_for_timeout(PROFESSIONAL_READS_MS)  # the site keeps waiting meanwhile
+    assert page.get_attribute("body", "data-signed") is None
+    popup.fill("#pin", DOCTOR.pin)
+    answer_on_bridge_page(popup, "#allow", artifacts)
+    assert signing_outcome(page) == "ok"
+    digest = hashlib.sha256(SIGNED_ATTRIBUTES.encode()).digest()
+    signature = unb64url(page.evaluate("window.signing.at(-1).signature"))
+    assert verifies(DOCTOR_CERTIFICATES.signature, signature, digest)
+    assert bridge.status(site.origin)[0] == 403
+
+
+def test_an_aborted_signature_opens_nothing(
+    page: Page, browser: BrowserContext, bridge: Bridge, sites: Sites
+) -> None:
+    open_teleservice(page, sites.trusted, bridge)
+    windows = len(browser.pages)
+    code = page.evaluate(
+        """() => window.bridge
+              .sign({ hash: new Uint8Array(32), documentName: "a.pdf",
+                      signal: AbortSignal.abort() })
+              .then(() => "signed", (error) => error.code)"""
     )
     assert code == "bridge.aborted"
     assert len(browser.pages) == windows

@@ -21,9 +21,11 @@ from webbridge.interactions import (
     Interactions,
     State,
 )
+from webbridge.operations import Assertion, Login
 
 SITE = Origin.parse("https://teleservice.example")
-CHALLENGE = "A" * 43
+ASSERTION = Assertion("a.b.c")
+LOGIN = Login(challenge="A" * 43, with_vitale=False)
 
 
 class Clock:
@@ -39,8 +41,7 @@ def open_login(
 ) -> Interaction:
     return interactions.create(
         origin=origin,
-        challenge=CHALLENGE,
-        with_vitale=False,
+        operation=LOGIN,
         request_id=request_id(),
         page_id=request_id(),
         approved=approved,
@@ -132,8 +133,7 @@ def test_identifiers_serve_once_and_the_outcome_goes_to_its_site_only() -> None:
         with pytest.raises(BadRequest):
             interactions.create(
                 origin=SITE,
-                challenge=CHALLENGE,
-                with_vitale=False,
+                operation=LOGIN,
                 request_id=sent_request,
                 page_id=sent_page,
                 approved=True,
@@ -157,9 +157,9 @@ def test_the_first_outcome_stands() -> None:
     interactions = Interactions()
     login = open_login(interactions)
     open_login(interactions)  # replaces it while, say, its PIN is being checked
-    assert not login.finish(State.OK, assertion="a.b.c")
+    assert not login.finish(State.OK, result=ASSERTION)
     assert login.state is State.FAILED
-    assert login.assertion is None
+    assert login.result is None
 
 
 def test_the_form_token_is_good_for_one_answer() -> None:
@@ -204,14 +204,14 @@ def test_an_answer_not_collected_yet_outlives_a_flood_of_other_sites_logins() ->
     interactions = Interactions()
     answered = open_login(interactions, Origin.parse("https://first-time.example"), approved=False)
     interactions.open(answered.id)
-    answered.finish(State.OK, assertion="a.b.c", answered=True)
+    answered.finish(State.OK, result=ASSERTION, answered=True)
     for site in sites(4 * MAX_KEPT):  # dropped unopened: nobody could read them
         open_login(interactions, site, approved=False)
     for site in sites(2 * MAX_KEPT, prefix="t"):  # shown, then replaced: unreadable too
         interactions.open(open_login(interactions, site, approved=False).id)
         open_login(interactions, site, approved=False)
     found = interactions.for_request(answered.request_id, answered.origin)
-    assert found.assertion == "a.b.c"
+    assert found.result == ASSERTION
 
 
 def test_a_login_nobody_can_read_about_is_forgotten_at_once() -> None:
@@ -230,7 +230,7 @@ def test_a_losing_answer_does_not_make_the_login_readable() -> None:
     login = open_login(interactions, approved=False)
     interactions.open(login.id)
     open_login(interactions, approved=False)  # replaced while the PIN was checked
-    assert not login.finish(State.OK, assertion="a.b.c", answered=True)
+    assert not login.finish(State.OK, result=ASSERTION, answered=True)
     assert not login.readable
 
 

@@ -20,7 +20,7 @@ from werkzeug.datastructures import Headers
 from werkzeug.test import EnvironBuilder, TestResponse
 
 from simulator.personas import DEFAULT_PIN
-from tests.bridge_flows import answer, open_page, start_login
+from tests.bridge_flows import answer, open_interaction, open_page, start, start_login
 from tests.bridge_kit import (
     BRIDGE,
     TELESERVICE,
@@ -192,6 +192,49 @@ def test_signed_interaction_answers_as_described(scene: BridgeScene) -> None:
     body = response.get_json()
     assert body["status"] == "ok"
     scene.verify(body["assertion"], challenge)
+
+
+SIGNATURE_REQUEST = {
+    "kind": "signature",
+    "hash": "47DEQpj8HBSa-_TImW-5JCeuQeRkm5NMpJWZG3hSuFU",  # SHA-256 of nothing
+    "hash_algorithm": "SHA-256",
+    "document_name": "Compte rendu.pdf",
+}
+
+
+def test_signing_certificate_interaction_answers_as_described(scene: BridgeScene) -> None:
+    page = open_interaction(scene, TELESERVICE.value, {"kind": "signing_certificate"})
+    assert get(scene.client(), f"/v1/interactions/{page.request_id}").get_json() == {
+        "status": "pending"
+    }
+    answer(scene, page)
+    body = get(scene.client(), f"/v1/interactions/{page.request_id}").get_json()
+    assert set(body) == {"status", "certificate"}
+
+
+def test_signature_interaction_answers_as_described(scene: BridgeScene) -> None:
+    page = open_interaction(scene, TELESERVICE.value, SIGNATURE_REQUEST)
+    answer(scene, page, pin=DEFAULT_PIN)
+    body = get(scene.client(), f"/v1/interactions/{page.request_id}").get_json()
+    assert set(body) == {"status", "signature", "signature_algorithm", "certificate"}
+
+
+@pytest.mark.parametrize(
+    ("members", "code"),
+    [
+        ({"hash": "short"}, "document.hash_malformed"),
+        ({"hash_algorithm": "SHA-1"}, "document.hash_algorithm"),
+        ({"document_name": "a\u202eb"}, "document.name_invalid"),
+        ({"challenge": "A" * 43}, "bridge.bad_request"),
+        ({"kind": "unknown"}, "bridge.bad_request"),
+    ],
+)
+def test_a_signing_request_refused_when_opened_says_why(
+    scene: BridgeScene, members: dict[str, str], code: str
+) -> None:
+    _page, started = start(scene, TELESERVICE.value, {**SIGNATURE_REQUEST, **members})
+    assert started.status_code == 400
+    assert error_code(started) == code
 
 
 def test_declined_interaction_answers_as_described(scene: BridgeScene) -> None:
@@ -491,6 +534,34 @@ def test_checker_accepts_a_made_answer_that_fits() -> None:
 def test_checker_refuses_a_body_that_does_not_fit(body: dict[str, Any]) -> None:
     with pytest.raises(AssertionError, match=r"GET /v1/status answered 200"):
         check_response(made_answer("/v1/status", body))
+
+
+SIGNED = {
+    "status": "ok",
+    "signature": "c2lnbmF0dXJl",
+    "signature_algorithm": "RS256",
+    "certificate": "Y2VydGlmaWNhdGU",
+}
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {**SIGNED, "assertion": "a.b.c"},  # a login's answer and a signature's at once
+        {key: value for key, value in SIGNED.items() if key != "certificate"},
+        {**SIGNED, "signature_algorithm": "PS256"},
+        {**SIGNED, "signature": "c2lnbmF0dXJl=="},  # padded: not base64url as described
+        {"status": "pending", "certificate": "Y2VydGlmaWNhdGU"},
+    ],
+)
+def test_checker_refuses_a_signing_outcome_that_does_not_fit(body: dict[str, Any]) -> None:
+    with pytest.raises(AssertionError, match="answered 200"):
+        check_response(made_answer(SOME_INTERACTION, body))
+
+
+def test_checker_accepts_a_signing_outcome_that_fits() -> None:
+    check_response(made_answer(SOME_INTERACTION, SIGNED))
+    check_response(made_answer(SOME_INTERACTION, {"status": "ok", "certificate": "Y2VydA"}))
 
 
 def test_checker_refuses_a_card_view_that_does_not_fit() -> None:

@@ -10,20 +10,29 @@ the DevTools protocol, as a person would at the browser's prompt (headless Chrom
 has no prompt: it refuses at once). The login start is a CORS request, whose Origin
 header Chromium sends from https to http, where a form POST would carry
 ``Origin: null``: the whole path (the bridge's PIN page, the fast path, the Vitale
-lookup, the card pulled) runs here as on loopback.
+lookup, the card pulled) runs here as on loopback, and so does a document signature.
 """
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives.serialization import Encoding
 from playwright.sync_api import BrowserContext, CDPSession, Page, sync_playwright
 
 from tests.browser_kit import announce, chromium
 from tests.demo_kit import RunningDemo, open_bridge_page, start_demo, submit, teleservice_page
+from tests.signing_kit import (
+    DOCTOR_CERTIFICATES,
+    b64url,
+    openssl_verifies,
+    unb64url,
+    verifies,
+)
 from tests.support import LOOPBACK, free_port, stop_process
 from tests.tls_front import ServerCertificate, TlsFront, issue_server_certificate
 
@@ -196,3 +205,78 @@ def test_the_whole_path_with_the_permission_granted(
     page.wait_for_selector("#login-view", state="visible", timeout=5 * LOGOUT_MS)
     assert time.monotonic() - pulled < LOGOUT_MS / 1000
     page.screenshot(path=artifacts / "05-card-pulled.png")
+
+
+def test_a_signature_without_local_network_access_fails_cleanly(
+    page: Page, browser: BrowserContext, devtools: CDPSession, demo: RunningDemo
+) -> None:
+    demo.cards("doctor", "patient")
+    local_network_access(page, devtools, demo, "denied")
+    page.evaluate("import('/vendor/cardauth.js').then((m) => { window.cardauthModule = m; })")
+    opened: list[Page] = []
+
+    def record(window: Page) -> None:
+        opened.append(window)
+
+    browser.on("page", record)
+    try:
+        failed: dict[str, str] = page.evaluate(
+            """(url) => new window.cardauthModule.CardAuthBridge({ url, lang: "fr" })
+                  .sign({ hash: new Uint8Array(32), documentName: "Compte rendu.pdf" })
+                  .then(() => ({ code: "signed" }),
+                        (error) => ({ code: error.code, message: error.message }))""",
+            demo.bridge,
+        )
+    finally:
+        browser.remove_listener("page", record)
+    assert failed["code"] == "bridge.permission_denied"
+    assert "réseau local" in failed["message"]
+    for window in opened:  # the empty window of the call, closed at once
+        if not window.is_closed():
+            window.wait_for_event("close")
+        assert window.url == "about:blank"
+
+
+def test_a_document_signed_from_the_https_page(
+    page: Page,
+    browser: BrowserContext,
+    devtools: CDPSession,
+    demo: RunningDemo,
+    artifacts: Path,
+    tmp_path: Path,
+) -> None:
+    """cardauth.sign() from the https page of the public Internet: the bridge's page
+    names the https site and shows the hash, the PIN is typed there, and the page
+    gets a signature that openssl verifies with the card's signing certificate."""
+    demo.cards("doctor", "patient")
+    local_network_access(page, devtools, demo, "granted")
+    digest = hashlib.sha256(b"the signed attributes of a report's CMS").digest()
+    page.evaluate("import('/vendor/cardauth.js').then((m) => { window.cardauthModule = m; })")
+    with browser.expect_page() as opened:
+        page.evaluate(
+            """([url, hash]) => {
+                const bridge = new window.cardauthModule.CardAuthBridge({ url });
+                window.signed = bridge
+                  .sign({ hash, documentName: "Compte rendu opératoire.pdf" })
+                  .then((answer) => answer, (error) => ({ code: error.code }));
+            }""",
+            [demo.bridge, b64url(digest)],
+        )
+    popup = opened.value
+    popup.wait_for_url(f"{demo.bridge}/interaction/*")
+    popup.wait_for_selector("#pin")
+    assert demo.teleservice in (popup.text_content("#asks") or "")
+    assert popup.text_content("#document-name") == "Compte rendu opératoire.pdf"
+    text = digest.hex().upper()
+    assert popup.text_content("#document-hash") == " ".join(
+        text[i : i + 4] for i in range(0, len(text), 4)
+    )
+    popup.screenshot(path=artifacts / "06-bridge-signature-page.png")
+    popup.fill("#pin", PIN)
+    submit(popup, "#allow")
+    signed: dict[str, str] = page.evaluate("window.signed")
+    assert set(signed) == {"signature", "signatureAlgorithm", "certificate"}, signed
+    certificate, signature = unb64url(signed["certificate"]), unb64url(signed["signature"])
+    assert certificate == DOCTOR_CERTIFICATES.signature.public_bytes(Encoding.DER)
+    assert verifies(DOCTOR_CERTIFICATES.signature, signature, digest)
+    assert openssl_verifies(certificate, signature, digest, tmp_path)

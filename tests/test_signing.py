@@ -281,7 +281,8 @@ def test_the_signature_key_signed_not_the_authentication_key(
 def test_a_pin_left_verified_by_a_login_does_not_sign_a_document(pki: Pki, reader: Reader) -> None:
     from cardauth.cards.cps import CpsCard
     from cardauth.cards.identify import open_card
-    from cardauth.cards.session import pin_session, sign_document_digest
+    from cardauth.cards.session import pin_session
+    from cardauth.cards.signature import sign_digest
     from cardauth.errors import WrongPin
 
     virtual = reader.insert("doctor")
@@ -291,10 +292,10 @@ def test_a_pin_left_verified_by_a_login_does_not_sign_a_document(pki: Pki, reade
         card.authenticate(bytes(32))
     assert virtual.verified_codes  # the PIN stays verified on the card
     with pytest.raises(WrongPin):
-        sign_document_digest(card, "9999", bytes(32))  # the holder did not give the PIN
+        sign_digest(card, bytes(32), "9999")  # the holder did not give the PIN
     assert not virtual.verified_codes
     assert card.pin_status().tries_left == 2
-    sign_document_digest(card, PIN, bytes(32))
+    sign_digest(card, bytes(32), PIN)
     assert not virtual.verified_codes  # logged out after the signature
     card.channel.close()
 

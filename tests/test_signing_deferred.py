@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 
 from cardauth.cards.cps import CpsCard, KeyRole
 from cardauth.cards.identify import open_card
-from cardauth.cards.session import sign_document_digest
+from cardauth.cards.signature import sign_digest
 from cardauth.signing import deferred, verification
 from cardauth.signing.errors import (
     CertificateNotForSigning,
@@ -74,7 +74,7 @@ def test_a_deferred_pdf_signature_is_accepted_by_pdfsig_and_pyhanko(
     )
     assert len(prepared.digest) == 32
     # On the workstation: the bridge has the card sign the hash (PKCS#1 v1.5).
-    raw = sign_document_digest(card, PIN, prepared.digest)
+    raw = sign_digest(card, prepared.digest, PIN).signature
     # Back on the server.
     signed = deferred.finish_pdf(
         prepared.state,
@@ -107,7 +107,7 @@ def test_a_deferred_cms_signature_is_accepted_by_openssl(
     prepared = deferred.prepare_cms(content, certificate, chain=trust.chain_of(certificate))
     signature = deferred.finish_cms(
         prepared.state,
-        sign_document_digest(card, PIN, prepared.digest),
+        sign_digest(card, prepared.digest, PIN).signature,
         time_stamper=HttpTimeStamper(pki.tsa.url),
     )
     (tmp_path / "content").write_bytes(content)
@@ -128,7 +128,7 @@ def test_a_signature_that_is_not_over_the_prepared_hash_is_refused(
 ) -> None:
     certificate = card.certificate(KeyRole.SIGNATURE)
     prepared = deferred.prepare_pdf(make_pdf(), certificate)
-    other = sign_document_digest(card, PIN, bytes(32))  # the card's, over another hash
+    other = sign_digest(card, bytes(32), PIN).signature  # the card's, over another hash
     with pytest.raises(SignatureValueInvalid):
         deferred.finish_pdf(prepared.state, other)
     with pytest.raises(SignatureValueInvalid):
@@ -146,7 +146,7 @@ def test_the_authentication_certificate_cannot_prepare_a_signature(card: CpsCard
 def test_a_damaged_or_foreign_state_is_refused(card: CpsCard) -> None:
     certificate = card.certificate(KeyRole.SIGNATURE)
     prepared = deferred.prepare_cms(b"data", certificate)
-    raw = sign_document_digest(card, PIN, prepared.digest)
+    raw = sign_digest(card, prepared.digest, PIN).signature
     with pytest.raises(DeferredStateInvalid):
         deferred.finish_pdf(prepared.state, raw)  # a CMS state given to finish a PDF
     with pytest.raises(DeferredStateInvalid):

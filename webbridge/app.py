@@ -9,6 +9,12 @@ approves the site and types the PIN there, and the page collects the assertion
 from ``GET /v1/interactions/{request_id}``. A site the professional has not
 approved can open a login, but reads nothing about it until the professional has
 answered on the bridge's page.
+
+Signing goes the same way, with no one-call path: a site asks for the signing
+certificate, or for a signature over a hash it prepared, by ``POST
+/v1/interactions`` with a ``kind`` (:mod:`webbridge.operations`); the bridge's page
+shows the site (and the document's name and hash), and each signature takes the
+PIN typed for it.
 """
 
 from __future__ import annotations
@@ -44,6 +50,7 @@ from cardauth.cards.session import Keypad
 from cardauth.errors import (
     CardAuthError,
     CardError,
+    CardOutOfValidity,
     InvalidOrigin,
     PinBlocked,
     PinRequired,
@@ -53,7 +60,7 @@ from cardauth.errors import (
 from cardauth.messages import Language
 from cardauth.origins import Origin
 from cardauth.trust import utc_now
-from webbridge import messages
+from webbridge import messages, operations
 from webbridge.cards import CardService
 from webbridge.config import LOOPBACK, BridgeConfig
 from webbridge.consent import ConsentStore
@@ -71,10 +78,20 @@ from webbridge.errors import (
     MethodNotAllowed,
     NotFound,
     OriginForbidden,
+    OtherSigner,
     RateLimited,
 )
 from webbridge.guards import MAX_BODY, Guard, cors_headers, preflight_headers
 from webbridge.interactions import Interaction, Interactions, State
+from webbridge.operations import (
+    Assertion,
+    Certificate,
+    Kind,
+    Login,
+    Signature,
+    Signed,
+    SigningCertificate,
+)
 
 SERVICE = "cardauth-bridge"
 REFUSALS = web.Refusals(
@@ -237,7 +254,7 @@ def _api(bridge: Bridge, per_origin: Callable[[Any], Any]) -> Blueprint:
         origin: Origin = g.cors_origin
         try:
             assertion = bridge.cards.authenticate(
-                origin=origin, challenge=challenge, with_vitale=_flag(body, "vitale")
+                origin=origin, challenge=challenge, with_vitale=operations.flag(body, "vitale")
             )
         except PinRequired:
             return web.json_answer({"status": "interaction_required"})
@@ -275,15 +292,15 @@ def _interaction_api(api: Blueprint, bridge: Bridge, per_origin: Callable[[Any],
     @api.post("/interactions")
     @per_origin
     def create_interaction() -> Response:
-        """A site's page opens a login on the bridge's page (its Origin header is the
-        browser's); the page then shows the address returned, which is also made of
-        the page_id it chose (a site not approved cannot read this answer)."""
-        body = _json_body({"request_id", "page_id", "challenge", "vitale"})
+        """A site's page opens a login, or asks for the signing certificate or a
+        signature, on the bridge's page (its Origin header is the browser's); the page
+        then shows the address returned, which is also made of the page_id it chose
+        (a site not approved cannot read this answer)."""
+        body = _json_body(set(operations.ALL_MEMBERS))
         origin: Origin = g.origin
         interaction = bridge.interactions.create(
             origin=origin,
-            challenge=challenges.check_format(body.get("challenge")),
-            with_vitale=_flag(body, "vitale"),
+            operation=operations.parse(body),
             request_id=body.get("request_id"),
             page_id=body.get("page_id"),
             approved=guard.is_approved(origin),
@@ -441,40 +458,76 @@ def _pages(bridge: Bridge, per_origin: Callable[[Any], Any]) -> Blueprint:
 
 
 def _allow(bridge: Bridge, interaction: Interaction) -> None:
-    """The professional allowed the site: verify the PIN once (typed on the page, or
-    on the keypad), sign, and only then remember the site if asked."""
-    form = request.form
-    pin: str | Keypad | None
-    pin = Keypad.ENTRY if form.get("keypad") == "on" else form.get("pin", "")
-    try:
-        assertion = bridge.cards.authenticate(
-            origin=interaction.origin,
-            challenge=interaction.challenge,
-            with_vitale=interaction.with_vitale,
-            pin=pin,
+    """The professional allowed what the page showed: a login (the PIN verified once,
+    typed on the page or on the keypad, the authentication key signs, and only then
+    the site is remembered if asked); the signing certificate (no PIN: public data;
+    never remembered: a site asks each time); a signature (the PIN typed for it,
+    verified once, the non-repudiation key signs the hash shown, the card logs out)."""
+    operation = interaction.operation
+    if isinstance(operation, Login):
+        answered = _act(
+            interaction,
+            lambda: Assertion(
+                bridge.cards.authenticate(
+                    origin=interaction.origin,
+                    challenge=operation.challenge,
+                    with_vitale=operation.with_vitale,
+                    pin=_typed_pin(),
+                )
+            ),
         )
+        if answered and request.form.get("remember") == "on":
+            bridge.consents.grant(
+                interaction.origin, now=bridge.clock(), days=bridge.config.consent_days
+            )
+    elif isinstance(operation, Signature):
+        _act(
+            interaction,
+            lambda: Signed(
+                bridge.cards.sign_document(
+                    operation.digest, _typed_pin(), expected_certificate=operation.certificate
+                )
+            ),
+        )
+    else:
+        _act(interaction, lambda: Certificate(bridge.cards.signing_certificate()))
+
+
+def _act(interaction: Interaction, card_work: Callable[[], operations.Result]) -> bool:
+    """Run what the professional allowed, and end the interaction with its result;
+    whether it ended so. A blocked PIN ends it; a wrong PIN, a card missing or
+    pulled is said on the page, which asks again; any other refusal ends it."""
+    try:
+        result = card_work()
     except PinBlocked as error:
         interaction.finish(State.FAILED, error=error, answered=True)
-        return
+        return False
     except (CardError, TransportError) as error:  # a wrong PIN, a card out or pulled...
         interaction.tell(error)  # said on the page, which asks again
-        return
+        return False
     except CardAuthError as error:
         interaction.finish(State.FAILED, error=error, answered=True)
-        return
-    answered = interaction.finish(State.OK, assertion=assertion, answered=True)
-    if answered and form.get("remember") == "on":
-        bridge.consents.grant(
-            interaction.origin, now=bridge.clock(), days=bridge.config.consent_days
-        )
+        return False
+    return interaction.finish(State.OK, result=result, answered=True)
+
+
+def _typed_pin() -> str | Keypad:
+    """The PIN of the page's form: typed in its field, or on the reader's keypad."""
+    form = request.form
+    return Keypad.ENTRY if form.get("keypad") == "on" else form.get("pin", "")
 
 
 def _render_interaction(bridge: Bridge, interaction: Interaction) -> str:
-    """The page of a login waiting for the professional: the site, the cards, what
-    the last answer gave (said once), and a form good for one answer: the PIN when
-    the cards can log in, and always a way out."""
+    """The page of an interaction waiting for the professional: the site, what it
+    asks (a login; the signing certificate; a signature, with the document's name
+    and hash), the cards, what the last answer gave (said once), and a form good for
+    one answer: the PIN when one is needed and the cards can give what is asked,
+    and always a way out."""
     language = _language()
     error, interaction.notice = interaction.notice, None
+    operation = interaction.operation
+    with_vitale = isinstance(operation, Login) and operation.with_vitale
+    needs_pin = not isinstance(operation, SigningCertificate)
     card = vitale = None
     tries: int | None = None
     blocked = False
@@ -482,13 +535,17 @@ def _render_interaction(bridge: Bridge, interaction: Interaction) -> str:
         card = bridge.cards.cps_view()
     except CardAuthError as problem:
         error = error or problem
-    if interaction.with_vitale:
+    if with_vitale:
         vitale = next((v for v in bridge.cards.views() if v.kind == "vitale"), None)
     now = bridge.clock()
-    invalid = next(
+    # What keeps the cards from giving what is asked, whatever the professional types.
+    invalid: CardError | None = next(
         (p for p in (c.validity_error(now) for c in (card, vitale) if c) if p is not None), None
     )
-    if card is not None and invalid is None:
+    if card is not None and invalid is None and not isinstance(operation, Login):
+        expected = operation.certificate if isinstance(operation, Signature) else None
+        invalid, error = _signing_problem(bridge, error, expected)
+    if card is not None and invalid is None and needs_pin:
         try:
             status = bridge.cards.pin_status()
             tries, blocked = status.tries_left, status.blocked
@@ -497,40 +554,79 @@ def _render_interaction(bridge: Bridge, interaction: Interaction) -> str:
     if isinstance(error, WrongPin):
         tries = error.tries_left
     error = invalid or error
-    ready = card is not None and (vitale is not None or not interaction.with_vitale)
+    ready = card is not None and (vitale is not None or not with_vitale)
     return render_template(
         "interaction.html",
         lang=language,
         t=lambda key, **values: messages.label(key, language, **values),
+        title=_TITLES[operation.kind],
         interaction=interaction,
+        operation=operation,
+        kind=operation.kind.value,
+        with_vitale=with_vitale,
         token=interaction.form_token(),
         card=card,
         vitale=vitale,
         tries=tries,
+        needs_pin=needs_pin,
         approved=bridge.guard.is_approved(interaction.origin),
         consent_days=_days(bridge.config.consent_days),
         error=error,
         error_text=messages.describe(error, language) if error else None,
         blocked=blocked,
-        can_log_in=ready and invalid is None and not blocked,
+        can_allow=ready and invalid is None and not (blocked and needs_pin),
     )
 
 
+def _signing_problem(
+    bridge: Bridge, error: CardAuthError | None, expected: bytes | None
+) -> tuple[CardError | None, CardAuthError | None]:
+    """Before a signature (or its certificate) is offered: whether the card cannot
+    give it (``invalid``: its signature certificate is not valid today, or is not
+    the ``expected`` one), or what reading it gave (``error``)."""
+    try:
+        bridge.cards.signing_certificate(expected=expected)
+    except (CardOutOfValidity, OtherSigner) as problem:
+        return problem, error
+    except CardAuthError as problem:
+        return None, error or problem
+    return None, error
+
+
+_TITLES = {
+    Kind.LOGIN: "title",
+    Kind.SIGNING_CERTIFICATE: "title_certificate",
+    Kind.SIGNATURE: "title_signature",
+}
+_DONE = {
+    Kind.LOGIN: "done",
+    Kind.SIGNING_CERTIFICATE: "certificate_given",
+    Kind.SIGNATURE: "signed",
+}
+_DECLINED = {
+    Kind.LOGIN: "declined",
+    Kind.SIGNING_CERTIFICATE: "certificate_declined",
+    Kind.SIGNATURE: "signature_declined",
+}
+
+
 def _render_outcome(interaction: Interaction) -> str:
-    """The page of a login that ended: what came of it, and a way to close it (it
-    closes itself after a login or a refusal)."""
+    """The page of an interaction that ended: what came of it, and a way to close it
+    (it closes itself after an answer that went through, or a refusal)."""
     language = _language()
+    kind = interaction.operation.kind
     if interaction.state is State.OK:
-        text = messages.label("done", language)
+        text = messages.label(_DONE[kind], language)
     elif interaction.state is State.DECLINED:
-        text = messages.label("declined", language)
+        text = messages.label(_DECLINED[kind], language)
     else:
-        error = interaction.error or Internal("a failed login without its reason")
+        error = interaction.error or Internal("a failed interaction without its reason")
         text = messages.describe(error, language)
     return render_template(
         "outcome.html",
         lang=language,
         t=lambda k, **values: messages.label(k, language, **values),
+        title=_TITLES[kind],
         text=text,
         code=interaction.error.code if interaction.error else None,
         blocked=isinstance(interaction.error, PinBlocked),
@@ -583,14 +679,6 @@ def _own_url(endpoint: str, **values: Any) -> str:
 def _describe(error: CardAuthError) -> str:
     """``error`` in words, in the language the request asks for."""
     return messages.describe(error, _language())
-
-
-def _flag(body: dict[str, Any], name: str) -> bool:
-    """An optional true/false member of a JSON body (false when absent)."""
-    value = body.get(name, False)
-    if not isinstance(value, bool):
-        raise BadRequest(f"{name} is true or false")
-    return value
 
 
 def _language() -> Language:

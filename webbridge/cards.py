@@ -8,6 +8,10 @@ for ``pin_idle_seconds`` after its last use, and only after a login that went we
 removing the card forgets everything at once, and an idle PIN is reset on the card
 (it logs out: :mod:`cardauth.cards.session`), so the key cannot be used afterwards.
 
+A document signature (the non-repudiation key) never uses that state: each one
+presents the PIN typed for it, and the card logs out after it
+(:mod:`cardauth.cards.signature`), which ends a login's PIN state too.
+
 Operations on one card run one at a time (a lock per slot, and the card layer's
 PC/SC transactions across processes). A VERIFY is sent only with a PIN that the
 professional typed, once, or on the reader's keypad; never on the bridge's own.
@@ -30,10 +34,11 @@ from cryptography.x509.oid import NameOID
 
 from cardauth.assertion import build_assertion
 from cardauth.cards.application import CardApplication, CardFacts, CardKind
-from cardauth.cards.cps import CpsCard
+from cardauth.cards.cps import CpsCard, KeyRole
 from cardauth.cards.identify import APPLICATIONS, connect_channel, identify_with_facts
 from cardauth.cards.pin import PinStatus
 from cardauth.cards.session import PinSource, log_out, pin_session
+from cardauth.cards.signature import DocumentSignature, sign_digest
 from cardauth.cards.vitale import VitaleCard
 from cardauth.errors import (
     CardAuthError,
@@ -51,6 +56,7 @@ from cardauth.errors import (
 from cardauth.origins import Origin
 from cardauth.transport.base import ReaderBackend
 from cardauth.transport.monitor import CardEvent, CardMonitor, EventType
+from webbridge.errors import OtherSigner
 
 EVENT_QUEUE_SIZE = 64
 CardT = TypeVar("CardT", bound=CardApplication)
@@ -73,19 +79,7 @@ class CardView:
     def validity_error(self, now: dt.datetime) -> CardOutOfValidity | None:
         """Why the card cannot log in at ``now`` (its certificate is not valid then),
         or None: asked before the PIN, since no teleservice accepts what it signs."""
-        if self.valid_until is not None and now > self.valid_until:
-            return CardExpired(
-                "the card's certificate expired",
-                kind=self.kind,
-                date=self.valid_until.strftime("%d/%m/%Y"),
-            )
-        if self.valid_from is not None and now < self.valid_from:
-            return CardNotYetValid(
-                "the card's certificate is not valid yet",
-                kind=self.kind,
-                date=self.valid_from.strftime("%d/%m/%Y"),
-            )
-        return None
+        return _validity_error(self.kind, self.valid_from, self.valid_until, now)
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -286,6 +280,52 @@ class CardService:
             if not keep:
                 slot.pin = None  # logged out: asked again when needed
             return token
+
+    # -- document signatures ---------------------------------------------------------
+
+    def signing_certificate(self, *, expected: bytes | None = None) -> bytes:
+        """The CPS card's signature certificate (DER), when it is valid today (none is
+        handed out that no signature could be verified with) and, if given, the
+        ``expected`` one (OtherSigner otherwise). Public data: no PIN."""
+        slot, _view = self._find(CardKind.CPS)
+        with slot.lock, self._card_errors(slot):
+            return self._signing_certificate(_held(slot, CpsCard), expected)
+
+    def sign_document(
+        self, digest: bytes, pin: PinSource, *, expected_certificate: bytes | None = None
+    ) -> DocumentSignature:
+        """The non-repudiation key's signature over ``digest`` (SHA-256), after one
+        VERIFY of ``pin``: typed on the bridge's page for this signature, or on the
+        reader's keypad. Never the PIN state of a login, which this ends (the card
+        logs out after signing). A signature certificate that is not valid today, or
+        not the ``expected_certificate``, is refused before the PIN."""
+        slot, _view = self._find(CardKind.CPS)
+        with slot.lock, self._card_errors(slot):
+            cps = _held(slot, CpsCard)
+            self._signing_certificate(cps, expected_certificate)
+            try:
+                with self._pin_outcome(slot, presented=True):
+                    return sign_digest(cps, digest, pin, keypad_timeout=self._pin_entry_timeout)
+            finally:
+                if slot.pin is not None and slot.pin.verified:
+                    slot.pin = None  # the card logged out after the signature: ask it again
+
+    def _signing_certificate(self, cps: CpsCard, expected: bytes | None) -> bytes:
+        """``cps``'s signature certificate, refused when it is not ``expected`` (if
+        given) or not valid today (under the slot's lock)."""
+        der = cps.certificate_der(KeyRole.SIGNATURE)
+        if expected is not None and der != expected:
+            raise OtherSigner("the card is not the one the document was prepared for")
+        certificate = cps.parse_certificate(der)
+        problem = _validity_error(
+            CardKind.CPS.value,
+            certificate.not_valid_before_utc,
+            certificate.not_valid_after_utc,
+            self._clock(),
+        )
+        if problem is not None:
+            raise problem
+        return der
 
     def log_out(self) -> None:
         """The card forgets the verified PIN (it logs out): the next login asks it."""
@@ -503,6 +543,23 @@ def _view_of(reader: str, card: CardApplication, facts: CardFacts) -> CardView:
         valid_from=valid_from,
         valid_until=valid_until,
     )
+
+
+def _validity_error(
+    kind: str, valid_from: dt.datetime | None, valid_until: dt.datetime | None, now: dt.datetime
+) -> CardOutOfValidity | None:
+    """Why a card's certificate is of no use at ``now`` (expired, not valid yet), or None."""
+    if valid_until is not None and now > valid_until:
+        return CardExpired(
+            "the card's certificate expired", kind=kind, date=valid_until.strftime("%d/%m/%Y")
+        )
+    if valid_from is not None and now < valid_from:
+        return CardNotYetValid(
+            "the card's certificate is not valid yet",
+            kind=kind,
+            date=valid_from.strftime("%d/%m/%Y"),
+        )
+    return None
 
 
 def _atr_of_a_known_card(atr: bytes) -> bool:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from cardauth.errors import CardAuthError
+from cardauth.errors import CardAuthError, CardError
 
 
 class BridgeError(CardAuthError):
@@ -139,3 +139,41 @@ class Busy(BridgeError):
 
     code = "bridge.busy"
     status = 503
+
+
+class HashMalformed(BridgeError):
+    """The hash to sign is not 32 bytes (SHA-256) in canonical base64url."""
+
+    code = "document.hash_malformed"
+    status = 400
+
+
+class HashAlgorithmUnsupported(BridgeError):
+    """The hash to sign is said to be of another algorithm than SHA-256."""
+
+    code = "document.hash_algorithm"
+    status = 400
+
+
+class CertificateMalformed(BridgeError):
+    """The signing certificate a site names for its document is not DER in canonical
+    base64url."""
+
+    code = "document.certificate_malformed"
+    status = 400
+
+
+class DocumentNameInvalid(BridgeError):
+    """The document's name, shown on the bridge's page, is empty, too long, or has
+    characters that could hide what it says (control, bidirectional, invisible)."""
+
+    code = "document.name_invalid"
+    status = 400
+
+
+class OtherSigner(CardError):
+    """The CPS card in the reader is not the one whose signing certificate the site
+    prepared the document for (another card was inserted since)."""
+
+    code = "card.other_signer"
+    status = 409

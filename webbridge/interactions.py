@@ -1,15 +1,18 @@
-"""Logins waiting for the professional on the bridge's own page.
+"""Logins, and requests for the signing certificate or a signature, waiting for
+the professional on the bridge's own page (their kinds: :mod:`webbridge.operations`).
 
-A page that needs the professional (a site not approved yet, or a PIN to type)
-opens a login by ``POST /v1/interactions``, a CORS request: its Origin header is
-the browser's for every pair of schemes (an https page calling the bridge on
-``http://127.0.0.1`` included), and that origin, never a value from the body, is
-the one the assertion will carry. The page picks two random identifiers: the
+A page that needs the professional (a site not approved yet, a PIN to type, a
+document to sign) opens an interaction by ``POST /v1/interactions``, a CORS
+request: its Origin header is the browser's for every pair of schemes (an https
+page calling the bridge on ``http://127.0.0.1`` included), and that origin, never a
+value from the body, is the one the assertion will carry and the one the page
+names. The page picks two random identifiers: the
 request identifier, with which it collects the outcome, and the page identifier,
 the address of the bridge's page that it then shows in its window. The bridge's
 page has a form token of its own, good for one answer.
 
-Places: each site has one login waiting at most (a new one replaces it). A site
+Places: each site has one interaction waiting at most, whatever its kind (a new
+one replaces it). A site
 the professional approved always gets its place. The others share bounded places:
 a login whose page nobody opened within a minute is dropped, and past
 ``MAX_UNOPENED`` the oldest unopened one is dropped, so that no site can keep
@@ -30,6 +33,7 @@ from enum import StrEnum
 from cardauth.errors import CardAuthError
 from cardauth.origins import Origin
 from webbridge.errors import BadRequest, Busy, InteractionUnknown, Replaced
+from webbridge.operations import Operation, Result
 
 LIFETIME_SECONDS = 300.0  # as long as a teleservice's challenge
 UNOPENED_SECONDS = 60.0  # a login whose page was not opened by then is dropped
@@ -48,13 +52,12 @@ class State(StrEnum):
 
 @dataclass(eq=False)
 class Interaction:
-    """One login waiting on the bridge's page."""
+    """One login, or signing request, waiting on the bridge's page."""
 
     id: str  # the page's identifier, in its address
     request_id: str  # the asking page's, to fetch the outcome
     origin: Origin
-    challenge: str
-    with_vitale: bool
+    operation: Operation  # what the site asks for
     approved: bool  # the site was approved when it asked
     created_at: float  # monotonic
     expires_at: float  # monotonic
@@ -64,7 +67,7 @@ class Interaction:
     collected: bool = False  # the asking page has the outcome
     notice: CardAuthError | None = None  # what the page says once, after an answer
     state: State = State.PENDING
-    assertion: str | None = None
+    result: Result | None = None  # what the site gets once the professional allowed it
     error: CardAuthError | None = None
     finished: threading.Event = field(default_factory=threading.Event)
     _finishing: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -73,7 +76,7 @@ class Interaction:
         self,
         state: State,
         *,
-        assertion: str | None = None,
+        result: Result | None = None,
         error: CardAuthError | None = None,
         answered: bool = False,
     ) -> bool:
@@ -83,7 +86,7 @@ class Interaction:
         with self._finishing:
             if self.state is not State.PENDING:
                 return False
-            self.state, self.assertion = state, assertion
+            self.state, self.result = state, result
             self.error = detached(error) if error is not None else None
             self.answered = answered
             self.finished.set()
@@ -120,11 +123,12 @@ class Interaction:
             return True
 
     def outcome(self, describe: Callable[[CardAuthError], str]) -> dict[str, object]:
-        """What the asking page gets: the assertion once, or why there is none (its
-        code, and a sentence that ``describe`` gives in the page's language)."""
+        """What the asking page gets: the result once (the assertion, the
+        certificate, the signature), or why there is none (its code, and a sentence
+        that ``describe`` gives in the page's language)."""
         answer: dict[str, object] = {"status": self.state.value}
-        if self.assertion is not None:
-            answer["assertion"] = self.assertion
+        if self.result is not None:
+            answer.update(self.result.to_dict())
         if self.error is not None:
             answer["error"] = {"code": self.error.code, "message": describe(self.error)}
         return answer
@@ -143,13 +147,13 @@ class Interactions:
         self,
         *,
         origin: Origin,
-        challenge: str,
-        with_vitale: bool,
+        operation: Operation,
         request_id: object,
         page_id: object,
         approved: bool,
     ) -> Interaction:
-        """A login for ``origin``, which replaces the site's login still waiting."""
+        """An interaction for ``origin``, which replaces the site's one still waiting
+        (a login, a signature: one at a time per site)."""
         request_id, page_id = _identifier("request_id", request_id), _identifier("page_id", page_id)
         if request_id == page_id:
             raise BadRequest("request_id and page_id differ")
@@ -168,8 +172,7 @@ class Interactions:
                 id=page_id,
                 request_id=request_id,
                 origin=origin,
-                challenge=challenge,
-                with_vitale=with_vitale,
+                operation=operation,
                 approved=approved,
                 created_at=now,
                 expires_at=now + (LIFETIME_SECONDS if approved else UNOPENED_SECONDS),

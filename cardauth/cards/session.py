@@ -76,20 +76,3 @@ def log_out(card: CpsCard, *, quietly: bool = False) -> None:
         card.channel.close(reset=True)
         if not quietly:
             raise
-
-
-def sign_document_digest(
-    card: CpsCard,
-    pin: PinSource,
-    digest: bytes,
-    *,
-    keypad_timeout: int = pinpad.DEFAULT_TIMEOUT_SECONDS,
-) -> bytes:
-    """One document signature with the non-repudiation key: in one card transaction,
-    log out first (a PIN a login left verified must not sign a document), present
-    the PIN the holder gave for this signature, sign the SHA-256 ``digest`` computed
-    on the host, and log out."""
-    with card.transaction():
-        log_out(card)
-        with pin_session(card, pin, keypad_timeout=keypad_timeout):
-            return card.sign(digest)

@@ -5,7 +5,7 @@ non-repudiation key ``81``.
 The signer's certificate is the card's signature certificate (read through the
 card's PKCS#15 objects), with the CA certificates above it from the trust. Each
 signature asks ``pin`` for the PIN at the moment it is made, presents it in a
-session of its own and logs out (:func:`cardauth.cards.session.sign_document_digest`):
+session of its own and logs out (:func:`cardauth.cards.signature.sign_digest`):
 a PIN is never kept from one signature, nor from a login, for the next. The
 signed attributes are hashed on the host (SHA-256) and the card signs the hash
 with PKCS#1 v1.5 (``sha256_rsa``).
@@ -24,7 +24,8 @@ from pyhanko_certvalidator.registry import SimpleCertificateStore
 
 from cardauth.cards import pinpad
 from cardauth.cards.cps import CpsCard, KeyRole
-from cardauth.cards.session import PinSource, sign_document_digest
+from cardauth.cards.session import PinSource
+from cardauth.cards.signature import sign_digest
 from cardauth.errors import CardExpired, CardNotYetValid
 from cardauth.signing.errors import CertificateNotForSigning, SigningError
 from cardauth.signing.levels import DIGEST_ALGORITHM, SIGNATURE_MECHANISM
@@ -84,6 +85,6 @@ class CardSigner(Signer):
         if dry_run:  # pyHanko sizing the signature's place: no card, no PIN
             return bytes(self.signing_key_size)
         digest = hashlib.sha256(data).digest()
-        return sign_document_digest(
-            self.card, self._pin(), digest, keypad_timeout=self._keypad_timeout
-        )
+        return sign_digest(
+            self.card, digest, self._pin(), keypad_timeout=self._keypad_timeout
+        ).signature

@@ -1,6 +1,7 @@
 // cardauth.js: the web page's side of the cardauth bridge (cardauth-bridge), the
 // local program that lets a health professional log in to a teleservice with the
-// CPS card. An ES module with no dependencies and no build step.
+// CPS card, and sign the documents it prepares. An ES module with no dependencies
+// and no build step.
 //
 // Usage, on a page of a teleservice (its server issues challenges and verifies
 // assertions with cardauth's verifier):
@@ -56,6 +57,22 @@
 // workstation may allow it by policy: docs/bridge.md). When it is refused, login()
 // fails with "bridge.permission_denied", whose message says how to allow it.
 //
+// Signing (deferred: the teleservice prepares its PDF or CMS and finishes it) goes
+// the same way, steps 1, 3 and 4, with no fast path: getSigningCertificate() asks
+// the professional, on the bridge's page, to let this site have the certificate of
+// the card's signature key; sign({hash, documentName}) has the bridge's page show
+// this site, the document's name and its SHA-256 hash, and take the PIN for this
+// signature alone; the card's non-repudiation key signs. The answer is the raw
+// RSASSA-PKCS1-v1_5 signature over the hash and the signing certificate, each in
+// base64url, for the teleservice's server to put in its document.
+//
+//   signButton.addEventListener("click", async () => {
+//     const prepared = post("/documents/42/prepare", {}); // the server's hash, in base64url
+//     const { signature, certificate } = await bridge.sign({
+//       hash: () => prepared.then((r) => r.hash), documentName: "Ordonnance du 2 décembre.pdf" });
+//     await post("/documents/42/finish", { signature, certificate });
+//   });
+//
 // What the teleservice's pages must allow: the bridge's address in the
 // Content-Security-Policy's connect-src (fetch, EventSource). Nothing else: the
 // popup is navigated, no form is posted, and the Referrer-Policy does not matter.
@@ -88,6 +105,15 @@ const EVENTS_RETRY_MIN_MS = 1_000; // reconnection back-off of the card event st
 const EVENTS_RETRY_MAX_MS = 60_000;
 const POPUP_FEATURES = "popup,width=480,height=640";
 const CHALLENGE = /^[A-Za-z0-9_-]{43}$/; // 32 bytes in base64url, as cardauth issues them
+// A SHA-256 hash: 32 bytes in base64url, in its one spelling (the last character's
+// two unused bits zero), as the bridge takes it.
+const SHA256_BASE64URL = /^[A-Za-z0-9_-]{42}[AEIMQUYcgkosw048]$/;
+const SHA256_SIZE = 32;
+const MAX_DOCUMENT_NAME = 120; // characters (code points), as the bridge counts them
+// What a document's name shown on the bridge's page may not hold (Unicode general
+// categories): controls, format characters (bidirectional overrides, zero-width),
+// surrogates, private use, unassigned, line and paragraph separators.
+const HIDING_CHARACTERS = /[\p{Cc}\p{Cf}\p{Cs}\p{Co}\p{Cn}\p{Zl}\p{Zp}]/u;
 
 /**
  * The messages of this client's own codes, in French and English. The bridge's
@@ -104,32 +130,32 @@ export const MESSAGES = Object.freeze({
     en: "Your browser does not let this site reach the cardauth bridge on your workstation. Allow it: click the icon left of the site's address, open the site settings and allow local network access, then reload the page.",
   },
   "bridge.timeout": {
-    fr: "La connexion par carte n'a pas abouti à temps. Recommencez.",
-    en: "The card login did not complete in time. Try again.",
+    fr: "La demande à votre carte (connexion ou signature) n'a pas abouti à temps. Recommencez.",
+    en: "The request to your card (login or signature) did not complete in time. Try again.",
   },
   "bridge.popup_blocked": {
-    fr: "Votre navigateur a bloqué la fenêtre de connexion par carte. Autorisez les fenêtres pop-up pour ce site, ou cliquez de nouveau.",
-    en: "Your browser blocked the card login window. Allow pop-ups for this site, or click again.",
+    fr: "Votre navigateur a bloqué la fenêtre du pont cardauth (connexion ou signature par carte). Autorisez les fenêtres pop-up pour ce site, ou cliquez de nouveau.",
+    en: "Your browser blocked the cardauth bridge's window (card login or signature). Allow pop-ups for this site, or click again.",
   },
   "bridge.aborted": {
-    fr: "La connexion par carte a été annulée.",
-    en: "The card login was cancelled.",
+    fr: "La demande à votre carte (connexion ou signature) a été annulée.",
+    en: "The request to your card (login or signature) was cancelled.",
   },
   "bridge.replaced": {
-    fr: "Une nouvelle connexion par carte a été demandée : celle-ci est abandonnée.",
-    en: "A new card login was asked for: this one is given up.",
+    fr: "Une nouvelle demande à votre carte a été faite : celle-ci est abandonnée.",
+    en: "A new request to your card was made: this one is given up.",
   },
   "bridge.interaction_unknown": {
-    fr: "Cette connexion par carte n'attend plus (elle a expiré, ou le pont s'est arrêté). Recommencez.",
-    en: "This card login is no longer waiting (it expired, or the bridge stopped). Try again.",
+    fr: "Cette demande à votre carte n'attend plus (elle a expiré, ou le pont s'est arrêté). Recommencez.",
+    en: "This request to your card is no longer waiting (it expired, or the bridge stopped). Try again.",
   },
   "bridge.declined": {
     fr: "Vous avez refusé l'accès de ce site à votre carte.",
     en: "You refused this site access to your card.",
   },
   "bridge.failed": {
-    fr: "La connexion par carte a échoué. Recommencez.",
-    en: "The card login failed. Try again.",
+    fr: "La demande à votre carte (connexion ou signature) a échoué. Recommencez.",
+    en: "The request to your card (login or signature) failed. Try again.",
   },
   "bridge.protocol": {
     fr: "Le pont cardauth a répondu de façon inattendue : mettez à jour le pont ou ce site.",
@@ -138,6 +164,22 @@ export const MESSAGES = Object.freeze({
   "challenge.malformed": {
     fr: "Le site a fourni un défi de connexion invalide : rechargez la page et recommencez.",
     en: "The site gave an invalid login challenge: reload the page and try again.",
+  },
+  "document.hash_malformed": {
+    fr: "Le site a fourni une empreinte de document invalide (32 octets en base64url attendus) : rien n'a été signé. Recommencez depuis le site.",
+    en: "The site gave an invalid document fingerprint (32 bytes in base64url expected): nothing was signed. Start again from the site.",
+  },
+  "document.hash_algorithm": {
+    fr: "Le site demande une signature sur une empreinte qui n'est pas SHA-256, la seule que signe la carte : rien n'a été signé.",
+    en: "The site asks for a signature over a fingerprint that is not SHA-256, the only one the card signs: nothing was signed.",
+  },
+  "document.certificate_malformed": {
+    fr: "Le site a fourni un certificat de signature invalide (DER en base64url attendu) : rien n'a été signé.",
+    en: "The site gave an invalid signing certificate (DER in base64url expected): nothing was signed.",
+  },
+  "document.name_invalid": {
+    fr: "Le site a fourni un nom de document vide, trop long (120 caractères au plus) ou contenant des caractères de contrôle ou invisibles : rien n'a été signé.",
+    en: "The site gave a document name that is empty, too long (120 characters at most) or holds control or invisible characters: nothing was signed.",
   },
 });
 
@@ -176,7 +218,14 @@ export function describe(code, lang, fallback) {
  *   call goes on);
  * - "bridge.interaction_unknown": the bridge no longer knows the login;
  * - "bridge.failed": the login failed on the bridge without a more precise code;
- * - "bridge.protocol": the bridge answered something this client does not understand.
+ * - "bridge.protocol": the bridge answered something this client does not understand;
+ * - "document.hash_malformed", "document.hash_algorithm", "document.name_invalid",
+ *   "document.certificate_malformed": sign() was given a hash that is not 32 bytes
+ *   (or their base64url), an algorithm other than SHA-256, a document name the
+ *   bridge's page would refuse to show, or a certificate that is not base64url.
+ *
+ * sign() and getSigningCertificate() fail with the same codes as login() (but
+ * "challenge.malformed"); "bridge.declined" when the professional refuses.
  */
 export class CardAuthBridgeError extends Error {
   /**
@@ -205,6 +254,11 @@ export class CardAuthBridgeError extends Error {
 /**
  * @typedef {{service: string, version: string, api: number, readers: string[],
  *            pin_fresh: boolean}} BridgeStatus
+ */
+
+/**
+ * A SHA-256 hash to sign: its 32 bytes, or the same in base64url.
+ * @typedef {ArrayBuffer | ArrayBufferView | string} HashInput
  */
 
 export class CardAuthBridge {
@@ -275,49 +329,105 @@ export class CardAuthBridge {
    * @returns {Promise<string>}
    */
   async login(challenge, { vitale = false, signal } = {}) {
-    if (signal?.aborted) throw this.#fail("bridge.aborted", { cause: signal.reason });
-    this.#current?.abort(this.#fail("bridge.replaced"));
-    const current = new AbortController();
-    this.#current = current;
-    const forward = () => current.abort(signal?.reason);
-    signal?.addEventListener("abort", forward, { once: true });
-    // Synchronously, while the click is still a user gesture: an empty window, named
-    // for this login alone (an earlier login's window is closed by that login).
-    const requestId = randomId();
-    const popup = window.open("about:blank", `cardauth-${requestId.slice(0, 16)}`, POPUP_FEATURES);
-    try {
-      const own = current.signal;
-      this.#throwIfAborted(own);
+    return this.#interact(signal, async ({ popup, requestId, own }) => {
       const value = typeof challenge === "function" ? await challenge() : challenge;
       this.#throwIfAborted(own);
       if (typeof value !== "string" || !CHALLENGE.test(value)) throw this.#fail("challenge.malformed");
       const waitForPermission = (await this.#localNetworkAccess()) === "prompt";
       const fast = await this.#tryFastPath(value, vitale, own, waitForPermission);
       if (fast !== null) return fast;
-      if (popup === null) throw this.#fail("bridge.popup_blocked");
-      const pageId = randomId();
-      const readable = await this.#open(requestId, pageId, value, vitale, own);
-      // Navigated, never posted to: a navigation carries nothing a site can forge,
-      // and Local Network Access does not stop it.
-      popup.location.replace(`${this.url}/interaction/${pageId}?lang=${this.lang}`);
-      try {
-        return await this.#collect(requestId, readable ? null : popup, own);
-      } catch (error) {
-        // Given up here (aborted, timed out, replaced): the bridge stops waiting
-        // too, and its page says so. Best effort: the login expires anyway.
-        if (error instanceof CardAuthBridgeError && GIVEN_UP.has(error.code)) {
-          this.#call(`/v1/interactions/${requestId}`, { method: "DELETE" }).catch(() => {});
-        }
-        throw error;
-      }
-    } finally {
-      signal?.removeEventListener("abort", forward);
-      if (this.#current === current) this.#current = null;
-      // Closes the empty window of the fast path, or a window still showing an
-      // error page. Once the bridge's page is there, this handle no longer reaches
-      // the window (COOP): the bridge's page closes itself when the login is over.
-      popup?.close();
+      const answer = await this.#onBridgePage(popup, requestId, { challenge: value, vitale }, own);
+      if (typeof answer.assertion === "string") return answer.assertion;
+      throw this.#fail("bridge.protocol");
+    });
+  }
+
+  /**
+   * The certificate of the card's signature key (non-repudiation), for a site that
+   * signs documents: the bridge's page asks the professional whether this site may
+   * have it (every time; no PIN: the certificate is public data of the card). Call
+   * it from a click handler: it opens the bridge's window.
+   *
+   * @param {{signal?: AbortSignal}} [options] signal: give up.
+   * @returns {Promise<{certificate: string}>} the certificate, DER in base64url.
+   */
+  async getSigningCertificate({ signal } = {}) {
+    return this.#interact(signal, async ({ popup, requestId, own }) => {
+      const answer = await this.#onBridgePage(
+        popup,
+        requestId,
+        { kind: "signing_certificate" },
+        own,
+        await this.#permissionWait(),
+      );
+      if (!isBase64url(answer.certificate)) throw this.#fail("bridge.protocol");
+      return { certificate: answer.certificate };
+    });
+  }
+
+  /**
+   * Have the professional sign a document the site prepared (deferred signing): the
+   * site computes the SHA-256 hash of what is to be signed (a PDF's byte range, a
+   * CMS's signed attributes), the bridge's page shows the site, `documentName` and
+   * the hash, and the professional types the PIN for this signature (on the
+   * bridge's page or the reader's keypad, never on this page). The card signs with
+   * its non-repudiation key. Call it from a click handler: it opens the bridge's
+   * window. Called again (or login()) before it ended, this call fails with
+   * "bridge.replaced".
+   *
+   * @param {{hash: HashInput | (() => HashInput | Promise<HashInput>),
+   *          documentName: string, certificate?: string, hashAlgorithm?: "SHA-256",
+   *          signal?: AbortSignal}} request
+   *   hash: the 32 bytes of the SHA-256 hash (an ArrayBuffer, as crypto.subtle.digest
+   *   gives it, or a typed array), or the same in base64url, or a function that
+   *   fetches it (called after the window is opened, so that asking the server does
+   *   not use up the click's gesture); documentName: shown on the bridge's page, 1 to
+   *   120 characters, none of them control or invisible characters; certificate:
+   *   the signing certificate the document was prepared for (as
+   *   getSigningCertificate() gave it), so that no other card signs it.
+   * @returns {Promise<{signature: string, signatureAlgorithm: "RS256", certificate: string}>}
+   *   signature: the raw RSASSA-PKCS1-v1_5 signature over the hash (base64url), to
+   *   put in the site's PDF or CMS; certificate: the signing certificate (DER, in
+   *   base64url).
+   */
+  async sign(
+    { hash, documentName, certificate, hashAlgorithm = "SHA-256", signal } = /** @type {any} */ ({}),
+  ) {
+    // What can be checked at once is, before any window opens (and without giving
+    // up a request under way).
+    if (hashAlgorithm !== "SHA-256") throw this.#fail("document.hash_algorithm");
+    if (!validDocumentName(documentName)) throw this.#fail("document.name_invalid");
+    if (certificate !== undefined && !isBase64url(certificate)) {
+      throw this.#fail("document.certificate_malformed");
     }
+    const given = typeof hash === "function" ? null : hashText(hash);
+    if (typeof hash !== "function" && given === null) throw this.#fail("document.hash_malformed");
+    return this.#interact(signal, async ({ popup, requestId, own }) => {
+      const encoded = given ?? hashText(await hash());
+      this.#throwIfAborted(own);
+      if (encoded === null) throw this.#fail("document.hash_malformed");
+      const body = {
+        kind: "signature",
+        hash: encoded,
+        hash_algorithm: hashAlgorithm,
+        document_name: documentName,
+        ...(certificate === undefined ? {} : { certificate }),
+      };
+      const wait = await this.#permissionWait();
+      const answer = await this.#onBridgePage(popup, requestId, body, own, wait);
+      if (
+        !isBase64url(answer.signature) ||
+        answer.signature_algorithm !== "RS256" ||
+        !isBase64url(answer.certificate)
+      ) {
+        throw this.#fail("bridge.protocol");
+      }
+      return {
+        signature: answer.signature,
+        signatureAlgorithm: answer.signature_algorithm,
+        certificate: answer.certificate,
+      };
+    });
   }
 
   /**
@@ -361,6 +471,78 @@ export class CardAuthBridge {
     };
   }
 
+  // -- an interaction with the card, step by step ----------------------------------------
+
+  /**
+   * What every request to the card shares: the earlier one given up ("bridge.replaced"),
+   * the caller's AbortSignal followed, an empty popup opened at once (step 1), and
+   * the popup closed at the end if it still shows something of this page's.
+   * @template T
+   * @param {AbortSignal | undefined} signal
+   * @param {(context: {popup: Window | null, requestId: string, own: AbortSignal}) => Promise<T>} run
+   * @returns {Promise<T>}
+   */
+  async #interact(signal, run) {
+    if (signal?.aborted) throw this.#fail("bridge.aborted", { cause: signal.reason });
+    this.#current?.abort(this.#fail("bridge.replaced"));
+    const current = new AbortController();
+    this.#current = current;
+    const forward = () => current.abort(signal?.reason);
+    signal?.addEventListener("abort", forward, { once: true });
+    // Synchronously, while the click is still a user gesture: an empty window, named
+    // for this request alone (an earlier request's window is closed by that request).
+    const requestId = randomId();
+    const popup = window.open("about:blank", `cardauth-${requestId.slice(0, 16)}`, POPUP_FEATURES);
+    try {
+      this.#throwIfAborted(current.signal);
+      return await run({ popup, requestId, own: current.signal });
+    } finally {
+      signal?.removeEventListener("abort", forward);
+      if (this.#current === current) this.#current = null;
+      // Closes the empty window of the fast path, or a window still showing an
+      // error page. Once the bridge's page is there, this handle no longer reaches
+      // the window (COOP): the bridge's page closes itself when it is over.
+      popup?.close();
+    }
+  }
+
+  /**
+   * Steps 3 and 4: open the interaction on the bridge (`body`: what is asked), send
+   * the popup to the bridge's page for it, and collect the outcome: the answer of a
+   * finished interaction whose status is "ok".
+   * @param {Window | null} popup
+   * @param {string} requestId
+   * @param {object} body
+   * @param {AbortSignal} own
+   * @param {number} [timeout] of the first call (longer while the browser asks for
+   *   the Local Network Access permission)
+   * @returns {Promise<any>}
+   */
+  async #onBridgePage(popup, requestId, body, own, timeout = CALL_TIMEOUT_MS) {
+    if (popup === null) throw this.#fail("bridge.popup_blocked");
+    const pageId = randomId();
+    const readable = await this.#open(requestId, pageId, body, own, timeout);
+    // Navigated, never posted to: a navigation carries nothing a site can forge,
+    // and Local Network Access does not stop it.
+    popup.location.replace(`${this.url}/interaction/${pageId}?lang=${this.lang}`);
+    try {
+      return await this.#collect(requestId, readable ? null : popup, own);
+    } catch (error) {
+      // Given up here (aborted, timed out, replaced): the bridge stops waiting
+      // too, and its page says so. Best effort: it expires anyway.
+      if (error instanceof CardAuthBridgeError && GIVEN_UP.has(error.code)) {
+        this.#call(`/v1/interactions/${requestId}`, { method: "DELETE" }).catch(() => {});
+      }
+      throw error;
+    }
+  }
+
+  /** How long the first call to the bridge may take: longer while the browser asks
+   * the professional for the Local Network Access permission. */
+  async #permissionWait() {
+    return (await this.#localNetworkAccess()) === "prompt" ? PERMISSION_WAIT_MS : CALL_TIMEOUT_MS;
+  }
+
   // -- a login, step by step ---------------------------------------------------------
 
   /**
@@ -395,11 +577,12 @@ export class CardAuthBridge {
    * answered on the bridge's page).
    * @returns {Promise<boolean>}
    */
-  async #open(requestId, pageId, challenge, vitale, signal) {
+  async #open(requestId, pageId, body, signal, timeout) {
     try {
       await this.#call("/v1/interactions", {
         signal,
-        body: { request_id: requestId, page_id: pageId, challenge, vitale },
+        body: { request_id: requestId, page_id: pageId, ...body },
+        timeout,
       });
       return true;
     } catch (error) {
@@ -415,10 +598,12 @@ export class CardAuthBridge {
    * Step 4: GET /v1/interactions/{request_id} until the professional has answered
    * on the bridge's page (a long poll for a site that reads the answers). `popup`:
    * for a site that reads nothing yet, the window sent to the bridge's page.
+   * Resolves to the answer whose status is "ok" (what it carries depends on what
+   * was asked).
    * @param {string} requestId
    * @param {Window | null} popup
    * @param {AbortSignal} signal
-   * @returns {Promise<string>}
+   * @returns {Promise<any>}
    */
   async #collect(requestId, popup, signal) {
     const readable = popup === null;
@@ -453,8 +638,7 @@ export class CardAuthBridge {
         case "pending":
           continue;
         case "ok":
-          if (typeof answer.assertion === "string") return answer.assertion;
-          break;
+          return answer;
         case "declined":
           throw this.#outcomeError(answer, "bridge.declined");
         case "failed":
@@ -657,9 +841,49 @@ export class CardAuthBridge {
 
 /** 32 random bytes in base64url: an identifier that only this page knows. */
 function randomId() {
-  const bytes = crypto.getRandomValues(new Uint8Array(32));
+  return base64url(crypto.getRandomValues(new Uint8Array(32)));
+}
+
+/** @param {Uint8Array} bytes @returns {string} base64url without padding */
+function base64url(bytes) {
   const text = btoa(String.fromCharCode(...bytes));
   return text.replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+}
+
+/** @param {unknown} value @returns {value is string} a non-empty base64url text */
+function isBase64url(value) {
+  return typeof value === "string" && /^[A-Za-z0-9_-]+$/.test(value);
+}
+
+/**
+ * A SHA-256 hash as the bridge takes it (base64url), from its 32 bytes or from the
+ * same in base64url; null when it is neither.
+ * @param {unknown} value
+ * @returns {string | null}
+ */
+function hashText(value) {
+  if (typeof value === "string") return SHA256_BASE64URL.test(value) ? value : null;
+  let bytes = null;
+  if (value instanceof ArrayBuffer) bytes = new Uint8Array(value);
+  else if (ArrayBuffer.isView(value)) {
+    bytes = new Uint8Array(value.buffer, value.byteOffset, value.byteLength);
+  }
+  return bytes !== null && bytes.length === SHA256_SIZE ? base64url(bytes) : null;
+}
+
+/**
+ * Whether `name` may be shown on the bridge's page as a document's name (the
+ * bridge's own rule: the site learns at once, not after the professional's answer).
+ * @param {unknown} name
+ * @returns {boolean}
+ */
+function validDocumentName(name) {
+  return (
+    typeof name === "string" &&
+    /\S/u.test(name) &&
+    [...name].length <= MAX_DOCUMENT_NAME &&
+    !HIDING_CHARACTERS.test(name)
+  );
 }
 
 /** Wait `ms`, or less if `signal` aborts (then `onAbort` throws). */
