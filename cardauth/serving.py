@@ -9,8 +9,10 @@ running. :meth:`Served.close` closes those too.
 from __future__ import annotations
 
 import ipaddress
+import signal
 import socket
 import threading
+from types import FrameType
 from typing import Any
 
 from waitress import wasyncore
@@ -19,6 +21,19 @@ from waitress.server import BaseWSGIServer, create_server
 from cardauth.errors import CardAuthError
 
 STOP_WAIT_SECONDS = 5
+
+
+def stop_on_signals() -> threading.Event:
+    """An event set by SIGTERM or SIGINT, for a program's main thread to wait on: the
+    handler only sets it (closing a server must not run inside a signal handler)."""
+    stopping = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stopping.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    return stopping
 
 
 class Served:

@@ -26,14 +26,11 @@ import hmac
 import os
 import re
 import secrets
-import signal
 import stat
 import sys
-import threading
 from collections.abc import Callable, Collection, Sequence
 from importlib import resources
 from pathlib import Path
-from types import FrameType
 
 from flask import Flask, Response, jsonify, request
 
@@ -49,7 +46,7 @@ from cardauth.errors import CardAuthError
 from cardauth.messages import CORE, LANGUAGES, Catalog, Language, choose_language, label
 from cardauth.origins import Origin, parse_origins
 from cardauth.revocation import refresh_in_background
-from cardauth.serving import Served, is_loopback_address, listen
+from cardauth.serving import Served, is_loopback_address, listen, stop_on_signals
 from cardauth.trust import utc_now
 from cardauth.verify import Verifier
 
@@ -412,13 +409,7 @@ def serve(args: argparse.Namespace, language: Language) -> int:
         token=token,
         language=language,
     )
-    stopping = threading.Event()
-
-    def stop(signum: int, frame: FrameType | None) -> None:
-        stopping.set()
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
+    stopping = stop_on_signals()
     listener = listen(args.host, args.port)
     served = Served(
         app,

@@ -11,17 +11,15 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import signal
 import sys
-import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 from cardauth.arguments import ArgumentParser, requested_language
 from cardauth.errors import CardAuthError
 from cardauth.messages import LANGUAGES, Language, choose_language, label
+from cardauth.serving import stop_on_signals
 from simulator import control
 from simulator.messages import CATALOG
 from simulator.ocsp import OcspResponder
@@ -190,7 +188,7 @@ def _control(args: argparse.Namespace) -> int:
 
 def _run_ocsp(port: int, language: Language) -> int:
     responder = OcspResponder().start(port=port)
-    stop = _stop_on_signals()
+    stop = stop_on_signals()
     print(_text("ocsp", language, url=responder.url), flush=True)
     while not stop.wait(0.5):
         pass
@@ -200,7 +198,7 @@ def _run_ocsp(port: int, language: Language) -> int:
 
 def _run_tsa(port: int, language: Language) -> int:
     authority = TimeStampAuthority().start(port=port)
-    stop = _stop_on_signals()
+    stop = stop_on_signals()
     print(_text("tsa", language, url=authority.url), flush=True)
     while not stop.wait(0.5):
         pass
@@ -208,23 +206,12 @@ def _run_tsa(port: int, language: Language) -> int:
     return 0
 
 
-def _stop_on_signals() -> threading.Event:
-    stop = threading.Event()
-
-    def on_signal(_signum: int, _frame: FrameType | None) -> None:
-        stop.set()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
-    return stop
-
-
 def _run_vpcd(args: argparse.Namespace, language: Language) -> int:
     workstation = vpcd_workstation(args.vpcd_host, args.vpcd_port)
     placement = [None if args.no_cps else args.cps, None if args.no_vitale else args.vitale]
     if args.swap:
         placement.reverse()
-    stop = _stop_on_signals()
+    stop = stop_on_signals()
     server = None
     try:
         for slot, persona in enumerate(placement):

@@ -43,7 +43,7 @@ class Fault(StrEnum):
     HTTP_ERROR = "http_error"  # the responder is down (HTTP 503)
 
 
-class OcspResponder:
+class OcspResponder(PostService):
     """Answers OCSP requests for the simulator's card certificates, and the roots'
     answers for the intermediate CAs and the time-stamping authority."""
 
@@ -54,12 +54,12 @@ class OcspResponder:
         *,
         clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
     ) -> None:
+        super().__init__("ocsp", "application/ocsp-response")
         self.pki = pki or simulator_pki()
         self.fault = Fault.NONE
         self.requests = 0
         self._clock = clock
         self._index = self._index_certificates(personas or bundled().values())
-        self._service = PostService("ocsp", "application/ocsp-response", self._answer_post)
 
     def _index_certificates(
         self, personas: Iterable[Persona]
@@ -158,21 +158,10 @@ class OcspResponder:
 
     # -- HTTP --------------------------------------------------------------------------
 
-    def _answer_post(self, body: bytes) -> bytes | None:
+    def answer_post(self, body: bytes) -> bytes | None:
         if self.fault is Fault.HTTP_ERROR:
             return None
         return self.respond(body)
-
-    def start(self, host: str = "127.0.0.1", port: int = 0) -> OcspResponder:
-        self._service.start(host, port)
-        return self
-
-    @property
-    def url(self) -> str:
-        return self._service.url
-
-    def stop(self) -> None:
-        self._service.stop()
 
 
 def _key_hash(authority: Authority, algorithm: hashes.HashAlgorithm) -> bytes:

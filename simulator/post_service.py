@@ -5,37 +5,42 @@ time-stamping authority (RFC 3161 § 3.4) have in common."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Self
 
 from simulator.vpcd import require_loopback
 
 MAX_REQUEST = 16 * 1024
 
-# The DER answer to a request's body; None: the service is down (HTTP 503).
-Answer = Callable[[bytes], bytes | None]
-
 
 class PostService:
-    """Serves ``answer`` on loopback, on a thread of its own, until stopped."""
+    """Serves :meth:`answer_post` on loopback, on a thread of its own, until stopped:
+    a subclass answers a request's DER body with its DER answer, or None when the
+    service is down (HTTP 503)."""
 
-    def __init__(self, name: str, content_type: str, answer: Answer) -> None:
+    def __init__(self, name: str, content_type: str) -> None:
         self.name = name
         self.content_type = content_type
-        self.answer = answer
         self._server: ThreadingHTTPServer | None = None
 
-    def start(self, host: str = "127.0.0.1", port: int = 0) -> None:
+    def answer_post(self, body: bytes) -> bytes | None:
+        raise NotImplementedError
+
+    def start(self, host: str = "127.0.0.1", port: int = 0) -> Self:
         require_loopback(host)
         service = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
+                declared = self.headers.get("Content-Length") or "0"
+                length = int(declared) if declared.isascii() and declared.isdigit() else -1
+                if length < 0:
+                    self.send_error(400)
+                    return
                 if not 0 < length <= MAX_REQUEST:
                     self.send_error(413 if length else 411)
                     return
-                body = service.answer(self.rfile.read(length))
+                body = service.answer_post(self.rfile.read(length))
                 if body is None:
                     self.send_error(503)
                     return
@@ -51,6 +56,7 @@ class PostService:
         self._server = ThreadingHTTPServer((host, port), Handler)
         self._server.daemon_threads = True
         threading.Thread(target=self._server.serve_forever, name=self.name, daemon=True).start()
+        return self
 
     @property
     def url(self) -> str:

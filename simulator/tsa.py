@@ -45,7 +45,7 @@ class _TestPolicyStamper(DummyTimeStamper):
         return info
 
 
-class TimeStampAuthority:
+class TimeStampAuthority(PostService):
     """Answers RFC 3161 time-stamp requests at the time its clock says."""
 
     def __init__(
@@ -54,6 +54,7 @@ class TimeStampAuthority:
         *,
         clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
     ) -> None:
+        super().__init__("tsa", "application/timestamp-reply")
         pki = pki or simulator_pki()
         unit = pki.time_stamping_unit()
         self.fault = Fault.NONE
@@ -63,7 +64,6 @@ class TimeStampAuthority:
         self._key = keys.PrivateKeyInfo.load(
             unit.key.private_bytes(Encoding.DER, PrivateFormat.PKCS8, NoEncryption())
         )
-        self._service = PostService("tsa", "application/timestamp-reply", self._answer_post)
 
     def respond(self, request_der: bytes) -> bytes:
         """The DER TimeStampResp to one DER TimeStampReq."""
@@ -81,23 +81,12 @@ class TimeStampAuthority:
         answer: bytes = stamper.request_tsa_response(request).dump()
         return answer
 
-    def _answer_post(self, body: bytes) -> bytes | None:
+    def answer_post(self, body: bytes) -> bytes | None:
         if self.fault is Fault.HTTP_ERROR:
             return None
         if self.fault is Fault.GARBAGE:
             return b"\x30\x03not a time stamp"
         return self.respond(body)
-
-    def start(self, host: str = "127.0.0.1", port: int = 0) -> TimeStampAuthority:
-        self._service.start(host, port)
-        return self
-
-    @property
-    def url(self) -> str:
-        return self._service.url
-
-    def stop(self) -> None:
-        self._service.stop()
 
 
 def _refusal(failure: str) -> bytes:

@@ -17,12 +17,9 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import signal
 import sys
-import threading
 from collections.abc import Sequence
 from pathlib import Path
-from types import FrameType
 
 from cardauth import __version__
 from cardauth.arguments import ArgumentParser, requested_language
@@ -30,7 +27,7 @@ from cardauth.errors import CardAuthError
 from cardauth.messages import LANGUAGES, Language, choose_language, label
 from cardauth.origins import Origin
 from cardauth.serving import CannotListen as PortTaken
-from cardauth.serving import Served, is_loopback_address, listen
+from cardauth.serving import Served, is_loopback_address, listen, stop_on_signals
 from cardauth.transport.backends import open_backend, personas_of
 from cardauth.transport.base import ReaderBackend
 from cardauth.trust import utc_now
@@ -179,13 +176,7 @@ def serve(args: argparse.Namespace, config: BridgeConfig, language: Language) ->
         allow_development_origins=True if args.allow_development_origins else None,
     )
     backend = open_backend(simulate=args.simulate, personas=personas_of(args.personas))
-    stopping = threading.Event()
-
-    def stop(signum: int, frame: FrameType | None) -> None:
-        stopping.set()
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
+    stopping = stop_on_signals()
     try:
         bridge = BridgeServer(config, backend, host=host).start()
         try:

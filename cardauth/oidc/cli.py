@@ -15,12 +15,9 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import signal
 import sys
-import threading
 from collections.abc import Sequence
 from pathlib import Path
-from types import FrameType
 
 from cardauth import __version__
 from cardauth.arguments import ArgumentParser, requested_language
@@ -30,7 +27,7 @@ from cardauth.oidc.app import TEXTS, create_app
 from cardauth.oidc.errors import ConfigError
 from cardauth.oidc.keys import init_keys, prune_keys, rotate_keys
 from cardauth.oidc.settings import DEFAULT_BRIDGE, DEFAULT_PORT, ProviderSettings
-from cardauth.serving import Served, is_loopback_address, listen
+from cardauth.serving import Served, is_loopback_address, listen, stop_on_signals
 from cardauth.trust import utc_now
 
 EXIT_ERROR = 1
@@ -123,13 +120,7 @@ def serve(args: argparse.Namespace, language: Language) -> int:
         audit_log=args.audit_log,
     )
     app = create_app(settings)
-    stopping = threading.Event()
-
-    def stop(signum: int, frame: FrameType | None) -> None:
-        stopping.set()
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
+    stopping = stop_on_signals()
     listener = listen(args.host, args.port)
     served = Served(app, listener, ident="cardauth-oidc", threads=THREADS).start("cardauth-oidc")
     try:
