@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import functools
 import getpass
 import json
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from cardauth import __version__, challenges
 from cardauth.arguments import ArgumentParser, requested_language
@@ -310,123 +311,57 @@ def _card_command(
     return run
 
 
+def _option(
+    parser: argparse.ArgumentParser,
+    language: Language,
+    *names: str,
+    help: str,
+    metavar: str | None = None,
+    **options: Any,
+) -> None:
+    """An argument whose help is the label ``help.<help>`` and whose metavar is the
+    label ``metavar.<metavar>``, in ``language``."""
+    if metavar is not None:
+        options["metavar"] = label(f"metavar.{metavar}", language)
+    parser.add_argument(*names, help=label(f"help.{help}", language), **options)
+
+
 def _configure_login(parser: argparse.ArgumentParser, language: Language) -> None:
-    parser.add_argument(
-        "--origin",
-        required=True,
-        metavar=label("metavar.origin", language),
-        help=label("help.login.origin", language),
-    )
-    parser.add_argument(
-        "--challenge",
-        required=True,
-        metavar=label("metavar.challenge", language),
-        help=label("help.login.challenge", language),
-    )
-    parser.add_argument(
-        "--with-vitale", action="store_true", help=label("help.with_vitale", language)
-    )
-    parser.add_argument("--pin-stdin", action="store_true", help=label("help.pin_stdin", language))
-    parser.add_argument(
-        "--allow-development-origins",
-        action="store_true",
-        help=label("help.allow_development_origins", language),
-    )
+    option = functools.partial(_option, parser, language)
+    option("--origin", required=True, metavar="origin", help="login.origin")
+    option("--challenge", required=True, metavar="challenge", help="login.challenge")
+    option("--with-vitale", action="store_true", help="with_vitale")
+    option("--pin-stdin", action="store_true", help="pin_stdin")
+    option("--allow-development-origins", action="store_true", help="allow_development_origins")
 
 
 def _configure_verify(parser: argparse.ArgumentParser, language: Language) -> None:
-    parser.add_argument(
-        "--origin",
-        required=True,
-        action="append",
-        metavar=label("metavar.origin", language),
-        help=label("help.verify.origin", language),
-    )
-    parser.add_argument(
-        "--challenge",
-        required=True,
-        metavar=label("metavar.challenge", language),
-        help=label("help.verify.challenge", language),
-    )
-    parser.add_argument(
-        "--trust",
-        required=True,
-        type=Path,
-        metavar=label("metavar.directory", language),
-        help=label("help.trust", language),
-    )
-    parser.add_argument(
-        "--require-vitale", action="store_true", help=label("help.require_vitale", language)
-    )
-    parser.add_argument(
-        "--allow-development-origins",
-        action="store_true",
-        help=label("help.allow_development_origins", language),
-    )
+    option = functools.partial(_option, parser, language)
+    option("--origin", required=True, action="append", metavar="origin", help="verify.origin")
+    option("--challenge", required=True, metavar="challenge", help="verify.challenge")
+    option("--trust", required=True, type=Path, metavar="directory", help="trust")
+    option("--require-vitale", action="store_true", help="require_vitale")
+    option("--allow-development-origins", action="store_true", help="allow_development_origins")
 
 
 def _configure_sign(parser: argparse.ArgumentParser, language: Language) -> None:
-    parser.add_argument(
-        "document",
-        type=Path,
-        metavar=label("metavar.file", language),
-        help=label("help.sign.document", language),
-    )
-    parser.add_argument(
-        "--output",
-        "-o",
-        required=True,
-        type=Path,
-        metavar=label("metavar.file", language),
-        help=label("help.sign.output", language),
-    )
-    parser.add_argument(
-        "--format", choices=FORMATS, default="pades", help=label("help.sign.format", language)
-    )
-    parser.add_argument(
-        "--level", choices=LEVELS, default="b-b", help=label("help.sign.level", language)
-    )
-    parser.add_argument(
-        "--tsa-url",
-        metavar=label("metavar.url", language),
-        help=label("help.sign.tsa_url", language),
-    )
-    parser.add_argument(
-        "--trust",
-        required=True,
-        type=Path,
-        metavar=label("metavar.directory", language),
-        help=label("help.sign.trust", language),
-    )
-    parser.add_argument(
-        "--reason",
-        metavar=label("metavar.text", language),
-        help=label("help.sign.reason", language),
-    )
-    parser.add_argument("--force", action="store_true", help=label("help.sign.force", language))
-    parser.add_argument("--pin-stdin", action="store_true", help=label("help.pin_stdin", language))
+    option = functools.partial(_option, parser, language)
+    option("document", type=Path, metavar="file", help="sign.document")
+    option("--output", "-o", required=True, type=Path, metavar="file", help="sign.output")
+    option("--format", choices=FORMATS, default="pades", help="sign.format")
+    option("--level", choices=LEVELS, default="b-b", help="sign.level")
+    option("--tsa-url", metavar="url", help="sign.tsa_url")
+    option("--trust", required=True, type=Path, metavar="directory", help="sign.trust")
+    option("--reason", metavar="text", help="sign.reason")
+    option("--force", action="store_true", help="sign.force")
+    option("--pin-stdin", action="store_true", help="pin_stdin")
 
 
 def _configure_verify_signature(parser: argparse.ArgumentParser, language: Language) -> None:
-    parser.add_argument(
-        "document",
-        type=Path,
-        metavar=label("metavar.file", language),
-        help=label("help.verify_signature.document", language),
-    )
-    parser.add_argument(
-        "--content",
-        type=Path,
-        metavar=label("metavar.file", language),
-        help=label("help.verify_signature.content", language),
-    )
-    parser.add_argument(
-        "--trust",
-        required=True,
-        type=Path,
-        metavar=label("metavar.directory", language),
-        help=label("help.trust", language),
-    )
+    option = functools.partial(_option, parser, language)
+    option("document", type=Path, metavar="file", help="verify_signature.document")
+    option("--content", type=Path, metavar="file", help="verify_signature.content")
+    option("--trust", required=True, type=Path, metavar="directory", help="trust")
 
 
 def _no_options(parser: argparse.ArgumentParser, language: Language) -> None:
