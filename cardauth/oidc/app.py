@@ -74,7 +74,7 @@ from cardauth.oidc.grants import (
 )
 from cardauth.oidc.keys import ALGORITHMS, KeySet
 from cardauth.oidc.logout import logout_request
-from cardauth.oidc.sessions import StoreSessionInterface
+from cardauth.oidc.sessions import StoreSessionInterface, require_store
 from cardauth.oidc.settings import OIDC, REALM, ProviderSettings
 from cardauth.oidc.store import OidcStore, store_from_setting
 from cardauth.trust import utc_now
@@ -166,9 +166,13 @@ def create_app(
     if settings.audit_log is not None:
         app.config["CARDAUTH_AUDIT_LOG"] = str(settings.audit_log)
         app.config["CARDAUTH_PSEUDONYM_KEY"] = secrets.token_bytes(32)  # no NIR at login
-    app.session_interface = StoreSessionInterface(
-        store, lifetime=settings.session_hours * 3600, secure=origin.value.startswith("https://")
+    sessions = StoreSessionInterface(
+        store,
+        lifetime=settings.session_hours * 3600,
+        secure=origin.value.startswith("https://"),
+        refuse=lambda error: provider.answer(error, 503),
     )
+    app.session_interface = sessions
     cardauth = CardAuth(app, verifier=verifier, clock=clock)  # /cardauth/challenge, /login...
     provider = Provider(app, settings, store, clock, audit=cardauth.audit)
     provider.register(app)
@@ -226,6 +230,7 @@ class Provider:
     def register(self, app: Flask) -> None:
         web.install_refusals(app, REFUSALS, self.answer, request)
         app.register_error_handler(StoreUnavailable, lambda error: self.answer(error, 503))
+        app.before_request(require_store)
         app.before_request(self.limit)
         app.after_request(self.headers)
         for prefix in ("", REALM):  # PSC's discovery, at the root and under the realm
