@@ -101,6 +101,7 @@ client_secret = "{secret}"
 token_endpoint_auth_method = "client_secret_basic"
 redirect_uris = ["{origin}/oidc/callback"]
 post_logout_redirect_uris = ["{origin}/oidc/logged-out"]
+backchannel_logout_uri = "{origin}/oidc/backchannel-logout"
 
 """
 

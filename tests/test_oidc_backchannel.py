@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import re
+import secrets
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -22,14 +23,17 @@ import pytest
 import requests
 
 from cardauth.oidc.app import create_app
-from cardauth.oidc.settings import OIDC
+from cardauth.oidc.settings import OIDC, REALM
 from cardauth.serving import Served, listen
+from examples.teleservice import create_app as create_teleservice
+from examples.teleservice.store import BUNDLED_SEED, init_db
 from tests.backchannel_rp import EVENT, RelyingParty
 from tests.oidc_kit import DOCTOR, Pkce, ProviderFiles, card_assertion
 from tests.support import LOOPBACK, free_port
 from tests.test_challenges import RedisServer
 
 RP_SECRET = "back-channel-relying-party-secret-0123456789"
+TELESERVICE_SECRET = "teleservice-relying-party-secret-0123456789"
 DELIVERY_BOUND = 10.0  # seconds for the tokens to reach the relying parties
 
 
@@ -40,10 +44,20 @@ class Deployment:
     parties: dict[str, RelyingParty]
     audit_log: Path
     down_port: int  # where a relying party's back-channel URI points, and nothing listens
+    teleservice: str  # the example teleservice in OIDC mode, a relying party
 
 
-def _clients(parties: dict[str, RelyingParty], down_port: int) -> str:
-    entries = []
+def _clients(parties: dict[str, RelyingParty], down_port: int, teleservice: str) -> str:
+    entries = [
+        f"""\
+[[clients]]
+client_id = "teleservice"
+client_secret = "{TELESERVICE_SECRET}"
+redirect_uris = ["{teleservice}/oidc/callback"]
+post_logout_redirect_uris = ["{teleservice}/oidc/logged-out"]
+backchannel_logout_uri = "{teleservice}/oidc/backchannel-logout"
+"""
+    ]
     for name, party in parties.items():
         entries.append(f"""\
 [[clients]]
@@ -77,7 +91,9 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
         parties[name] = RelyingParty(origin, name, RP_SECRET, f"http://{LOOPBACK}:{port}")
         served.append(Served(parties[name].app(), listen(LOOPBACK, port), ident=name).start(name))
     down_port = free_port()
-    files = ProviderFiles(folder).write(_clients(parties, down_port))
+    teleservice_port = free_port()
+    teleservice = f"http://{LOOPBACK}:{teleservice_port}"
+    files = ProviderFiles(folder).write(_clients(parties, down_port, teleservice))
     audit_log = folder / "audit.jsonl"
     settings = files.settings(
         origin, store=redis_server.url, allow_development_origins=True, audit_log=audit_log
@@ -85,6 +101,25 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
     for port in ports:  # two processes of the provider: one Redis between them
         app = create_app(settings)
         served.append(Served(app, listen(LOOPBACK, port), ident="oidc").start("oidc"))
+    db = folder / "teleservice.db"
+    init_db(db, BUNDLED_SEED)
+    teleservice_app = create_teleservice(
+        {
+            "SECRET_KEY": secrets.token_hex(32),
+            "CARDAUTH_ORIGINS": [teleservice],
+            "CARDAUTH_ALLOW_DEVELOPMENT_ORIGINS": True,
+            "CARDAUTH_TRUST_DIR": str(files.trust),
+            "CARDAUTH_AUDIT_LOG": str(folder / "teleservice-audit.jsonl"),
+            "CARDAUTH_PSEUDONYM_KEY": secrets.token_bytes(32),
+            "TELESERVICE_DB": str(db),
+            "TELESERVICE_OIDC_ISSUER": origin + REALM,
+            "TELESERVICE_OIDC_CLIENT_ID": "teleservice",
+            "TELESERVICE_OIDC_CLIENT_SECRET": TELESERVICE_SECRET,
+        }
+    )
+    served.append(
+        Served(teleservice_app, listen(LOOPBACK, teleservice_port), ident="ts").start("ts")
+    )
     try:
         yield Deployment(
             origin,
@@ -92,6 +127,7 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
             parties,
             audit_log,
             down_port,
+            teleservice,
         )
     finally:
         for server in served:
@@ -284,3 +320,46 @@ def _exchange_for(browser: requests.Session, deployment: Deployment, client_id: 
         auth=(client_id, RP_SECRET), timeout=10,
     )  # fmt: skip
     assert tokens.status_code == 200, tokens.text
+
+
+def test_the_example_teleservice_ends_the_professional_s_session(deployment: Deployment) -> None:
+    """The teleservice in OIDC mode checks the logout token (joserfc, § 2.6) and the
+    professional's session there ends at its next request."""
+    browser = requests.Session()
+    page = browser.get(f"{deployment.teleservice}/oidc/login", timeout=10)
+    assert 'id="login"' in page.text  # the provider's login page
+    challenge = browser.post(f"{deployment.origin}/cardauth/challenge", json={}, timeout=10).json()[
+        "challenge"
+    ]
+    browser.post(
+        f"{deployment.origin}/cardauth/login",
+        json={"assertion": card_assertion(challenge, deployment.origin)},
+        timeout=10,
+    )
+    back = browser.get(page.url, timeout=10)  # the code, the teleservice's callback
+    assert back.url.startswith(deployment.teleservice), back.url
+    me = browser.get(f"{deployment.teleservice}/api/me", timeout=10)
+    assert me.status_code == 200, me.text
+    token = watch_token(browser, deployment.origin)
+    removed = browser.post(
+        f"{deployment.origin}{OIDC}/card-removed",
+        json={"token": token},
+        headers={"Origin": deployment.origin},
+        timeout=10,
+    )
+    assert removed.status_code == 200
+    assert until(
+        lambda: browser.get(f"{deployment.teleservice}/api/me", timeout=10).status_code == 401
+    )
+    delivered = [e for e in audited(deployment) if e["client_id"] == "teleservice"]
+    assert delivered[-1]["outcome"] == "delivered"
+
+
+def test_the_teleservice_refuses_a_logout_token_it_cannot_check(deployment: Deployment) -> None:
+    forged = requests.post(
+        f"{deployment.teleservice}/oidc/backchannel-logout",
+        data={"logout_token": "eyJhbGciOiJub25lIn0.eyJzaWQiOiJ4In0."},  # alg none
+        timeout=10,
+    )
+    assert forged.status_code == 400
+    assert forged.json()["error"] == "invalid_request"
