@@ -23,6 +23,7 @@ import pytest
 import requests
 
 from cardauth.oidc.app import create_app
+from cardauth.oidc.backchannel import Sweeper
 from cardauth.oidc.settings import OIDC, REALM
 from cardauth.serving import Served, listen
 from examples.teleservice import create_app as create_teleservice
@@ -363,3 +364,43 @@ def test_the_teleservice_refuses_a_logout_token_it_cannot_check(deployment: Depl
     )
     assert forged.status_code == 400
     assert forged.json()["error"] == "invalid_request"
+
+
+def test_a_session_whose_time_is_up_logs_out_its_relying_parties_once(
+    tmp_path: Path,
+) -> None:
+    """``session_hours`` after the card login the provider session is over: the
+    sweepers of two processes sharing Redis find it, one of them tells the relying
+    party, once."""
+    redis_server = RedisServer(tmp_path).start()
+    port, rp_port = free_port(), free_port()
+    origin = f"http://{LOOPBACK}:{port}"
+    party = RelyingParty(origin, "rp-rs", RP_SECRET, f"http://{LOOPBACK}:{rp_port}")
+    files = ProviderFiles(tmp_path / "files")
+    files.folder.mkdir()
+    files.write(_clients({"rp-rs": party}, free_port(), "http://127.0.0.1:9"))
+    settings = files.settings(
+        origin, store=redis_server.url, allow_development_origins=True, session_hours=0.001
+    )  # 3.6 seconds
+    apps = [create_app(settings), create_app(settings)]
+    served = [
+        Served(apps[0], listen(LOOPBACK, port), ident="oidc").start("oidc"),
+        Served(party.app(), listen(LOOPBACK, rp_port), ident="rp").start("rp"),
+    ]
+    sweepers = [Sweeper(app.extensions["cardauth_oidc"].end_expired_sessions, 0.2) for app in apps]
+    try:
+        browser = requests.Session()
+        deployment = Deployment(origin, (origin, origin), {}, tmp_path / "none", 0, "")
+        log_in(browser, party, deployment)
+        assert apps[0].extensions["cardauth_oidc"].end_expired_sessions() == 0  # not yet
+        for sweeper in sweepers:
+            sweeper.start()
+        assert until(lambda: not logged_in(browser, party))
+        time.sleep(0.5)  # both sweepers went by again
+        assert len(party.received) == 1, party.refused
+    finally:
+        for sweeper in sweepers:
+            sweeper.close()
+        for server in served:
+            server.close()
+        redis_server.stop()

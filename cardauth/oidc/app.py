@@ -366,7 +366,12 @@ class Provider:
         )
         self.tokens.save(token["access_token"], record)
         # this relying party now holds a session from the provider's session
-        self.session_clients.record(code.sid, record.client_id, claims.subject(code.professional))
+        self.session_clients.record(
+            code.sid,
+            record.client_id,
+            claims.subject(code.professional),
+            ends_at=code.auth_time + self.settings.session_hours * 3600,
+        )
 
     def token(self) -> Response:
         response: Response = self.server.create_token_response()
@@ -439,6 +444,14 @@ class Provider:
                 now=self.clock(),
             )
         )
+
+    def end_expired_sessions(self) -> int:
+        """The provider sessions whose time is up (``session_hours`` after the card
+        login) end: their relying parties are told. How many ended."""
+        due = self.session_clients.due(self.clock().timestamp())
+        for sid in due:
+            self.end_session(sid)
+        return len(due)
 
     def report(self, outcome: Outcome) -> None:
         delivery = outcome.delivery

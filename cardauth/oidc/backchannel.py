@@ -5,7 +5,9 @@ every relying party that holds a session from it is told, server to server.
 - **Who to tell** (:class:`SessionClients`): when a relying party receives tokens
   from a provider session, the pair (client, ``sub``) is added to the set of that
   session (its ``sid``), in the store, so that any process ends it. Ending the
-  session takes the set out atomically: one process sends the tokens, once.
+  session takes the set out atomically: one process sends the tokens, once. The
+  session's end by its age is scheduled in the store too, and a
+  :class:`Sweeper` thread of each process ends those whose time has come.
 - **What** (:func:`logout_token`, § 2.4): a JWT signed like the client's ID tokens,
   header ``typ`` ``logout+jwt`` (§ 2.4, explicit typing), with ``iss``, ``aud``,
   ``iat``, ``exp``, ``jti``, ``sub``, ``sid`` and ``events``
@@ -40,6 +42,7 @@ from typing import Any
 from joserfc import jwt
 
 from cardauth.oidc.clients import Client
+from cardauth.oidc.errors import StoreUnavailable
 from cardauth.oidc.grants import digest
 from cardauth.oidc.keys import KeySet
 from cardauth.oidc.store import OidcStore
@@ -55,6 +58,10 @@ MAX_PENDING = 1000  # deliveries waiting for a worker; beyond, dropped (and audi
 _LOG = logging.getLogger("cardauth.oidc.backchannel")
 
 
+_ENDS = "session-ends"  # the schedule of the provider sessions' ends
+SWEEP_MARGIN = 3600.0  # seconds a session's set outlives its end, for the sweep to find it
+
+
 class SessionClients:
     """Per provider session, the relying parties it logged in to, in the store."""
 
@@ -66,8 +73,15 @@ class SessionClients:
     def _key(sid: str) -> str:
         return f"sid-clients:{digest(sid)}"
 
-    def record(self, sid: str, client_id: str, sub: str) -> None:
-        self.store.add(self._key(sid), json.dumps([client_id, sub]), self.lifetime)
+    def record(self, sid: str, client_id: str, sub: str, *, ends_at: float) -> None:
+        """``client_id`` holds a session from ``sid``, which ends at ``ends_at``
+        (POSIX seconds) unless it ends before."""
+        self.store.add(self._key(sid), json.dumps([client_id, sub]), self.lifetime + SWEEP_MARGIN)
+        self.store.schedule(_ENDS, sid, ends_at)
+
+    def due(self, now: float) -> list[str]:
+        """The sessions whose end has come, each given to one caller only."""
+        return self.store.take_due(_ENDS, now)
 
     def take(self, sid: str) -> list[tuple[str, str]]:
         """The (client, sub) pairs of ``sid``, which is then forgotten."""
@@ -76,6 +90,32 @@ class SessionClients:
             found = json.loads(member)
             pairs.append((str(found[0]), str(found[1])))
         return sorted(pairs)
+
+
+class Sweeper:
+    """Calls ``sweep`` every ``interval`` seconds in a thread of its own, until
+    :meth:`close`. A store that does not answer is tried again next time."""
+
+    def __init__(self, sweep: Callable[[], object], interval: float) -> None:
+        self._sweep = sweep
+        self._interval = interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="session-sweeper", daemon=True)
+
+    def start(self) -> Sweeper:
+        self._thread.start()
+        return self
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval):
+            try:
+                self._sweep()
+            except StoreUnavailable:
+                _LOG.warning("session sweep: the store is unavailable; trying again later")
 
 
 def logout_token(

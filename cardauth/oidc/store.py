@@ -16,7 +16,10 @@ The provider needs few operations, each atomic in the store:
 - ``add`` / ``members``: a set with a lifetime (the tokens of one grant, the
   relying parties of one provider session);
 - ``take_members``: a set's members, and the set removed, in one step (one process
-  sends a session's logout tokens, however many end it at once).
+  sends a session's logout tokens, however many end it at once);
+- ``schedule`` / ``take_due``: members with a time (Redis sorted set), and those
+  whose time has come taken out in one step (the ends of provider sessions: one
+  process ends each).
 
 Values are text (JSON, by the callers). A failing store raises
 :class:`StoreUnavailable`: the caller refuses, never lets a request through.
@@ -64,12 +67,22 @@ class OidcStore(Protocol):
         """The members of the set ``key``, removed with it atomically."""
         ...
 
+    def schedule(self, key: str, member: str, at: float) -> None:
+        """``member`` due at ``at`` (POSIX seconds) in the schedule ``key``."""
+        ...
+
+    def take_due(self, key: str, now: float, limit: int = 100) -> list[str]:
+        """The members of ``key`` due by ``now`` (at most ``limit``), removed from it
+        atomically: each is taken by one caller."""
+        ...
+
 
 class MemoryStore:
     """One process only (development, tests): a dictionary with expiry times."""
 
     def __init__(self, clock: Callable[[], float] = time.time) -> None:
         self._values: dict[str, tuple[Any, float]] = {}
+        self._schedules: dict[str, dict[str, float]] = {}
         self._lock = threading.Lock()
         self._clock = clock
 
@@ -131,6 +144,18 @@ class MemoryStore:
             current = self._live(key)
             self._values.pop(key, None)
             return set(current) if isinstance(current, frozenset) else set()
+
+    def schedule(self, key: str, member: str, at: float) -> None:
+        with self._lock:
+            self._schedules.setdefault(key, {})[member] = at
+
+    def take_due(self, key: str, now: float, limit: int = 100) -> list[str]:
+        with self._lock:
+            schedule = self._schedules.get(key, {})
+            due = sorted((at, member) for member, at in schedule.items() if at <= now)[:limit]
+            for _, member in due:
+                del schedule[member]
+            return [member for _, member in due]
 
 
 class RedisStore:
@@ -232,6 +257,21 @@ class RedisStore:
             return pipeline.execute()[0]
 
         return {str(member) for member in self._call(run)}
+
+    def schedule(self, key: str, member: str, at: float) -> None:
+        self._call(lambda: self._client.zadd(self._prefix + key, {member: at}))
+
+    def take_due(self, key: str, now: float, limit: int = 100) -> list[str]:
+        # A Lua script runs alone in Redis: what one process takes, no other does.
+        script = (
+            "local m = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, ARGV[2]) "
+            "if #m > 0 then redis.call('ZREM', KEYS[1], unpack(m)) end "
+            "return m"
+        )
+        found = self._call(
+            lambda: self._client.eval(script, 1, self._prefix + key, repr(now), str(limit))
+        )
+        return [str(member) for member in found]
 
 
 def store_from_setting(setting: str) -> OidcStore:
