@@ -166,13 +166,12 @@ def create_app(
     if settings.audit_log is not None:
         app.config["CARDAUTH_AUDIT_LOG"] = str(settings.audit_log)
         app.config["CARDAUTH_PSEUDONYM_KEY"] = secrets.token_bytes(32)  # no NIR at login
-    sessions = StoreSessionInterface(
+    app.session_interface = StoreSessionInterface(
         store,
         lifetime=settings.session_hours * 3600,
         secure=origin.value.startswith("https://"),
-        refuse=lambda error: provider.answer(error, 503),
+        refuse=lambda error: web.secure(provider.answer(error, 503)),  # a session not kept
     )
-    app.session_interface = sessions
     cardauth = CardAuth(app, verifier=verifier, clock=clock)  # /cardauth/challenge, /login...
     provider = Provider(app, settings, store, clock, audit=cardauth.audit)
     provider.register(app)
@@ -497,8 +496,10 @@ class Provider:
             raise CardWatchRefused("no card watch in this session")
         if not secrets.compare_digest(given.encode(), expected.encode()):
             raise CardWatchRefused("not this session's card watch")
-        sid = str(session[_SID])
+        sid, professional = str(session[_SID]), current_professional()
         session.clear()
+        if professional is not None and self.audit is not None:
+            self.audit.logout(professional["idnat"])
         self.end_session(sid)
         return web.json_answer({"logged_out": True})
 
