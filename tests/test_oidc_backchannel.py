@@ -10,6 +10,7 @@ party down delays nobody, and each outcome is in the audit trail."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import re
 import secrets
@@ -21,9 +22,11 @@ from urllib.parse import urlencode
 
 import pytest
 import requests
+from joserfc import jwt
 
 from cardauth.oidc.app import create_app
 from cardauth.oidc.backchannel import Sweeper
+from cardauth.oidc.keys import KeySet
 from cardauth.oidc.settings import OIDC, REALM
 from cardauth.serving import Served, listen
 from examples.teleservice import create_app as create_teleservice
@@ -46,6 +49,7 @@ class Deployment:
     audit_log: Path
     down_port: int  # where a relying party's back-channel URI points, and nothing listens
     teleservice: str  # the example teleservice in OIDC mode, a relying party
+    keys_file: Path  # the provider's signing keys
 
 
 def _clients(parties: dict[str, RelyingParty], down_port: int, teleservice: str) -> str:
@@ -129,6 +133,7 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
             audit_log,
             down_port,
             teleservice,
+            files.keys,
         )
     finally:
         for server in served:
@@ -390,7 +395,7 @@ def test_a_session_whose_time_is_up_logs_out_its_relying_parties_once(
     sweepers = [Sweeper(app.extensions["cardauth_oidc"].end_expired_sessions, 0.2) for app in apps]
     try:
         browser = requests.Session()
-        deployment = Deployment(origin, (origin, origin), {}, tmp_path / "none", 0, "")
+        deployment = Deployment(origin, (origin, origin), {}, tmp_path / "none", 0, "", files.keys)
         log_in(browser, party, deployment)
         assert apps[0].extensions["cardauth_oidc"].end_expired_sessions() == 0  # not yet
         for sweeper in sweepers:
@@ -404,3 +409,43 @@ def test_a_session_whose_time_is_up_logs_out_its_relying_parties_once(
         for server in served:
             server.close()
         redis_server.stop()
+
+
+def test_the_relying_party_s_checks_refuse_what_the_rules_forbid(deployment: Deployment) -> None:
+    """The checker the provider's tokens pass is one that refuses: each rule of § 2.6
+    broken once, by a token signed with the provider's own key."""
+    party = deployment.parties["rp-rs"]
+    keys = KeySet(deployment.keys_file)
+    key = keys.signing_key("RS256", dt.datetime.now(dt.UTC))
+    now = int(time.time())
+
+    def token(header: dict[str, str] | None = None, **changes: object) -> str:
+        claims: dict[str, object] = {
+            "iss": party.issuer, "aud": party.client_id, "iat": now, "exp": now + 120,
+            "jti": secrets.token_urlsafe(16), "sub": DOCTOR, "sid": "some-session",
+            "events": {EVENT: {}},
+        }  # fmt: skip
+        claims.update(changes)
+        claims = {name: value for name, value in claims.items() if value is not None}
+        values = {"alg": "RS256", "kid": key.kid, "typ": "logout+jwt", **(header or {})}
+        return jwt.encode(values, claims, key.key)
+
+    def answer(logout_token: str) -> int:
+        url = f"{party.origin}/backchannel-logout"
+        return requests.post(url, data={"logout_token": logout_token}, timeout=10).status_code
+
+    valid = token()
+    assert answer(valid) == 200
+    assert answer(valid) == 400  # the same jti again
+    broken = [
+        token(header={"typ": "JWT"}),
+        token(iss="https://other.example"),
+        token(aud="another-client"),
+        token(iat=now - 3600, exp=now + 60),
+        token(exp=now - 10),
+        token(sub=None, sid=None),
+        token(events={"other": {}}),
+        token(nonce="n"),
+    ]
+    for logout_token in broken:
+        assert answer(logout_token) == 400
