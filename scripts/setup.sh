@@ -13,7 +13,7 @@ SYSTEM_PACKAGES=(
   pcsc-tools        # pcsc_scan
   opensc            # OpenSC's tools and PKCS#11 module: the test oracle for the CPS card
   openssl           # checks the card's signatures in the OpenSC tests
-  redis-server      # the challenge store shared by several teleservice processes
+  redis-server      # the shared stores; also run as Sentinel by tests (redis-server --sentinel)
   chromium          # headless browser for the bridge's browser test (driven by Playwright)
   python3-venv
 )
