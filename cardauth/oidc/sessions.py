@@ -92,6 +92,7 @@ class StoreSessionInterface(SessionInterface):
     def _save(self, session: StoredSession, response: Response) -> None:
         if session.renew and session.sid is not None:
             self.store.delete(_PREFIX + session.sid)
+            self.store.replicated()  # an ended session a failover would bring back: refused
             session.sid = None
         if not session:
             if session.sid is not None or session.renew:

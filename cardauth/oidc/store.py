@@ -71,6 +71,11 @@ class OidcStore(Protocol):
         """``member`` due at ``at`` (POSIX seconds) in the schedule ``key``."""
         ...
 
+    def replicated(self) -> None:
+        """After a step that must outlive a failover (a revocation, a session ended):
+        behind Sentinel, :class:`StoreUnavailable` unless a replica has it."""
+        ...
+
     def take_due(self, key: str, now: float, limit: int = 100) -> list[str]:
         """The members of ``key`` due by ``now`` (at most ``limit``), removed from it
         atomically: each is taken by one caller."""
@@ -145,6 +150,9 @@ class MemoryStore:
             self._values.pop(key, None)
             return set(current) if isinstance(current, frozenset) else set()
 
+    def replicated(self) -> None:
+        """One process, nothing replicated."""
+
     def schedule(self, key: str, member: str, at: float) -> None:
         with self._lock:
             self._schedules.setdefault(key, {})[member] = at
@@ -185,7 +193,7 @@ class RedisStore:
                 "the provider's store is unavailable", reason=type(exc).__name__
             ) from exc
 
-    def _replicated(self) -> None:
+    def replicated(self) -> None:
         """After a single-use step: refused unless a replica has it (behind Sentinel)."""
         if not self._call(self._connection.confirm_replicated):
             raise StoreUnavailable("no replica acknowledged in time", reason="ReplicaLag")
@@ -196,7 +204,7 @@ class RedisStore:
             lambda: self._client.set(self._prefix + key, value, px=milliseconds, nx=only_new)
         )
         if only_new and done:
-            self._replicated()
+            self.replicated()
         return bool(done)
 
     def get(self, key: str) -> str | None:
@@ -211,7 +219,7 @@ class RedisStore:
         value = self._call(lambda: self._client.getdel(self._prefix + key))
         if not isinstance(value, str):
             return None
-        self._replicated()
+        self.replicated()
         return value
 
     def take_and_mark(self, key: str, marker: str, value: str, lifetime: float) -> str | None:
@@ -229,7 +237,7 @@ class RedisStore:
         )
         if not isinstance(taken, str):
             return None
-        self._replicated()
+        self.replicated()
         return taken
 
     def add(self, key: str, member: str, lifetime: float) -> None:
