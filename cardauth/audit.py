@@ -102,6 +102,26 @@ class AuditLog:
     def logout(self, professional_idnat: str) -> None:
         self._append("logout", professional=professional_idnat)
 
+    def backchannel_logout(
+        self,
+        professional_idnat: str,
+        *,
+        client_id: str,
+        outcome: str,
+        attempts: int,
+        status: int | None,
+    ) -> None:
+        """A relying party told that the professional's session ended (OpenID Connect
+        Back-Channel Logout: ``outcome`` delivered, refused, failed or dropped)."""
+        self._append(
+            "backchannel_logout",
+            professional=professional_idnat,
+            client_id=client_id,
+            outcome=outcome,
+            attempts=attempts,
+            status=status,
+        )
+
     def patient_lookup(
         self,
         professional: Professional,

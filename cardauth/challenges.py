@@ -28,6 +28,7 @@ from typing import Any, Protocol, TypeVar
 
 from cardauth.errors import AssertionRefused, Refusal
 from cardauth.jose import b64url_encode
+from cardauth.redis_setting import RedisConnection, RedisSettingError, connect, is_redis_setting
 from cardauth.trust import TrustConfigError
 
 CHALLENGE_BYTES = 32
@@ -223,19 +224,20 @@ class SqliteChallengeStore:
 
 class RedisChallengeStore:
     """For several processes or hosts: ``SET ... PX`` with the lifetime, ``GETDEL`` to
-    take (atomic in Redis 6.2 and later)."""
+    take (atomic in Redis 6.2 and later). Behind Sentinel, a take counts once a
+    replica has it (:mod:`cardauth.redis_setting`: ``WAIT``), else it is refused."""
 
-    def __init__(self, client: Any, *, prefix: str = "cardauth:challenge:") -> None:
+    def __init__(
+        self, client: Any, *, prefix: str = "cardauth:challenge:", replicated: bool = False
+    ) -> None:
+        self._connection = RedisConnection(client, replicated=replicated)
         self._client = client
         self._prefix = prefix
 
     @classmethod
     def from_url(cls, url: str, *, timeout: float = 2.0) -> RedisChallengeStore:
-        import redis  # noqa: PLC0415 - only teleservices that use Redis need it
-
-        return cls(
-            redis.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout)
-        )
+        connection = connect(url, timeout=timeout)
+        return cls(connection.client, replicated=connection.replicated)
 
     def put(self, record: ChallengeRecord, lifetime: float) -> None:
         value = f"{record.session_digest}:{record.expires_at!r}"
@@ -247,17 +249,30 @@ class RedisChallengeStore:
         value = self._client.getdel(self._prefix + challenge)
         if value is None:
             return None
+        if not self._connection.confirm_replicated():
+            raise ReplicaLag("no replica acknowledged the challenge's deletion")
         digest, _, expires = (value.decode() if isinstance(value, bytes) else value).partition(":")
         return ChallengeRecord(challenge, digest, float(expires))
 
 
+class ReplicaLag(Exception):
+    """Behind Sentinel, no replica acknowledged a take in time: refused (a failover
+    then could bring the challenge back)."""
+
+
 def store_from_setting(setting: str) -> ChallengeStore:
-    """The store a setting names: ``memory``, ``sqlite:///path/to/file.db`` or
-    ``redis://host:port/db`` (also ``rediss://`` and ``unix://``)."""
+    """The store a setting names: ``memory``, ``sqlite:///path/to/file.db``,
+    ``redis://host:port/db`` (also ``rediss://`` and ``unix://``) or
+    ``redis+sentinel://host:port[,host:port]/service_name``."""
     if setting == "memory":
         return MemoryChallengeStore()
     if setting.startswith("sqlite:///"):
         return SqliteChallengeStore(Path(setting.removeprefix("sqlite://")))
-    if setting.startswith(("redis://", "rediss://", "unix://")):
-        return RedisChallengeStore.from_url(setting)
-    raise TrustConfigError("a challenge store is memory, sqlite:///path or redis://...")
+    if is_redis_setting(setting):
+        try:
+            return RedisChallengeStore.from_url(setting)
+        except RedisSettingError as error:
+            raise TrustConfigError(f"the challenge store: {error}") from None
+    raise TrustConfigError(
+        "a challenge store is memory, sqlite:///path, redis://... or redis+sentinel://..."
+    )

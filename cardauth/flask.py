@@ -3,7 +3,7 @@
     app.config.update(
         CARDAUTH_ORIGINS=["https://teleservice.example"],
         CARDAUTH_TRUST_DIR="/etc/teleservice/trust",
-        CARDAUTH_CHALLENGE_STORE="redis://127.0.0.1:6379/0",  # or sqlite:///path, memory
+        CARDAUTH_CHALLENGE_STORE="redis://127.0.0.1:6379/0",  # redis+sentinel://…, sqlite:///…
         CARDAUTH_AUDIT_LOG="/var/log/teleservice/audit.jsonl",
         CARDAUTH_PSEUDONYM_KEY=bytes.fromhex(os.environ["PSEUDONYM_KEY"]),
         CARDAUTH_SESSION_MAX_HOURS=10,  # the default: a working day

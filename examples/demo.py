@@ -56,6 +56,7 @@ from cardauth.messages import (
 )
 from cardauth.oidc import settings as oidc_settings
 from cardauth.oidc.app import create_app as create_provider
+from cardauth.oidc.backchannel import Sweeper
 from cardauth.oidc.keys import init_keys
 from cardauth.oidc.settings import ProviderSettings
 from cardauth.origins import Origin
@@ -101,6 +102,7 @@ client_secret = "{secret}"
 token_endpoint_auth_method = "client_secret_basic"
 redirect_uris = ["{origin}/oidc/callback"]
 post_logout_redirect_uris = ["{origin}/oidc/logged-out"]
+backchannel_logout_uri = "{origin}/oidc/backchannel-logout"
 
 """
 
@@ -140,6 +142,7 @@ class Demo:
     _backend: ReaderBackend | None = None
     _teleservice: Served | None = None
     _provider: Served | None = None
+    _sweeper: Sweeper | None = None  # the provider's sessions ended by their age
 
     @property
     def teleservice_url(self) -> str:
@@ -275,6 +278,9 @@ class Demo:
         listener = listen(HOST, self.ports.oidc)
         app = create_provider(settings)
         self._provider = Served(app, listener, ident="cardauth-oidc").start("cardauth-oidc")
+        provider = app.extensions["cardauth_oidc"]
+        self._sweeper = Sweeper(provider.end_expired_sessions, settings.session_sweep_seconds)
+        self._sweeper.start()
 
     def announce(self) -> None:
         doctor, patient = load_cps(PERSONAS[0]), load_vitale(PERSONAS[1])
@@ -322,6 +328,9 @@ class Demo:
         if self._provider is not None:
             self._provider.close()
             self._provider = None
+        if self._sweeper is not None:
+            self._sweeper.close()
+            self._sweeper = None
         if self.control is not None:
             self.control.close()
             self.control = None

@@ -13,7 +13,7 @@ SYSTEM_PACKAGES=(
   pcsc-tools        # pcsc_scan
   opensc            # OpenSC's tools and PKCS#11 module: the test oracle for the CPS card
   openssl           # checks the card's signatures in the OpenSC tests
-  redis-server      # the challenge store shared by several teleservice processes
+  redis-server      # the shared stores; also run as Sentinel by tests (redis-server --sentinel)
   poppler-utils     # pdfsig: checks the PDF signatures in the signing tests
   libnss3-tools     # certutil: the NSS database of test roots that pdfsig trusts
   chromium          # headless browser for the bridge's browser test (driven by Playwright)

@@ -120,3 +120,24 @@ def test_login_throughput_benchmark_runs() -> None:
         assert measured["trivial_per_second"] > 0
         assert measured["login_cpu_ms"]["server"] > 0
     assert figures["login_scaling_2_over_1"] > 0
+
+
+def test_oidc_login_benchmark_runs() -> None:
+    result = subprocess.run(
+        [
+            *(sys.executable, str(BENCH / "oidc.py")),
+            *("--logins", "10", "--rounds", "1", "--connections", "2", "--json"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=True,
+    )
+    figures = json.loads(result.stdout)  # every step of every login was checked
+    assert set(figures["processes"]) == {"1", "2"}
+    for measured in figures["processes"].values():
+        assert measured["logins_per_second"] > 0
+        assert measured["trivial_per_second"] > measured["logins_per_second"]
+        assert measured["login_cpu_ms"]["server"] > 0
+        assert measured["redis_commands_per_login"] > 0
+    assert figures["login_scaling_2_over_1"] > 0

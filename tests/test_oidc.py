@@ -539,6 +539,14 @@ def test_a_key_file_that_is_not_a_key_set_is_refused(tmp_path: Path) -> None:
         f'client_id = "x"\nclient_secret = "{SECRET}"\nredirect_uris = ["https://x.example/cb#f"]',
         f'client_id = "x"\nclient_secret = "{SECRET}"\nredirect_uris = ["https://x.example/cb"]\n'
         'token_endpoint_auth_method = "none"',
+        f'client_id = "x"\nclient_secret = "{SECRET}"\nredirect_uris = ["https://x.example/cb"]\n'
+        'backchannel_logout_uri = "http://x.example/logout"',  # http off loopback
+        f'client_id = "x"\nclient_secret = "{SECRET}"\nredirect_uris = ["https://x.example/cb"]\n'
+        'backchannel_logout_uri = ["https://x.example/logout"]',
+        f'client_id = "x"\nclient_secret = "{SECRET}"\nredirect_uris = ["https://x.example/cb"]\n'
+        'backchannel_logout_uri = "https://x.example/logout#f"',
+        f'client_id = "x"\nclient_secret = "{SECRET}"\nredirect_uris = ["https://x.example/cb"]\n'
+        'backchannel_logout_session_required = "yes"',
     ],
 )
 def test_a_client_registration_that_is_unsafe_is_refused(tmp_path: Path, entry: str) -> None:
@@ -563,6 +571,20 @@ def test_the_login_page_allows_the_bridge_and_nothing_else(browser: Browser) -> 
     assert "connect-src 'self' http://127.0.0.1:24790" in policy
     assert "frame-ancestors 'none'" in policy
     assert "script-src 'self'" in policy
+
+
+def test_only_the_relying_parties_may_frame_the_card_watch(browser: Browser) -> None:
+    page = browser.get(f"{ISSUER.removeprefix(PROVIDER_ORIGIN)}/protocol/openid-connect/card-watch")
+    assert page.status_code == 200
+    policy = page.headers["Content-Security-Policy"]
+    assert "frame-ancestors https://rp.example;" in policy  # the clients' origins only
+    assert "X-Frame-Options" not in page.headers
+    assert 'data-state="none"' in page.get_data(as_text=True)  # nobody logged in: no watch
+    code_for(browser, authorization_params(Pkce.new()))  # logged in, a relying party served
+    watching = browser.get(
+        f"{ISSUER.removeprefix(PROVIDER_ORIGIN)}/protocol/openid-connect/card-watch"
+    )
+    assert 'name="cardauth-watch"' in watching.get_data(as_text=True)
 
 
 def test_the_login_endpoints_are_rate_limited_per_address(files: ProviderFiles) -> None:

@@ -211,7 +211,13 @@ def test_a_provider_whose_redis_is_down_refuses_and_lets_nobody_through(tmp_path
     client = create_app(files.settings(store=redis_server.url)).test_client()
     params = urlencode(authorization_params(Pkce.new()))
     assert client.get(f"{AUTH}?{params}", base_url=PROVIDER_ORIGIN).status_code == 200
+    asked = client.post("/cardauth/challenge", json={}, base_url=PROVIDER_ORIGIN)
+    assert asked.status_code == 200  # this browser has a session in Redis now
     redis_server.stop()
+    # the session cannot be read: refused before anything else, not a 500
+    page = client.get(f"{AUTH}?{params}", base_url=PROVIDER_ORIGIN)
+    assert page.status_code == 503
+    assert page.get_json()["error"]["code"] == "oidc.store_unavailable"
     # the login page needs nothing stored; the card login does, and is refused
     challenge = client.post("/cardauth/challenge", json={}, base_url=PROVIDER_ORIGIN)
     assert challenge.status_code == 503

@@ -23,9 +23,11 @@ from __future__ import annotations
 
 import datetime as dt
 import importlib.resources
+import logging
 import secrets
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlsplit
 
 import limits
 from authlib.integrations.flask_oauth2 import AuthorizationServer
@@ -36,14 +38,17 @@ from limits.strategies import FixedWindowRateLimiter
 from werkzeug.wrappers import Response as WerkzeugResponse
 
 from cardauth import web
+from cardauth.audit import AuditLog
 from cardauth.errors import CardAuthError
 from cardauth.flask import CardAuth, current_professional, login_time
 from cardauth.messages import CORE, Catalog, Language, choose_language
 from cardauth.oidc import claims
+from cardauth.oidc.backchannel import Deliveries, Outcome, SessionClients, deliveries_for
 from cardauth.oidc.clients import Client, read_clients
 from cardauth.oidc.endpoints import Introspection, Revocation, userinfo_answer
 from cardauth.oidc.errors import (
     BadRequest,
+    CardWatchRefused,
     ConfigError,
     Internal,
     LogoutRefused,
@@ -69,7 +74,7 @@ from cardauth.oidc.grants import (
 )
 from cardauth.oidc.keys import ALGORITHMS, KeySet
 from cardauth.oidc.logout import logout_request
-from cardauth.oidc.sessions import StoreSessionInterface
+from cardauth.oidc.sessions import StoreSessionInterface, require_store
 from cardauth.oidc.settings import OIDC, REALM, ProviderSettings
 from cardauth.oidc.store import OidcStore, store_from_setting
 from cardauth.trust import utc_now
@@ -86,6 +91,8 @@ REFUSALS = web.Refusals(
 )
 MAX_BODY = 64 * 1024
 _SID = "oidc_sid"
+_WATCH = "oidc_watch"  # the card watch page's token, for its report of a card removal
+_LOG = logging.getLogger("cardauth.oidc")
 _LOGOUT_CONFIRMATION = "oidc_logout_confirmation"
 AUTH_METHODS = ["client_secret_basic", "client_secret_post", "private_key_jwt"]
 CLAIMS = sorted(
@@ -125,7 +132,8 @@ def discovery(issuer: str) -> dict[str, Any]:
         "request_uri_parameter_supported": False,
         "require_request_uri_registration": False,
         "frontchannel_logout_supported": False,
-        "backchannel_logout_supported": False,
+        "backchannel_logout_supported": True,  # Back-Channel Logout 1.0 § 2.1
+        "backchannel_logout_session_supported": True,  # every logout token has sid
     }
 
 
@@ -159,10 +167,13 @@ def create_app(
         app.config["CARDAUTH_AUDIT_LOG"] = str(settings.audit_log)
         app.config["CARDAUTH_PSEUDONYM_KEY"] = secrets.token_bytes(32)  # no NIR at login
     app.session_interface = StoreSessionInterface(
-        store, lifetime=settings.session_hours * 3600, secure=origin.value.startswith("https://")
+        store,
+        lifetime=settings.session_hours * 3600,
+        secure=origin.value.startswith("https://"),
+        refuse=lambda error: web.secure(provider.answer(error, 503)),  # a session not kept
     )
-    CardAuth(app, verifier=verifier, clock=clock)  # /cardauth/challenge, /login, /logout
-    provider = Provider(app, settings, store, clock)
+    cardauth = CardAuth(app, verifier=verifier, clock=clock)  # /cardauth/challenge, /login...
+    provider = Provider(app, settings, store, clock, audit=cardauth.audit)
     provider.register(app)
     app.extensions["cardauth_oidc"] = provider
     return app
@@ -177,8 +188,11 @@ class Provider:
         settings: ProviderSettings,
         store: OidcStore,
         clock: Callable[[], dt.datetime],
+        *,
+        audit: AuditLog | None = None,
     ) -> None:
         self.settings = settings
+        self.audit = audit
         self.issuer = settings.issuer
         self.clients = read_clients(settings.clients_file)
         self.keys = KeySet(settings.keys_file)
@@ -206,10 +220,16 @@ class Provider:
         self.server = server
         self.limits = _Limits(settings, store)
         self.page_policy = _content_security_policy(settings.bridge_url)
+        self.watch_policy = _content_security_policy(
+            settings.bridge_url, frame_ancestors=_client_origins(self.clients)
+        )
+        self.session_clients = SessionClients(store, settings.session_hours * 3600)
+        self.deliveries = Deliveries(self.report)
 
     def register(self, app: Flask) -> None:
         web.install_refusals(app, REFUSALS, self.answer, request)
         app.register_error_handler(StoreUnavailable, lambda error: self.answer(error, 503))
+        app.before_request(require_store)
         app.before_request(self.limit)
         app.after_request(self.headers)
         for prefix in ("", REALM):  # PSC's discovery, at the root and under the realm
@@ -226,6 +246,10 @@ class Provider:
         app.add_url_rule(f"{OIDC}/revoke", "revoke", self.revoke, methods=["POST"])
         app.add_url_rule(f"{OIDC}/userinfo", "userinfo", self.userinfo, methods=["GET", "POST"])
         app.add_url_rule(f"{OIDC}/logout", "logout", self.logout, methods=["GET", "POST"])
+        app.add_url_rule(f"{OIDC}/card-watch", "card_watch", self.card_watch)
+        app.add_url_rule(
+            f"{OIDC}/card-removed", "card_removed", self.card_removed, methods=["POST"]
+        )
 
     # -- answers ----------------------------------------------------------------------
 
@@ -246,7 +270,11 @@ class Provider:
         return response
 
     def headers(self, response: Response) -> Response:
-        web.secure(response, policy=self.page_policy)
+        # the card watch is framed by the relying parties' pages; nothing else is
+        watched = request.endpoint == "card_watch"
+        web.secure(response, policy=self.watch_policy if watched else self.page_policy)
+        if watched:  # frame-ancestors says who may frame it (X-Frame-Options cannot)
+            del response.headers["X-Frame-Options"]
         response.headers["Referrer-Policy"] = "no-referrer"  # codes never go elsewhere
         return response
 
@@ -336,6 +364,13 @@ class Provider:
             expires_at=now + lifetime,
         )
         self.tokens.save(token["access_token"], record)
+        # this relying party now holds a session from the provider's session
+        self.session_clients.record(
+            code.sid,
+            record.client_id,
+            claims.subject(code.professional),
+            ends_at=code.auth_time + self.settings.session_hours * 3600,
+        )
 
     def token(self) -> Response:
         response: Response = self.server.create_token_response()
@@ -380,12 +415,93 @@ class Provider:
         if not asked.hinted and not confirmed:
             session[_LOGOUT_CONFIRMATION] = secrets.token_urlsafe(32)
             return self.page("logout", token=session[_LOGOUT_CONFIRMATION], params=params)
+        ended = {str(session[_SID])} if _SID in session else set()
+        if asked.sid is not None:  # the session the hint names, if the browser's is gone
+            ended.add(asked.sid)
         session.clear()  # this browser's session, everywhere: the store holds it
+        for sid in sorted(ended):
+            self.end_session(sid)
         target = asked.redirect()
         if target is not None and asked.hinted:
             return redirect(target, 302)
         # after the confirmation form: a link (CSP form-action keeps a form's redirects home)
         return self.page("logged_out", target=target)
+
+    # -- back-channel logout -------------------------------------------------------------
+
+    def end_session(self, sid: str) -> None:
+        """Every relying party of the provider session ``sid`` gets a logout token
+        (in the background: this returns at once)."""
+        pairs = self.session_clients.take(sid)
+        self.deliveries.send(
+            deliveries_for(
+                pairs,
+                sid=sid,
+                clients=self.clients,
+                issuer=self.issuer,
+                keys=self.keys,
+                now=self.clock(),
+            )
+        )
+
+    def end_expired_sessions(self) -> int:
+        """The provider sessions whose time is up (``session_hours`` after the card
+        login) end: their relying parties are told. How many ended."""
+        due = self.session_clients.due(self.clock().timestamp())
+        for sid in due:
+            self.end_session(sid)
+        return len(due)
+
+    def report(self, outcome: Outcome) -> None:
+        delivery = outcome.delivery
+        _LOG.info(
+            "back-channel logout to %s: %s after %d attempt(s) (%s)",
+            delivery.client_id,
+            outcome.result,
+            outcome.attempts,
+            outcome.reason or outcome.status,
+        )
+        if self.audit is not None:
+            self.audit.backchannel_logout(
+                delivery.sub,
+                client_id=delivery.client_id,
+                outcome=outcome.result,
+                attempts=outcome.attempts,
+                status=outcome.status,
+            )
+
+    def card_watch(self) -> Response:
+        """The page a relying party frames: it watches the bridge's card events for
+        this browser's provider session (watch.js)."""
+        token = None
+        if _SID in session and current_professional() is not None:
+            if _WATCH not in session:
+                session[_WATCH] = secrets.token_urlsafe(32)
+            token = session[_WATCH]
+        return self.page("watch", token=token, report=f"{OIDC}/card-removed")
+
+    def card_removed(self) -> Response:
+        """The CPS card left the reader (the bridge told the card watch page): the
+        provider session ends, and its relying parties are told. Bound to the
+        session (its cookie, and its watch token in a JSON body: a form of another
+        site cannot send it) and to this origin."""
+        if not request.is_json:
+            raise NotJson("send JSON")
+        body = request.get_json(silent=True)
+        given = body.get("token") if isinstance(body, dict) else None
+        expected = session.get(_WATCH)
+        if request.headers.get("Origin") != self.settings.checked_origin().value:
+            raise CardWatchRefused("the report comes from another origin")
+        if not isinstance(given, str) or not isinstance(expected, str) or _SID not in session:
+            raise CardWatchRefused("no card watch in this session")
+        if not secrets.compare_digest(given.encode(), expected.encode()):
+            raise CardWatchRefused("not this session's card watch")
+        sid, professional = str(session[_SID]), current_professional()
+        session.clear()
+        if professional is not None and self.audit is not None:
+            self.audit.logout(professional["idnat"])
+        self.end_session(sid)
+        return web.json_answer({"logged_out": True})
 
 
 def _bearer() -> str:
@@ -412,8 +528,13 @@ class _Limits:
     Redis), by ``limits``' fixed windows."""
 
     def __init__(self, settings: ProviderSettings, store: OidcStore) -> None:
-        uri = "memory://" if settings.store == "memory" else settings.store
-        self._limiter = FixedWindowRateLimiter(storage_from_string(uri))
+        if settings.store == "memory":
+            storage = storage_from_string("memory://")
+        else:  # redis:// or redis+sentinel://: the same setting as the store's
+            storage = storage_from_string(
+                settings.store, socket_timeout=2.0, socket_connect_timeout=2.0
+            )
+        self._limiter = FixedWindowRateLimiter(storage)
         try:
             self._login = limits.parse_many(settings.login_limit)
             self._calls = limits.parse_many(settings.calls_limit)
@@ -437,7 +558,18 @@ class _Limits:
         return None
 
 
-def _content_security_policy(bridge_url: str) -> str:
+def _client_origins(clients: dict[str, Client]) -> list[str]:
+    """The origins of the relying parties' redirect URIs: who may frame the card watch."""
+    origins = set()
+    for client in clients.values():
+        for uri in client.redirect_uris:
+            parts = urlsplit(uri)
+            origins.add(f"{parts.scheme}://{parts.netloc}")
+    return sorted(origins)
+
+
+def _content_security_policy(bridge_url: str, *, frame_ancestors: list[str] | None = None) -> str:
+    ancestors = " ".join(frame_ancestors) if frame_ancestors else "'none'"
     return "; ".join(
         [
             "default-src 'none'",
@@ -446,7 +578,7 @@ def _content_security_policy(bridge_url: str) -> str:
             "img-src 'self'",
             f"connect-src 'self' {bridge_url.rstrip('/')}",  # cardauth.js: the bridge
             "form-action 'self'",  # the logout confirmation
-            "frame-ancestors 'none'",
+            f"frame-ancestors {ancestors}",
             "base-uri 'none'",
         ]
     )

@@ -24,6 +24,7 @@ from cardauth.arguments import ArgumentParser, requested_language
 from cardauth.errors import CardAuthError
 from cardauth.messages import LANGUAGES, Language, choose_language, label
 from cardauth.oidc.app import TEXTS, create_app
+from cardauth.oidc.backchannel import Sweeper
 from cardauth.oidc.errors import ConfigError
 from cardauth.oidc.keys import init_keys, prune_keys, rotate_keys
 from cardauth.oidc.settings import DEFAULT_BRIDGE, DEFAULT_PORT, ProviderSettings
@@ -120,6 +121,8 @@ def serve(args: argparse.Namespace, language: Language) -> int:
         audit_log=args.audit_log,
     )
     app = create_app(settings)
+    provider = app.extensions["cardauth_oidc"]
+    sweeper = Sweeper(provider.end_expired_sessions, settings.session_sweep_seconds).start()
     stopping = stop_on_signals()
     listener = listen(args.host, args.port)
     served = Served(app, listener, ident="cardauth-oidc", threads=THREADS).start("cardauth-oidc")
@@ -134,6 +137,7 @@ def serve(args: argparse.Namespace, language: Language) -> int:
         stopping.wait()
     finally:
         served.close()
+        sweeper.close()
     return 0
 
 

@@ -9,6 +9,8 @@
     post_logout_redirect_uris = ["https://teleservice.example/"]
     id_token_signed_response_alg = "RS256"               # or ES256 (default RS256)
     userinfo_signed_response_alg = "ES256"               # absent: userinfo as JSON
+    backchannel_logout_uri = "https://teleservice.example/oidc/backchannel-logout"
+    backchannel_logout_session_required = true           # either way: tokens carry sid
 
 Redirect URIs are compared exactly, character for character (RFC 6749 § 3.1.2.3,
 OAuth 2.0 Security BCP § 4.1.3): no prefix, no pattern. A client authenticates with
@@ -45,6 +47,8 @@ _FIELDS = frozenset(
         "post_logout_redirect_uris",
         "id_token_signed_response_alg",
         "userinfo_signed_response_alg",
+        "backchannel_logout_uri",
+        "backchannel_logout_session_required",
     }
 )
 
@@ -61,6 +65,7 @@ class Client:
     jwks: Mapping[str, Any] | None = None
     id_token_signed_response_alg: str = "RS256"  # noqa: S105 - an algorithm's name
     userinfo_signed_response_alg: str | None = None
+    backchannel_logout_uri: str | None = None  # OpenID Connect Back-Channel Logout 1.0
 
     def get_client_id(self) -> str:
         return self.client_id
@@ -118,6 +123,21 @@ def _uris(
     return tuple(value)
 
 
+def _backchannel(entry: Mapping[str, Any], client_id: str) -> str | None:
+    """``backchannel_logout_uri``: one URI, or none. ``backchannel_logout_session_required``
+    (Back-Channel Logout 1.0 § 2.2) is true or false, and either way satisfied: every
+    logout token carries ``sid``."""
+    name = "backchannel_logout_uri"
+    uri = entry.get(name, "")
+    if not isinstance(uri, str):
+        raise ConfigError(f"{name} is one URI", client_id=client_id)
+    if not isinstance(entry.get("backchannel_logout_session_required", True), bool):
+        raise ConfigError(
+            "backchannel_logout_session_required is true or false", client_id=client_id
+        )
+    return _uris({name: [uri]}, name, client_id, required=True)[0] if uri else None
+
+
 def client_from(entry: Mapping[str, Any], folder: Path | None = None) -> Client:
     """A client from its table; ``jwks_file`` is read relative to ``folder``."""
     if "jwks_file" in entry:
@@ -166,6 +186,7 @@ def client_from(entry: Mapping[str, Any], folder: Path | None = None) -> Client:
         jwks=keys,
         id_token_signed_response_alg=id_alg,
         userinfo_signed_response_alg=userinfo_alg,
+        backchannel_logout_uri=_backchannel(entry, client_id),
     )
     if keys is not None:
         try:

@@ -81,6 +81,14 @@ class LogoutRedirectInvalid(LogoutRefused):
     code = "logout.redirect_uri"
 
 
+class CardWatchRefused(OidcError):
+    """A card removal reported without the provider session's watch token, or from
+    another origin (``POST …/card-removed``): nothing ends."""
+
+    code = "oidc.card_watch"
+    status = 403
+
+
 class RateLimited(OidcError):
     """Too many requests from one address (logins) or one client (token calls)."""
 

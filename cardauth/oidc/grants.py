@@ -157,6 +157,7 @@ class Tokens:
 
     def revoke(self, access_token: str) -> None:
         self.store.delete(f"token:{digest(access_token)}")
+        self.store.replicated()  # a revocation a failover would undo is refused
 
     def revoke_grant(self, grant: str, lifetime: float) -> None:
         """Every token issued from one code, and any issued later from it (a replay
@@ -164,6 +165,7 @@ class Tokens:
         self.store.put(f"revoked-grant:{grant}", "1", lifetime)
         for token_digest in self.store.members(f"grant:{grant}"):
             self.store.delete(f"token:{token_digest}")
+        self.store.replicated()
 
 
 class UnmetAuthenticationRequirements(OAuth2Error):

@@ -30,6 +30,7 @@ class ProviderSettings:
     access_token_lifetime: int = 300  # seconds
     id_token_lifetime: int = 300
     session_hours: float = 10.0  # a working day, as the card login of teleservices
+    session_sweep_seconds: float = 30.0  # how often ended sessions are looked for
     login_limit: str = "30/minute"  # challenges and card logins, per address
     calls_limit: str = "300/minute"  # token, userinfo, introspection calls, per address
 
