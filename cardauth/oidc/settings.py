@@ -32,6 +32,8 @@ class ProviderSettings:
     session_hours: float = 10.0  # a working day, as the card login of teleservices
     login_limit: str = "30/minute"  # challenges and card logins, per address
     calls_limit: str = "300/minute"  # token, userinfo, introspection calls, per address
+    ciba_client_limit: str = "60/minute"  # CIBA requests of one client
+    ciba_professional_limit: str = "10/minute"  # CIBA requests for one professional
 
     def checked_origin(self) -> Origin:
         try:
