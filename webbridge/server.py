@@ -114,7 +114,7 @@ def _serve_options(parser: argparse.ArgumentParser, language: Language) -> None:
         "--oidc-provider",
         action="append",
         default=[],
-        metavar="ISSUER",
+        metavar=label("metavar.issuer", language),
         help=text("cli.oidc_provider"),
     )
     parser.add_argument("--simulate", action="store_true", help=label("help.simulate", language))
