@@ -89,10 +89,11 @@ class Backchannel:
         oauth_request = self.server.create_oauth2_request(request)
         try:
             client = self.server.authenticate_client(oauth_request, AUTH_METHODS, "backchannel")
+            self._limit(self._per_client, "ciba-client", client.client_id)  # probes count too
             asked = parse_request(client, oauth_request.form)
             if not self.bridges.follow(asked.idnat):
                 raise UnknownUserId("no bridge follows this professional's requests")
-            self._limit(client.client_id, asked.idnat)
+            self._limit(self._per_professional, "ciba-idnat", asked.idnat)
             now = self.now()
             if len(self.requests.waiting_for(asked.idnat, now)) >= MAX_PENDING:
                 raise AccessDenied("too many requests wait for this professional")
@@ -112,18 +113,20 @@ class Backchannel:
         answer.headers["Cache-Control"] = "no-store"
         return answer
 
-    def _limit(self, client_id: str, idnat: str) -> None:
+    def _limit(self, chosen: list[limits.RateLimitItem], name: str, key: str) -> None:
         try:
-            for item in self._per_client:
-                if not self._limiter.hit(item, "cardauth-oidc", "ciba-client", client_id):
-                    raise AccessDenied(f"too many requests from this client ({item})")
-            for item in self._per_professional:
-                if not self._limiter.hit(item, "cardauth-oidc", "ciba-idnat", idnat):
-                    raise AccessDenied(f"too many requests for this professional ({item})")
-        except OAuth2Error:
-            raise
+            refused = next(
+                (
+                    item
+                    for item in chosen
+                    if not self._limiter.hit(item, "cardauth-oidc", name, key)
+                ),
+                None,
+            )
         except Exception as exc:  # the storage's own errors: refused, not let through
             raise StoreUnavailable("the rate limits' store is unavailable") from exc
+        if refused is not None:
+            raise AccessDenied(f"too many requests ({name}: {refused})")
 
     def _challenge(self, ref: str, lifetime: int) -> str:
         cardauth = self.cardauth

@@ -1,0 +1,188 @@
+"""The bridge's side of CIBA (webbridge.ciba) against the real provider in this
+process (Flask's test client as its HTTP): enrolment with a card assertion, the
+requests listed, approval and decline, a provider that forgot the bridge; what a
+provider lists that could hide what the page says is not shown; the settings that
+name the providers followed. Cards: the simulated cards' keys (the real card
+layer, pcscd and Chromium: tests/test_bridge_ciba.py)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+import pytest
+
+from cardauth.cards.session import Keypad
+from cardauth.errors import CardRemoved
+from cardauth.oidc.app import create_app
+from cardauth.oidc.store import MemoryStore
+from cardauth.origins import Origin
+from tests.oidc_kit import DOCTOR, ISSUER, PROVIDER_ORIGIN, ProviderFiles, card_assertion
+from tests.test_oidc_ciba import CIBA_CLIENTS, CIBA_SECRET, GRANT, Clock
+from webbridge.ciba import Follower, Provider, _waiting
+from webbridge.config import config_from_settings
+from webbridge.errors import BridgeConfigError, CibaRequestGone, ProviderRefused
+
+PIN = "1234"
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory: pytest.TempPathFactory) -> ProviderFiles:
+    return ProviderFiles(tmp_path_factory.mktemp("provider")).write(CIBA_CLIENTS)
+
+
+class Scene:
+    """The provider, a follower of it, and a desktop software's backend."""
+
+    def __init__(self, files: ProviderFiles) -> None:
+        self.store = MemoryStore()
+        self.clock = Clock()
+        app = create_app(files.settings(), store=self.store, clock=self.clock.now)
+        self.http = app.test_client()
+        provider = Provider(ISSUER, Origin.parse(PROVIDER_ORIGIN))
+        self.follower = Follower(provider, self.post)
+        self.pins: list[str | Keypad] = []
+
+    def post(self, url: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        answer = self.http.post(url.removeprefix(PROVIDER_ORIGIN), json=dict(body),
+                                base_url=PROVIDER_ORIGIN)  # fmt: skip
+        found: dict[str, Any] = answer.get_json()
+        if answer.status_code != 200:
+            raise ProviderRefused("refused", provider_code=found["error"]["code"])
+        return found
+
+    def card(self, origin: Origin, challenge: str, pin: str | Keypad) -> str:
+        """The card as the bridge's card layer would answer: the PIN, then a signature."""
+        self.pins.append(pin)
+        return card_assertion(challenge, origin.value)
+
+    def start(self, message: str = "Cabinet 12") -> str:
+        form = {"scope": "openid", "login_hint": DOCTOR, "binding_message": message}
+        answer = self.http.post(f"{ISSUER.removeprefix(PROVIDER_ORIGIN)}/protocol/openid-connect"
+                                "/ext/ciba/auth", data=form, base_url=PROVIDER_ORIGIN,
+                                auth=("desktop", CIBA_SECRET))  # fmt: skip
+        assert answer.status_code == 200, answer.get_json()
+        return str(answer.get_json()["auth_req_id"])
+
+    def poll(self, auth_req_id: str) -> dict[str, Any]:
+        self.clock.seconds += 1.5
+        data = {"grant_type": GRANT, "auth_req_id": auth_req_id}
+        answer = self.http.post(f"{ISSUER.removeprefix(PROVIDER_ORIGIN)}/protocol/openid-connect"
+                                "/token", data=data, base_url=PROVIDER_ORIGIN,
+                                auth=("desktop", CIBA_SECRET))  # fmt: skip
+        found: dict[str, Any] = answer.get_json()
+        return found
+
+
+@pytest.fixture
+def scene(files: ProviderFiles) -> Scene:
+    return Scene(files)
+
+
+def test_a_follower_enrols_with_the_card_and_lists_the_requests(scene: Scene) -> None:
+    follower = scene.follower
+    follower.refresh()
+    assert follower.waiting() == []  # not enrolled: nothing asked
+    assert follower.enrol(scene.card, PIN) == DOCTOR
+    assert scene.pins == [PIN]
+    scene.start("Cabinet 12")
+    follower.refresh()
+    [waiting] = follower.waiting()
+    assert waiting.binding_message == "Cabinet 12"
+    assert waiting.client_name == "Logiciel de cabinet"
+    assert waiting.scopes == ("openid",)
+
+
+def test_an_approval_gives_the_client_its_tokens(scene: Scene) -> None:
+    scene.follower.enrol(scene.card, PIN)
+    auth_req_id = scene.start()
+    assert scene.poll(auth_req_id)["error"] == "authorization_pending"
+    scene.follower.refresh()
+    scene.follower.approve(scene.follower.waiting()[0].ref, scene.card, PIN)
+    assert "id_token" in scene.poll(auth_req_id)
+    assert scene.follower.waiting() == []
+
+
+def test_a_decline_answers_access_denied(scene: Scene) -> None:
+    scene.follower.enrol(scene.card, PIN)
+    auth_req_id = scene.start()
+    scene.follower.refresh()
+    scene.follower.decline(scene.follower.waiting()[0].ref)
+    assert scene.poll(auth_req_id)["error"] == "access_denied"
+    with pytest.raises(CibaRequestGone):
+        scene.follower.decline("x" * 22)
+
+
+def test_a_card_that_fails_sends_nothing(scene: Scene) -> None:
+    scene.follower.enrol(scene.card, PIN)
+    auth_req_id = scene.start()
+    scene.follower.refresh()
+    ref = scene.follower.waiting()[0].ref
+
+    def pulled(origin: Origin, challenge: str, pin: str | Keypad) -> str:
+        raise CardRemoved("the card left the reader")
+
+    with pytest.raises(CardRemoved):
+        scene.follower.approve(ref, pulled, PIN)
+    assert scene.poll(auth_req_id)["error"] == "authorization_pending"
+    assert [w.ref for w in scene.follower.waiting()] == [ref]  # still to answer
+
+
+def test_a_provider_that_forgot_the_bridge_asks_for_a_new_enrolment(scene: Scene) -> None:
+    scene.follower.enrol(scene.card, PIN)
+    scene.store.delete(f"bridge:{scene.follower.key.thumbprint}")
+    scene.follower.refresh()
+    assert scene.follower.idnat is None
+    assert scene.follower.problem is not None
+    assert scene.follower.problem.context["provider_code"] == "ciba.bridge_unknown"
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"binding_message": "Cabinet \u202e21"},
+        {"binding_message": "Cabinet\n12"},
+        {"client_name": "\u200bLogiciel"},
+        {"client_name": None},
+        {"ref": "short"},
+        {"challenge": 12},
+        {"expires_in": "120"},
+        {"expires_in": 0},
+        {"scope": ["openid"]},
+    ],
+)
+def test_a_listing_that_could_mislead_the_page_is_not_shown(change: dict[str, Any]) -> None:
+    listed = {
+        "ref": "r" * 22,
+        "client_id": "desktop",
+        "client_name": "Logiciel",
+        "binding_message": "Cabinet 12",
+        "scope": "openid",
+        "challenge": "c" * 43,
+        "expires_in": 120,
+    }
+    assert _waiting(listed, 0.0) is not None
+    assert _waiting(listed | change, 0.0) is None
+
+
+def test_the_providers_followed_are_named_by_issuer() -> None:
+    config = config_from_settings({"oidc_providers": [ISSUER], "allow_development_origins": False})
+    assert config.oidc_providers == (Provider(ISSUER, Origin.parse(PROVIDER_ORIGIN)),)
+    more = config.with_overrides(oidc_providers=[ISSUER, "https://other.example/realm"])
+    assert [p.issuer for p in more.oidc_providers] == [ISSUER, "https://other.example/realm"]
+
+
+@pytest.mark.parametrize(
+    "issuer",
+    [
+        "https://idp.example",  # an origin, not an issuer
+        "http://idp.example/realm",  # not https
+        "https://idp.example/realm?x=1",
+        "idp.example/realm",
+        json.dumps("https://idp.example/realm"),
+    ],
+)
+def test_a_provider_that_is_not_an_issuer_is_refused(issuer: str) -> None:
+    with pytest.raises(BridgeConfigError):
+        config_from_settings({"oidc_providers": [issuer]})
