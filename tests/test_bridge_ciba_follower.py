@@ -8,19 +8,24 @@ layer, pcscd and Chromium: tests/test_bridge_ciba.py)."""
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from pathlib import Path
 from typing import Any
 
 import pytest
+from flask import Flask
+from werkzeug.test import TestResponse
 
 from cardauth.cards.session import Keypad
 from cardauth.errors import CardRemoved
 from cardauth.oidc.app import create_app
 from cardauth.oidc.store import MemoryStore
 from cardauth.origins import Origin
+from tests.bridge_kit import BRIDGE, TELESERVICE, BridgeScene, start_bridge
 from tests.oidc_kit import DOCTOR, ISSUER, PROVIDER_ORIGIN, ProviderFiles, card_assertion
 from tests.test_oidc_ciba import CIBA_CLIENTS, CIBA_SECRET, GRANT, Clock
-from webbridge.ciba import Follower, Provider, _waiting
+from webbridge.app import create_app as create_bridge
+from webbridge.ciba import Follower, Followers, Provider, _waiting
 from webbridge.config import config_from_settings
 from webbridge.errors import BridgeConfigError, CibaRequestGone, ProviderRefused
 
@@ -186,3 +191,57 @@ def test_the_providers_followed_are_named_by_issuer() -> None:
 def test_a_provider_that_is_not_an_issuer_is_refused(issuer: str) -> None:
     with pytest.raises(BridgeConfigError):
         config_from_settings({"oidc_providers": [issuer]})
+
+
+# -- the bridge's pages, on virtual readers in this process --------------------------------
+
+
+@pytest.fixture
+def bridge_app(scene: Scene, tmp_path: Path) -> Iterator[tuple[Flask, BridgeScene]]:
+    bridge = start_bridge(tmp_path, personas=("doctor",))
+    app = create_bridge(
+        config=bridge.config,
+        cards=bridge.cards,
+        consents=bridge.consents,
+        followers=Followers([scene.follower]),
+    )
+    try:
+        yield app, bridge
+    finally:
+        bridge.close()
+
+
+def form(app: Flask, origin: str | None, path: str, **fields: str) -> TestResponse:
+    client = app.test_client()
+    if origin is not None:
+        client.environ_base["HTTP_ORIGIN"] = origin
+    token = app.extensions["cardauth-bridge"].form_token
+    return client.post(path, data={"token": token, **fields}, base_url=BRIDGE)
+
+
+def test_the_bridge_s_ciba_forms_are_its_own_and_an_approval_takes_the_pin(
+    scene: Scene, bridge_app: tuple[Flask, BridgeScene]
+) -> None:
+    app, bridge = bridge_app
+    for origin in ("https://elsewhere.example", TELESERVICE.value, None):
+        assert form(app, origin, "/ciba/0/enrol", pin=PIN).status_code == 403
+    assert bridge.card(0).pins_presented == 0
+    assert form(app, BRIDGE, "/ciba/0/enrol", pin=PIN).status_code == 303
+    assert DOCTOR in app.test_client().get("/ciba", base_url=BRIDGE).get_data(as_text=True)
+
+    auth_req_id = scene.start("Cabinet 77")
+    scene.follower.refresh()
+    ref = scene.follower.waiting()[0].ref
+    page = app.test_client().get(f"/ciba/0/{ref}", base_url=BRIDGE).get_data(as_text=True)
+    assert "Cabinet 77" in page
+    assert "Logiciel de cabinet" in page
+    presented = bridge.card(0).pins_presented
+    assert form(app, "https://elsewhere.example", f"/ciba/0/{ref}", action="allow",
+                pin=PIN).status_code == 403  # fmt: skip
+    without_pin = form(app, BRIDGE, f"/ciba/0/{ref}", action="allow")
+    assert 'data-code="pin.format"' in without_pin.get_data(as_text=True)
+    assert bridge.card(0).pins_presented == presented  # no PIN state a login left is used
+    assert scene.poll(auth_req_id)["error"] == "authorization_pending"
+    approved = form(app, BRIDGE, f"/ciba/0/{ref}", action="allow", pin=PIN)
+    assert 'id="outcome"' in approved.get_data(as_text=True)
+    assert "id_token" in scene.poll(auth_req_id)
