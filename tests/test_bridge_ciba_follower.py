@@ -227,7 +227,11 @@ def test_the_bridge_s_ciba_forms_are_its_own_and_an_approval_takes_the_pin(
         assert form(app, origin, "/ciba/0/enrol", pin=PIN).status_code == 403
     assert bridge.card(0).pins_presented == 0
     assert form(app, BRIDGE, "/ciba/0/enrol", pin=PIN).status_code == 303
-    assert DOCTOR in app.test_client().get("/ciba", base_url=BRIDGE).get_data(as_text=True)
+    french = app.test_client().get("/ciba", base_url=BRIDGE).get_data(as_text=True)
+    assert DOCTOR in french
+    assert "Demandes des logiciels" in french
+    english = app.test_client().get("/ciba?lang=en", base_url=BRIDGE).get_data(as_text=True)
+    assert "Requests from software" in english
 
     auth_req_id = scene.start("Cabinet 77")
     scene.follower.refresh()
