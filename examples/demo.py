@@ -75,6 +75,7 @@ from simulator.trust_export import export_trust
 from simulator.workstation import Workstation, virtual_workstation, vpcd_workstation
 from webbridge import config as bridge_config
 from webbridge import messages as bridge_messages
+from webbridge.ciba import Provider
 from webbridge.config import BridgeConfig
 from webbridge.server import BridgeServer
 
@@ -224,6 +225,8 @@ class Demo:
             + ((self.provider_origin,) if self.oidc else ()),
             allow_development_origins=True,
             state_dir=self.state_dir / "bridge",
+            # the provider's CIBA requests, on the bridge's page /ciba
+            oidc_providers=(Provider(self.issuer, self.provider_origin),) if self.oidc else (),
         )
         self.bridge = BridgeServer(config, self._backend, host=HOST).start()
 

@@ -61,7 +61,8 @@ from cardauth.messages import Language
 from cardauth.origins import Origin
 from cardauth.trust import utc_now
 from webbridge import messages, operations
-from webbridge.cards import CardService
+from webbridge.cards import CardService, CardView
+from webbridge.ciba import Followers, Waiting
 from webbridge.config import LOOPBACK, BridgeConfig
 from webbridge.consent import ConsentStore
 from webbridge.errors import (
@@ -132,7 +133,8 @@ class Bridge:
     guard: Guard
     clock: Callable[[], dt.datetime]
     streams: threading.BoundedSemaphore
-    form_token: str  # of the trusted-sites form: no other page can read it
+    form_token: str  # of the bridge's own forms: no other page can read it
+    followers: Followers  # the OpenID Connect providers whose CIBA requests it shows
 
 
 def create_app(
@@ -142,6 +144,7 @@ def create_app(
     consents: ConsentStore,
     clock: Callable[[], dt.datetime] = utc_now,
     host: str = LOOPBACK,
+    followers: Followers | None = None,
 ) -> Flask:
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY
@@ -163,6 +166,7 @@ def create_app(
         clock,
         threading.BoundedSemaphore(MAX_EVENT_STREAMS),
         secrets.token_urlsafe(24),
+        followers if followers is not None else Followers([]),
     )
     app.extensions["cardauth-bridge"] = bridge
     limiter = Limiter(
@@ -437,6 +441,8 @@ def _pages(bridge: Bridge, per_origin: Callable[[Any], Any]) -> Blueprint:
                 )
         return redirect(url_for("pages.interaction_page", interaction_id=interaction.id), 303)
 
+    _ciba_pages(pages, bridge)
+
     @pages.get("/consents")
     def consents_page() -> str:
         return _render_consents(bridge)
@@ -455,6 +461,122 @@ def _pages(bridge: Bridge, per_origin: Callable[[Any], Any]) -> Blueprint:
         return _render_consents(bridge)
 
     return pages
+
+
+def _ciba_pages(pages: Blueprint, bridge: Bridge) -> None:
+    """The requests of software (CIBA) that the followed providers list for the
+    professional: the list (``/ciba``, which reloads itself), the enrolment with
+    each provider, and each request's page, answered with the PIN or declined."""
+    guard = bridge.guard
+
+    def own_form() -> None:
+        guard.check_own_form(request)
+        if not _same_token(request.form.get("token"), bridge.form_token):
+            raise OriginForbidden("this form is not the bridge's")
+
+    def authenticate(origin: Origin, challenge: str, pin: str | Keypad) -> str:
+        return bridge.cards.authenticate(
+            origin=origin, challenge=challenges.check_format(challenge), with_vitale=False, pin=pin
+        )
+
+    @pages.get("/ciba")
+    def ciba_list() -> str:
+        return _render_ciba(bridge)
+
+    @pages.post("/ciba/<int:index>/enrol")
+    def ciba_enrol(index: int) -> str | WerkzeugResponse:
+        own_form()
+        follower = bridge.followers.get(index)
+        try:
+            follower.enrol(authenticate, _typed_pin())
+        except CardAuthError as error:
+            return _render_ciba(bridge, error)
+        return redirect(url_for("pages.ciba_list"), 303)
+
+    @pages.get("/ciba/<int:index>/<ref>")
+    def ciba_request(index: int, ref: str) -> str:
+        follower = bridge.followers.get(index)
+        return _render_ciba_request(bridge, index, follower.find(ref))
+
+    @pages.post("/ciba/<int:index>/<ref>")
+    def ciba_answer(index: int, ref: str) -> str:
+        own_form()
+        follower = bridge.followers.get(index)
+        waiting = follower.find(ref)
+        approve = request.form.get("action") == "allow"
+        try:
+            if approve:
+                follower.approve(ref, authenticate, _typed_pin())
+            else:
+                follower.decline(ref)
+        except (CardError, TransportError) as error:  # a wrong PIN, the card pulled...
+            return _render_ciba_request(bridge, index, waiting, error)  # nothing was sent
+        language = _language()
+        return render_template(
+            "outcome.html",
+            lang=language,
+            t=lambda key, **values: messages.label(key, language, **values),
+            title="ciba_title",
+            text=messages.label("ciba_approved" if approve else "ciba_declined", language),
+            code=None,
+            close=False,
+        )
+
+
+def _render_ciba(bridge: Bridge, error: CardAuthError | None = None) -> str:
+    language = _language()
+    followed = [
+        (index, follower, follower.waiting()) for index, follower in enumerate(bridge.followers.all)
+    ]
+    return render_template(
+        "ciba.html",
+        lang=language,
+        t=lambda key, **values: messages.label(key, language, **values),
+        title="ciba_title",
+        followed=followed,
+        card=_cps_or_none(bridge),
+        token=bridge.form_token,
+        error=error,
+        describe=lambda problem: messages.describe(problem, language),
+    )
+
+
+def _render_ciba_request(
+    bridge: Bridge, index: int, waiting: Waiting, error: CardAuthError | None = None
+) -> str:
+    language = _language()
+    card = _cps_or_none(bridge)
+    tries: int | None = None
+    if card is not None:
+        try:
+            tries = bridge.cards.pin_status().tries_left
+        except CardAuthError as problem:
+            error = error or problem
+    if isinstance(error, WrongPin):
+        tries = error.tries_left
+    follower = bridge.followers.get(index)
+    return render_template(
+        "ciba_request.html",
+        lang=language,
+        t=lambda key, **values: messages.label(key, language, **values),
+        title="ciba_title",
+        index=index,
+        origin=follower.provider.origin.value,
+        waiting=waiting,
+        seconds=max(0, int(waiting.expires_at - follower.monotonic())),
+        card=card,
+        tries=tries,
+        token=bridge.form_token,
+        error=error,
+        error_text=messages.describe(error, language) if error else None,
+    )
+
+
+def _cps_or_none(bridge: Bridge) -> CardView | None:
+    try:
+        return bridge.cards.cps_view()
+    except CardAuthError:
+        return None
 
 
 def _allow(bridge: Bridge, interaction: Interaction) -> None:

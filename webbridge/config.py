@@ -3,6 +3,7 @@
     port = 24790
     allowed_origins = ["https://teleservice.example"]
     allow_development_origins = false   # http://localhost, http://127.0.0.1
+    oidc_providers = ["https://idp.example/auth/realms/esante-wallet"]   # CIBA, followed
 
     [pin]
     idle_seconds = 300          # how long a verified PIN stays usable without use
@@ -30,6 +31,7 @@ from typing import Any
 
 from cardauth.errors import InvalidOrigin
 from cardauth.origins import Origin, parse_origins
+from webbridge.ciba import Provider
 from webbridge.errors import BridgeConfigError
 
 DEFAULT_PORT = 24790
@@ -56,6 +58,7 @@ class BridgeConfig:
     consent_days: float = 30.0
     authentications_per_minute: int = 20
     state_dir: Path = field(default_factory=default_state_dir)
+    oidc_providers: tuple[Provider, ...] = ()  # whose CIBA requests the bridge shows
 
     def with_overrides(
         self,
@@ -64,6 +67,7 @@ class BridgeConfig:
         origins: Sequence[str] = (),
         allow_development_origins: bool | None = None,
         state_dir: Path | None = None,
+        oidc_providers: Sequence[str] = (),
     ) -> BridgeConfig:
         """The command line over the file: a port, more origins, another state folder."""
         development = (
@@ -72,6 +76,7 @@ class BridgeConfig:
             else allow_development_origins
         )
         extra = _origins(list(origins), development) if origins else ()
+        followed = _providers(list(oidc_providers), development)
         if port is not None:
             _check_port(port)
         return replace(
@@ -80,6 +85,7 @@ class BridgeConfig:
             allowed_origins=tuple(dict.fromkeys(self.allowed_origins + extra)),
             allow_development_origins=development,
             state_dir=state_dir or self.state_dir,
+            oidc_providers=tuple(dict.fromkeys(self.oidc_providers + followed)),
         )
 
 
@@ -102,7 +108,7 @@ def load_config(path: Path | None) -> BridgeConfig:
     return config_from_settings(settings, source=str(file))
 
 
-_TOP = {"port", "allowed_origins", "allow_development_origins", "state_dir"}
+_TOP = {"port", "allowed_origins", "allow_development_origins", "state_dir", "oidc_providers"}
 _TABLES = {
     "pin": {"idle_seconds", "entry_timeout_seconds"},
     "consent": {"days"},
@@ -128,6 +134,7 @@ def config_from_settings(settings: Mapping[str, Any], *, source: str = "") -> Br
     _check_port(port)
     origins = _typed(settings, "allowed_origins", list, [])
     state_dir = _typed(settings, "state_dir", str, "")
+    providers = _typed(settings, "oidc_providers", list, [])
     return BridgeConfig(
         port=port,
         allowed_origins=_origins(origins, development),
@@ -148,6 +155,7 @@ def config_from_settings(settings: Mapping[str, Any], *, source: str = "") -> Br
             )
         ),
         state_dir=Path(state_dir).expanduser() if state_dir else default_state_dir(),
+        oidc_providers=_providers(providers, development),
     )
 
 
@@ -186,3 +194,10 @@ def _origins(values: list[Any], development: bool) -> tuple[Origin, ...]:
         raise BridgeConfigError(
             f"allowed origin refused: {exc.message}", setting="allowed_origins"
         ) from None
+
+
+def _providers(values: list[Any], development: bool) -> tuple[Provider, ...]:
+    """The OpenID Connect providers followed, by issuer (CIBA: webbridge.ciba)."""
+    if not all(isinstance(v, str) for v in values):
+        raise BridgeConfigError("oidc_providers holds issuers as strings", setting="oidc_providers")
+    return tuple(Provider.parse(v, allow_development=development) for v in values)

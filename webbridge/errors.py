@@ -177,3 +177,26 @@ class OtherSigner(CardError):
 
     code = "card.other_signer"
     status = 409
+
+
+class ProviderUnreachable(BridgeError):
+    """An OpenID Connect provider the bridge follows does not answer (CIBA)."""
+
+    code = "ciba.provider_unreachable"
+    status = 502
+
+
+class ProviderRefused(BridgeError):
+    """An OpenID Connect provider the bridge follows refused its call (CIBA); the
+    provider's own code is in ``provider_code``."""
+
+    code = "ciba.provider_refused"
+    status = 502
+
+
+class CibaRequestGone(BridgeError):
+    """A software's request (CIBA) that no longer waits: answered, expired, or not
+    listed by the provider."""
+
+    code = "ciba.request_gone"
+    status = 404

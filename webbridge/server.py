@@ -34,6 +34,7 @@ from cardauth.trust import utc_now
 from webbridge import messages
 from webbridge.app import create_app
 from webbridge.cards import CardService
+from webbridge.ciba import Follower, Followers, post_json
 from webbridge.config import LOOPBACK, BridgeConfig, load_config
 from webbridge.consent import ConsentStore
 from webbridge.errors import CannotListen, NotLoopback
@@ -106,6 +107,13 @@ def _serve_options(parser: argparse.ArgumentParser, language: Language) -> None:
         action="store_true",
         help=label("help.allow_development_origins", language),
     )
+    parser.add_argument(
+        "--oidc-provider",
+        action="append",
+        default=[],
+        metavar=label("metavar.issuer", language),
+        help=text("cli.oidc_provider"),
+    )
     parser.add_argument("--simulate", action="store_true", help=label("help.simulate", language))
     parser.add_argument(
         "--personas", default="", metavar="P1,P2", help=label("help.personas", language)
@@ -145,8 +153,13 @@ class BridgeServer:
             pin_idle_seconds=config.pin_idle_seconds,
             pin_entry_timeout=config.pin_entry_timeout_seconds,
         ).start()
+        self.followers = Followers([Follower(p, post_json) for p in config.oidc_providers])
         app = create_app(
-            config=config, cards=self.cards, consents=ConsentStore(config.state_dir), host=host
+            config=config,
+            cards=self.cards,
+            consents=ConsentStore(config.state_dir),
+            host=host,
+            followers=self.followers,
         )
         self._served = Served(
             app,
@@ -159,12 +172,14 @@ class BridgeServer:
 
     def start(self) -> BridgeServer:
         self._served.start("cardauth-bridge")
+        self.followers.start()
         return self
 
     def close(self) -> None:
         """Stop serving (open event streams and polls end), then stop watching the
         readers; the backend stays its owner's to close."""
         self._served.close()
+        self.followers.stop()
         self.cards.stop()
 
 
@@ -174,6 +189,7 @@ def serve(args: argparse.Namespace, config: BridgeConfig, language: Language) ->
         port=args.port,
         origins=args.allow_origin,
         allow_development_origins=True if args.allow_development_origins else None,
+        oidc_providers=args.oidc_provider,
     )
     backend = open_backend(simulate=args.simulate, personas=personas_of(args.personas))
     stopping = stop_on_signals()
@@ -184,6 +200,10 @@ def serve(args: argparse.Namespace, config: BridgeConfig, language: Language) ->
             allowed = ", ".join(o.value for o in config.allowed_origins)
             allowed = allowed or messages.label("cli.origins_none", language)
             print(messages.label("cli.origins", language, origins=allowed), flush=True)
+            for provider in config.oidc_providers:
+                page = f"{bridge.url}/ciba"
+                line = messages.label("cli.follows", language, issuer=provider.issuer, page=page)
+                print(line, flush=True)
             stopping.wait()
         finally:
             bridge.close()

@@ -44,7 +44,9 @@ from cardauth.flask import CardAuth, current_professional, login_time
 from cardauth.messages import CORE, Catalog, Language, choose_language
 from cardauth.oidc import claims
 from cardauth.oidc.backchannel import Deliveries, Outcome, SessionClients, deliveries_for
-from cardauth.oidc.clients import Client, read_clients
+from cardauth.oidc.ciba import CibaGrant
+from cardauth.oidc.ciba_endpoints import CibaEndpoints
+from cardauth.oidc.clients import CIBA_GRANT, Client, read_clients
 from cardauth.oidc.endpoints import Introspection, Revocation, userinfo_answer
 from cardauth.oidc.errors import (
     BadRequest,
@@ -93,6 +95,8 @@ MAX_BODY = 64 * 1024
 _SID = "oidc_sid"
 _WATCH = "oidc_watch"  # the card watch page's token, for its report of a card removal
 _LOG = logging.getLogger("cardauth.oidc")
+_BRIDGE_LOGIN = ("ciba_bridge_challenge", "ciba_bridge_enrol")  # card logins too
+_CIBA_CALLS = ("ciba_auth", "ciba_bridge_pending", "ciba_bridge_answer")
 _LOGOUT_CONFIRMATION = "oidc_logout_confirmation"
 AUTH_METHODS = ["client_secret_basic", "client_secret_post", "private_key_jwt"]
 CLAIMS = sorted(
@@ -113,9 +117,12 @@ def discovery(issuer: str) -> dict[str, Any]:
         "end_session_endpoint": f"{endpoint}/logout",
         "introspection_endpoint": f"{endpoint}/token/introspect",
         "revocation_endpoint": f"{endpoint}/revoke",
+        "backchannel_authentication_endpoint": f"{endpoint}/ext/ciba/auth",  # CIBA § 4
+        "backchannel_token_delivery_modes_supported": ["poll"],
+        "backchannel_user_code_parameter_supported": False,
         "response_types_supported": ["code"],
         "response_modes_supported": ["query"],
-        "grant_types_supported": ["authorization_code"],
+        "grant_types_supported": ["authorization_code", CIBA_GRANT],
         "subject_types_supported": ["public"],
         "scopes_supported": ["openid", "scope_all"],
         "acr_values_supported": [claims.ACR],
@@ -160,7 +167,10 @@ def create_app(
         CARDAUTH_ALLOW_DEVELOPMENT_ORIGINS=settings.allow_development_origins,
         CARDAUTH_CHALLENGE_STORE=settings.store,
         CARDAUTH_SESSION_MAX_HOURS=settings.session_hours,
-        OAUTH2_TOKEN_EXPIRES_IN={"authorization_code": settings.access_token_lifetime},
+        OAUTH2_TOKEN_EXPIRES_IN={
+            "authorization_code": settings.access_token_lifetime,
+            CIBA_GRANT: settings.access_token_lifetime,
+        },
         OAUTH2_SCOPES_SUPPORTED=["openid", "scope_all"],
     )
     if settings.audit_log is not None:
@@ -211,6 +221,7 @@ class Provider:
         server = _Server(app, query_client=self.clients.get, save_token=self.save_token)
         server.services = self.services
         server.register_grant(CardCodeGrant, [PscRequirements(), RequiredS256(), CardOpenIDCode()])
+        server.register_grant(CibaGrant, [CardOpenIDCode()])
         server.register_client_auth_method(
             PrivateKeyJwt.CLIENT_AUTH_METHOD,
             PrivateKeyJwt([f"{self.issuer}/protocol/openid-connect/token", self.issuer], store),
@@ -225,6 +236,7 @@ class Provider:
         )
         self.session_clients = SessionClients(store, settings.session_hours * 3600)
         self.deliveries = Deliveries(self.report)
+        self.ciba = CibaEndpoints(server, self.clients, settings, store, REFUSALS)
 
     def register(self, app: Flask) -> None:
         web.install_refusals(app, REFUSALS, self.answer, request)
@@ -250,6 +262,7 @@ class Provider:
         app.add_url_rule(
             f"{OIDC}/card-removed", "card_removed", self.card_removed, methods=["POST"]
         )
+        self.ciba.register(app)
 
     # -- answers ----------------------------------------------------------------------
 
@@ -542,9 +555,9 @@ class _Limits:
             raise ConfigError("a limit is written like 30/minute") from None
 
     def check(self, endpoint: str | None) -> RateLimited | None:
-        if endpoint in ("cardauth.challenge", "cardauth.login"):
+        if endpoint in ("cardauth.challenge", "cardauth.login", *_BRIDGE_LOGIN):
             chosen, name = self._login, "login"
-        elif endpoint in ("token", "userinfo", "introspect", "revoke"):
+        elif endpoint in ("token", "userinfo", "introspect", "revoke", *_CIBA_CALLS):
             chosen, name = self._calls, "calls"
         else:
             return None

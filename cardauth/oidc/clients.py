@@ -11,6 +11,8 @@
     userinfo_signed_response_alg = "ES256"               # absent: userinfo as JSON
     backchannel_logout_uri = "https://teleservice.example/oidc/backchannel-logout"
     backchannel_logout_session_required = true           # either way: tokens carry sid
+    backchannel_token_delivery_mode = "poll"             # CIBA (redirect_uris optional)
+    client_name = "Logiciel de cabinet"                  # shown on the bridge's page
 
 Redirect URIs are compared exactly, character for character (RFC 6749 § 3.1.2.3,
 OAuth 2.0 Security BCP § 4.1.3): no prefix, no pattern. A client authenticates with
@@ -22,6 +24,7 @@ from __future__ import annotations
 import hmac
 import json
 import tomllib
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,10 +38,14 @@ from cardauth.oidc.keys import ALGORITHMS
 
 AUTH_METHODS = ("client_secret_basic", "client_secret_post", "private_key_jwt")
 SCOPES = ("openid", "scope_all")  # PSC's: openid and scope_all
+CIBA_GRANT = "urn:openid:params:grant-type:ciba"  # CIBA Core § 10.1
+MAX_NAME = 60
 MIN_SECRET_LENGTH = 32
 _FIELDS = frozenset(
     {
         "client_id",
+        "client_name",
+        "backchannel_token_delivery_mode",
         "client_secret",
         "token_endpoint_auth_method",
         "jwks",
@@ -66,6 +73,12 @@ class Client:
     id_token_signed_response_alg: str = "RS256"  # noqa: S105 - an algorithm's name
     userinfo_signed_response_alg: str | None = None
     backchannel_logout_uri: str | None = None  # OpenID Connect Back-Channel Logout 1.0
+    backchannel_token_delivery_mode: str | None = None  # "poll": a CIBA client
+    client_name: str | None = None
+
+    @property
+    def display_name(self) -> str:
+        return self.client_name or self.client_id
 
     def get_client_id(self) -> str:
         return self.client_id
@@ -98,7 +111,9 @@ class Client:
         return response_type == "code"
 
     def check_grant_type(self, grant_type: str) -> bool:
-        return grant_type == "authorization_code"
+        if grant_type == CIBA_GRANT:
+            return self.backchannel_token_delivery_mode == "poll"  # noqa: S105 - a mode
+        return grant_type == "authorization_code" and bool(self.redirect_uris)
 
     def public_keys(self) -> jwk.KeySet:
         if self.jwks is None:
@@ -171,6 +186,7 @@ def client_from(entry: Mapping[str, Any], folder: Path | None = None) -> Client:
             f"a client secret of {MIN_SECRET_LENGTH} characters at least, and no jwks",
             client_id=client_id,
         )
+    mode, name = _ciba_metadata(entry, client_id)
     id_alg = entry.get("id_token_signed_response_alg", "RS256")
     userinfo_alg = entry.get("userinfo_signed_response_alg")
     if id_alg not in ALGORITHMS or (userinfo_alg is not None and userinfo_alg not in ALGORITHMS):
@@ -178,7 +194,7 @@ def client_from(entry: Mapping[str, Any], folder: Path | None = None) -> Client:
     client = Client(
         client_id=client_id,
         token_endpoint_auth_method=method,
-        redirect_uris=_uris(entry, "redirect_uris", client_id, required=True),
+        redirect_uris=_uris(entry, "redirect_uris", client_id, required=mode is None),
         post_logout_redirect_uris=_uris(
             entry, "post_logout_redirect_uris", client_id, required=False
         ),
@@ -187,6 +203,8 @@ def client_from(entry: Mapping[str, Any], folder: Path | None = None) -> Client:
         id_token_signed_response_alg=id_alg,
         userinfo_signed_response_alg=userinfo_alg,
         backchannel_logout_uri=_backchannel(entry, client_id),
+        backchannel_token_delivery_mode=mode,
+        client_name=name,
     )
     if keys is not None:
         try:
@@ -194,6 +212,28 @@ def client_from(entry: Mapping[str, Any], folder: Path | None = None) -> Client:
         except Exception as exc:  # joserfc's own errors for a malformed key set
             raise ConfigError("the client's jwks cannot be read", client_id=client_id) from exc
     return client
+
+
+def _ciba_metadata(entry: Mapping[str, Any], client_id: str) -> tuple[str | None, str | None]:
+    """CIBA Core § 4 ``backchannel_token_delivery_mode`` (poll only) and RFC 7591
+    ``client_name``, as the bridge's page shows it."""
+    mode, name = entry.get("backchannel_token_delivery_mode"), entry.get("client_name")
+    if mode not in (None, "poll"):
+        raise ConfigError("backchannel_token_delivery_mode is poll", client_id=client_id)
+    if name is not None and not _printable_name(name):
+        raise ConfigError(f"client_name is printable text, {MAX_NAME} characters at most")
+    return mode, name
+
+
+def _printable_name(name: object) -> bool:
+    """Shown on the bridge's page: one line of printable text (no control nor
+    bidi-override character to disguise it)."""
+    return (
+        isinstance(name, str)
+        and 0 < len(name) <= MAX_NAME
+        and name.isprintable()
+        and not any(unicodedata.category(c) == "Cf" for c in name)
+    )
 
 
 def read_clients(path: Path) -> dict[str, Client]:

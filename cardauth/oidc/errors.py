@@ -124,3 +124,47 @@ class MethodNotAllowed(OidcError):
 class Internal(OidcError):
     code = "oidc.internal"
     status = 500
+
+
+class BridgeRefused(OidcError):
+    """A call of a professional's bridge that follows CIBA requests, refused: see
+    the subclasses (:mod:`cardauth.oidc.bridges`)."""
+
+    code = "ciba.bridge_refused"
+    status = 400
+
+
+class BridgeKeyInvalid(BridgeRefused):
+    """The key a bridge enrols is not a public EC P-256 JWK."""
+
+    code = "ciba.bridge_key"
+
+
+class BridgeUnknown(BridgeRefused):
+    """A call signed by a key that is not enrolled, or no longer."""
+
+    code = "ciba.bridge_unknown"
+    status = 401
+
+
+class BridgeProofInvalid(BridgeRefused):
+    """A call whose signature, address, time or ``jti`` is not right."""
+
+    code = "ciba.bridge_proof"
+    status = 401
+
+
+class BackchannelUnknown(BridgeRefused):
+    """No such CIBA request waits for this bridge's professional (answered,
+    expired, another professional's, or never made)."""
+
+    code = "ciba.request_unknown"
+    status = 404
+
+
+class OtherProfessional(BridgeRefused):
+    """A CIBA request approved with another professional's card than the one it
+    names."""
+
+    code = "ciba.other_professional"
+    status = 403

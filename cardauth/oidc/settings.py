@@ -33,6 +33,8 @@ class ProviderSettings:
     session_sweep_seconds: float = 30.0  # how often ended sessions are looked for
     login_limit: str = "30/minute"  # challenges and card logins, per address
     calls_limit: str = "300/minute"  # token, userinfo, introspection calls, per address
+    ciba_client_limit: str = "60/minute"  # CIBA requests of one client
+    ciba_professional_limit: str = "10/minute"  # CIBA requests for one professional
 
     def checked_origin(self) -> Origin:
         try:
