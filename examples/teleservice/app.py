@@ -45,7 +45,7 @@ from cardauth.flask import CardAuth, current_professional, extension
 from cardauth.messages import Language
 from cardauth.trust import utc_now
 from cardauth.verify import Verifier
-from examples.teleservice import messages, oidc, roles
+from examples.teleservice import messages, oidc, prescriptions, roles
 from examples.teleservice.errors import (
     Failed,
     LoginRateLimited,
@@ -193,6 +193,16 @@ def create_app(
             verified.answer = _answer(found)
         patient = verified.patient
         return _result(level, {"surname": patient.surname, "given_name": patient.given_name}, found)
+
+    prescriptions.install(
+        app,
+        settings,
+        page=page,
+        professional=_professional,
+        who=_who,
+        language=_language,
+        clock=clock,
+    )
 
     @app.get("/api/lookups")
     def my_lookups() -> dict[str, Any]:
