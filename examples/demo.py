@@ -8,7 +8,10 @@ One command starts, on loopback:
   installed, in-process virtual readers;
 - the cardauth bridge, reading those cards;
 - the teleservice « Médecin traitant en ligne » (``examples/teleservice``) on an
-  origin of its own, which the bridge trusts;
+  origin of its own, which the bridge trusts; its doctors sign e-prescriptions
+  with the CPS card (PAdES B-LT: the test PKI's OCSP responder and time-stamping
+  authority run too, on loopback ports of their own) and whoever receives one
+  checks it;
 - the simulator's control page, to insert, remove and swap cards and pick
   personas from the browser;
 - with ``--oidc``, cardauth-oidc (docs/oidc.md), the OpenID Connect provider on
@@ -68,9 +71,11 @@ from examples.teleservice.settings import Settings
 from examples.teleservice.store import BUNDLED_SEED, init_db
 from simulator import control_page
 from simulator.control_page import ControlPageServer, serve_control_page
+from simulator.ocsp import OcspResponder
 from simulator.pcscd import READER_NAMES, PcscdUnavailable, PrivatePcscd
 from simulator.personas import load_cps, load_vitale
 from simulator.trust_export import export_trust
+from simulator.tsa import TimeStampAuthority
 from simulator.workstation import Workstation, virtual_workstation, vpcd_workstation
 from webbridge import config as bridge_config
 from webbridge import messages as bridge_messages
@@ -140,6 +145,9 @@ class Demo:
     _backend: ReaderBackend | None = None
     _teleservice: Served | None = None
     _provider: Served | None = None
+    # What signed prescriptions need for B-LT: revocation and time stamps.
+    ocsp: OcspResponder | None = None
+    tsa: TimeStampAuthority | None = None
 
     @property
     def teleservice_url(self) -> str:
@@ -170,6 +178,8 @@ class Demo:
     def start(self) -> None:
         try:
             slot_names = self._plug_cards()
+            self.ocsp = OcspResponder().start(HOST)
+            self.tsa = TimeStampAuthority().start(HOST)
             self._start_bridge()
             self._start_teleservice()
             if self.oidc:
@@ -226,7 +236,8 @@ class Demo:
 
     def _start_teleservice(self) -> None:
         trust = self.state_dir / "trust"
-        export_trust(trust, now=dt.datetime.now(dt.UTC))
+        assert self.ocsp is not None
+        export_trust(trust, now=dt.datetime.now(dt.UTC), ocsp_url=self.ocsp.url)
         data = self.state_dir / "teleservice"
         init_db(data / "teleservice.db", BUNDLED_SEED)
         settings = Settings(
@@ -238,6 +249,7 @@ class Demo:
             # with --oidc, the teleservice logs in through the provider, a relying party
             oidc_issuer=self.issuer if self.oidc else None,
             oidc_client_secret=TELESERVICE_SECRET if self.oidc else None,
+            tsa_url=self.tsa.url if self.tsa is not None else None,
         )
         app = create_teleservice(settings)
         listener = listen(HOST, self.ports.teleservice)
@@ -282,6 +294,8 @@ class Demo:
         self.say(self._text("teleservice", url=f"{self.teleservice_origin.value}/"))
         self.say(self._text("control", url=f"{self.control_url}/"))
         self.say(self._text("bridge", url=self.bridge_url))
+        if self.ocsp is not None and self.tsa is not None:
+            self.say(self._text("signing_services", ocsp=self.ocsp.url, tsa=self.tsa.url))
         if self.oidc:
             self.say(self._text("oidc", issuer=self.issuer))
             if self.oidc_clients is None:
@@ -296,6 +310,8 @@ class Demo:
                 vitale=patient.description,
             )
         )
+        self.say(self._text("prescriptions", url=f"{self.teleservice_origin.value}/prescriptions"))
+        self.say(self._text("pharmacist", url=f"{self.teleservice_origin.value}/verify"))
         if self._pcscd is not None:
             self.say(self._text("other_terminal"))
             self.say(f"    {cardauth_command(self._pcscd.environment, 'readers')}")
@@ -331,6 +347,12 @@ class Demo:
         if self.bridge is not None:
             self.bridge.close()
             self.bridge = None
+        if self.tsa is not None:
+            self.tsa.stop()
+            self.tsa = None
+        if self.ocsp is not None:
+            self.ocsp.stop()
+            self.ocsp = None
         if self.workstation is not None:
             self.workstation.close()
             self.workstation = None
