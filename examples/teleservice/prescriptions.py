@@ -139,16 +139,16 @@ class Prescription:
 
 def _text(value: object, length: int, field: str) -> str:
     """A line of the form: 1 to ``length`` printable characters that the PDF's
-    standard fonts can write (Latin-1), spaces at the ends taken off."""
-    if not isinstance(value, str) or not 0 < len(value.strip()) <= length:
+    standard fonts can write (Latin-1), no space at either end (refused, not
+    repaired: the page sends them trimmed)."""
+    if not isinstance(value, str) or not 0 < len(value) <= length or value != value.strip():
         raise PrescriptionFields(f"{field}: 1 to {length} characters", field=field)
-    text = value.strip()
-    for character in text:
+    for character in value:
         if unicodedata.category(character).startswith(("C", "Z")) and character != " ":
             raise PrescriptionFields(f"{field}: a control or invisible character", field=field)
         if ord(character) > 0xFF:
             raise PrescriptionFields(f"{field}: a character the document cannot write", field=field)
-    return text
+    return value
 
 
 @dataclass(frozen=True, slots=True)
