@@ -18,7 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import BrowserContext, Page, sync_playwright
+from playwright.sync_api import BrowserContext, Page, expect, sync_playwright
 
 from cardauth.signing.levels import Level
 from cardauth.signing.trust import SigningTrust
@@ -86,8 +86,11 @@ def bridge_page(page: Page, browser: BrowserContext, demo: RunningDemo, button: 
 
 
 def fill_prescription(page: Page) -> None:
-    page.fill("#patient-given-name", "Jeanne")
-    page.fill("#patient-surname", "ROBIN")
+    """The patient's name from the Vitale card (the PIN of the login is still fresh:
+    no window opens), two medication lines typed."""
+    page.click("#read-vitale")
+    expect(page.locator("#patient-surname")).to_have_value("ROBIN")
+    expect(page.locator("#patient-given-name")).to_have_value("Jeanne")
     page.click("#add-medication")
     lines = page.locator("#medications .medication")
     for index, (name, dosage, duration) in enumerate(
@@ -176,8 +179,9 @@ def test_the_doctor_signs_a_prescription_with_the_card_and_downloads_it(
 def test_the_pharmacist_checks_the_signed_prescription(
     page: Page, browser: BrowserContext, demo: RunningDemo, artifacts: Path
 ) -> None:
-    demo.cards("pharmacist", "patient")  # the doctor's card leaves: the page logs out
+    demo.cards(None, "patient")  # the doctor's card leaves: the page logs out
     page.wait_for_selector("#notice", state="visible")
+    demo.cards("pharmacist", "patient")  # returns once the bridge sees it
     log_in(page, browser, demo)
     assert "MOREAU" in (page.text_content("#professional") or "").upper()
     page.click("#verify")

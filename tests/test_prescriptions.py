@@ -39,8 +39,8 @@ from simulator.pki import cps_key, simulator_pki
 from simulator.trust_export import export_trust
 from simulator.tsa import TimeStampAuthority
 from tests.signing_kit import make_pdf
-from tests.test_teleservice import config, logged_in
-from tests.verifier_kit import NOW
+from tests.test_teleservice import challenge, config, logged_in
+from tests.verifier_kit import NOW, Forge
 
 DOCTOR_IDNAT = "899700420013"
 FORM: dict[str, Any] = {
@@ -330,6 +330,38 @@ def test_a_refusal_is_said_in_french_and_in_english(app: Flask) -> None:
     ).get_json()["error"]["message"]
     assert "ordonnance" in french
     assert "prescription" in english
+
+
+def read_vitale(client: FlaskClient, persona: str = "doctor") -> TestResponse:
+    forge = Forge(cps_persona=persona, vitale_persona="patient")
+    current = challenge(client)
+    token = forge.assertion(current, vitale=forge.vitale(current))
+    return client.post("/api/prescriptions/patient", json={"assertion": token})
+
+
+def test_the_patient_s_name_comes_from_the_vitale_card_and_the_reading_is_audited(
+    app: Flask,
+) -> None:
+    client = logged_in(app)
+    read = read_vitale(client)
+    assert read.status_code == 200, read.get_json()
+    assert read.get_json() == {"given_name": "Jeanne", "surname": "ROBIN"}
+    [entry] = client.get("/api/lookups").get_json()["lookups"]
+    assert entry["outcome"] == "prescription"
+    assert entry["outcome_text"] == "Carte Vitale lue pour une ordonnance."
+
+
+def test_reading_the_vitale_card_for_a_prescription_takes_a_prescriber(app: Flask) -> None:
+    refused = read_vitale(logged_in(app, "pharmacist"), "pharmacist")
+    assert refused.status_code == 403
+    assert code(refused) == "prescription.forbidden"
+
+
+def test_reading_the_vitale_card_takes_the_vitale_card_s_signature(app: Flask) -> None:
+    client = logged_in(app)
+    alone = Forge().assertion(challenge(client))  # the CPS card alone
+    refused = client.post("/api/prescriptions/patient", json={"assertion": alone})
+    assert code(refused) == "vitale.missing"
 
 
 # -- whoever receives it checks it ------------------------------------------------------

@@ -79,7 +79,9 @@ REFUSALS = web.Refusals(
 # A lookup's body: anything but the assertion alone is lookup.fields.
 LOOKUP_BODY = dataclasses.replace(REFUSALS, bad_request=LookupFields)
 TIME_ZONE = ZoneInfo("Europe/Paris")  # times as the professionals read them
-LOOKUP_ANSWERS = frozenset({"declared", "not_declared", "unknown_patient"})  # see _answer
+# What a lookup answered (see _answer), or that the Vitale card was read for a
+# prescription (prescriptions.py).
+LOOKUP_ANSWERS = frozenset({"declared", "not_declared", "unknown_patient", "prescription"})
 
 
 def create_app(

@@ -32,6 +32,7 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime as dt
+import hashlib
 import os
 import re
 import secrets
@@ -200,13 +201,17 @@ class PendingSignatures:
 
 
 class SignedPrescriptions:
-    """The signed PDFs, a folder per professional (files of this user only)."""
+    """The signed PDFs, a folder per professional (files of this user only), named
+    by the SHA-256 of the IdNat (a CPE's holds a "/")."""
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
 
+    def _of(self, idnat: str) -> Path:
+        return self.folder / hashlib.sha256(idnat.encode()).hexdigest()
+
     def save(self, idnat: str, token: str, document: bytes) -> None:
-        folder = self.folder / idnat
+        folder = self._of(idnat)
         folder.mkdir(parents=True, exist_ok=True, mode=0o700)
         descriptor = os.open(folder / f"{token}.pdf", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(descriptor, "wb") as out:
@@ -216,7 +221,7 @@ class SignedPrescriptions:
         if not TOKEN.fullmatch(token):
             raise PrescriptionNotFound("no such prescription")
         try:
-            return (self.folder / idnat / f"{token}.pdf").read_bytes()
+            return (self._of(idnat) / f"{token}.pdf").read_bytes()
         except FileNotFoundError:
             raise PrescriptionNotFound("no such prescription") from None
 
@@ -284,14 +289,7 @@ def install(
     blueprint = Blueprint("prescriptions", __name__)
 
     def prescriber() -> dict[str, Any]:
-        """The professional logged in, if their card may sign prescriptions."""
-        current = professional()
-        if not roles.may_prescribe(current["card_type"], current["profession_code"]):
-            _audit_refusal(PrescriptionForbidden.code, current["idnat"])
-            raise PrescriptionForbidden(
-                "this card may not sign prescriptions", card_type=current["card_type"]
-            )
-        return current
+        return _prescriber(professional())
 
     @blueprint.get("/prescriptions")
     def prescribe_page() -> str:
@@ -315,30 +313,31 @@ def install(
         now = clock()
         certificate = _signers_certificate(body["certificate"], doctor["idnat"], trust, now)
         prescription = Prescription.from_body(body)
-        document = prescription_pdf(prescription, doctor, now, language())
-        prepared = deferred.prepare_pdf(
-            document,
-            certificate,
-            chain=trust.chain_of(certificate),
-            reason=messages.label("rx_reason", language()),
-        )
-        name = messages.label(
-            "rx_document_name",
-            language(),
-            given_name=prescription.given_name,
-            surname=prescription.surname,
-        )
+        prepared, name = _prepared(prescription, doctor, certificate, trust, now, language())
+        expires = now + PENDING_LIFETIME
         token = pending.put(
-            Pending(doctor["idnat"], prepared.state, certificate, name, now + PENDING_LIFETIME),
-            now,
+            Pending(doctor["idnat"], prepared.state, certificate, name, expires), now
         )
         return {
             "id": token,
             "hash": _b64url(prepared.digest),
             "hash_hex": " ".join(prepared.digest.hex().upper()[i : i + 4] for i in range(0, 64, 4)),
             "document_name": name,
-            "expires": (now + PENDING_LIFETIME).isoformat(timespec="seconds"),
+            "expires": expires.isoformat(timespec="seconds"),
         }
+
+    @blueprint.post("/api/prescriptions/patient")
+    def patient() -> dict[str, str]:
+        """The patient's name from their Vitale card: a fresh assertion of the
+        doctor's card co-signed by the Vitale card (as a lookup), audited as one
+        whose answer is "prescription"."""
+        body = web.json_object(
+            request, PRESCRIPTION_BODY, allowed={"assertion"}, required={"assertion"}
+        )
+        prescriber()
+        with extension().patient_lookup(body["assertion"]) as lookup:
+            lookup.answer = "prescription"
+        return {"given_name": lookup.patient.given_name, "surname": lookup.patient.surname}
 
     @blueprint.post("/api/prescriptions/<token>/signature")
     def finish(token: str) -> dict[str, Any]:
@@ -396,6 +395,41 @@ PRESCRIPTION_BODY = web.Refusals(
     method_not_allowed=MethodNotAllowed,
     internal=Failed,
 )
+
+
+def _prescriber(current: dict[str, Any]) -> dict[str, Any]:
+    """``current``, the professional logged in, if their card may sign prescriptions."""
+    if not roles.may_prescribe(current["card_type"], current["profession_code"]):
+        _audit_refusal(PrescriptionForbidden.code, current["idnat"])
+        raise PrescriptionForbidden(
+            "this card may not sign prescriptions", card_type=current["card_type"]
+        )
+    return current
+
+
+def _prepared(
+    prescription: Prescription,
+    doctor: Mapping[str, Any],
+    certificate: x509.Certificate,
+    trust: SigningTrust,
+    now: dt.datetime,
+    language: Language,
+) -> tuple[deferred.PreparedSignature, str]:
+    """The prescription's PDF prepared for the doctor's signature, and its name."""
+    document = prescription_pdf(prescription, doctor, now, language)
+    prepared = deferred.prepare_pdf(
+        document,
+        certificate,
+        chain=trust.chain_of(certificate),
+        reason=messages.label("rx_reason", language),
+    )
+    name = messages.label(
+        "rx_document_name",
+        language,
+        given_name=prescription.given_name,
+        surname=prescription.surname,
+    )
+    return prepared, name
 
 
 def _level(

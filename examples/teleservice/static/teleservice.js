@@ -207,6 +207,20 @@ function startPrescriptionPage() {
   let certificate = null; // the card's signing certificate, asked once per page
   let prepared = null; // {id, hash, document_name}: what waits for the signature
 
+  // The patient's name from the Vitale card in the reader (co-signed, as a lookup).
+  $("read-vitale").addEventListener("click", async () => {
+    clearError();
+    try {
+      const assertion = await bridge.login(challenge, { vitale: true });
+      const patient = await call("/api/prescriptions/patient", { assertion });
+      $("patient-given-name").value = patient.given_name;
+      $("patient-surname").value = patient.surname;
+    } catch (error) {
+      if (error.code === "bridge.replaced") return;
+      showError(error);
+    }
+  });
+
   $("add-medication").addEventListener("click", () => {
     const lines = $("medications").querySelectorAll(".medication");
     if (lines.length >= Number($("medications").dataset.max)) return;
