@@ -258,6 +258,38 @@ def test_a_form_the_document_cannot_carry_is_refused(app: Flask, changes: dict[s
     assert code(refused) == "prescription.fields"
 
 
+DOCTOR_WITH_AN_OE = """\
+kind = "cps"
+description = "Un médecin dont le nom ne s'écrit pas en Latin-1, pour les tests"
+
+[card]
+serial = "0000100902"
+
+[holder]
+card_type = "CPS"
+idnat = "899700420021"
+civility = "DR"
+surname = "ŒUVRAY"
+given_name = "Chloé"
+profession_code = "10"
+
+[certificate]
+not_before = 2025-01-01
+not_after = 2030-12-31
+"""
+
+
+def test_a_doctor_s_name_the_document_cannot_write_is_a_refusal_not_a_crash(
+    app: Flask, tmp_path: Path
+) -> None:
+    persona = tmp_path / "doctor-oe.toml"
+    persona.write_text(DOCTOR_WITH_AN_OE, encoding="utf-8")
+    client = logged_in(app, str(persona))
+    refused = prepare(client, str(persona))
+    assert refused.status_code == 400
+    assert code(refused) == "prescription.fields"
+
+
 def test_a_signature_over_another_hash_is_refused_and_the_prescription_is_gone(
     app: Flask,
 ) -> None:

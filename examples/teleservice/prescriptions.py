@@ -50,6 +50,7 @@ from cryptography.x509.oid import NameOID
 from flask import Blueprint, Flask, Response, request
 from fpdf import FPDF
 from fpdf.enums import XPos, YPos
+from fpdf.errors import FPDFUnicodeEncodingException
 from pyhanko.sign.timestamps.api import TimeStamper
 from pyhanko_certvalidator import ValidationContext
 
@@ -416,7 +417,10 @@ def _prepared(
     language: Language,
 ) -> tuple[deferred.PreparedSignature, str]:
     """The prescription's PDF prepared for the doctor's signature, and its name."""
-    document = prescription_pdf(prescription, doctor, now, language)
+    try:
+        document = prescription_pdf(prescription, doctor, now, language)
+    except FPDFUnicodeEncodingException:  # the form is checked: the doctor's own name
+        raise PrescriptionFields("a name the document cannot write") from None
     prepared = deferred.prepare_pdf(
         document,
         certificate,
