@@ -18,12 +18,14 @@ from typing import Any
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import padding, utils
+from cryptography.hazmat.primitives.asymmetric import padding, rsa, utils
 from cryptography.hazmat.primitives.serialization import Encoding
+from cryptography.x509.oid import NameOID
 from flask import Flask
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
+from cardauth.signing import deferred
 from cardauth.signing.levels import Level
 from cardauth.signing.trust import SigningTrust
 from cardauth.signing.verification import verify_pdf
@@ -424,6 +426,50 @@ def test_a_tampered_prescription_is_said_invalid(app: Flask) -> None:
     assert result["verdict"] == "invalid"
     assert result["code"] == "signature.invalid"
     assert result["summary"][0].startswith("Signature invalide")
+
+
+def signed_elsewhere(certificate: x509.Certificate, key: rsa.RSAPrivateKey) -> bytes:
+    """A PDF signed with ``key`` for ``certificate``, by the deferred API."""
+    prepared = deferred.prepare_pdf(make_pdf(), certificate)
+    signature = key.sign(prepared.digest, padding.PKCS1v15(), utils.Prehashed(hashes.SHA256()))
+    return deferred.finish_pdf(prepared.state, signature)
+
+
+def test_a_revoked_signer_is_said_revoked(app: Flask) -> None:
+    persona = load_cps("cps-revoked")
+    document = signed_elsewhere(
+        simulator_pki().cps_certificates(persona).signature, cps_key(persona, "signature")
+    )
+    result = upload(logged_in(app, "pharmacist"), document).get_json()
+    assert (result["verdict"], result["code"]) == ("revoked", "signature.revoked")
+    assert result["summary"][0].startswith("Signature révoquée")
+
+
+def test_a_signer_outside_the_trust_is_said_untrusted(app: Flask) -> None:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "899700420013")])
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(NOW - dt.timedelta(days=1))
+        .not_valid_after(NOW + dt.timedelta(days=365))
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True, content_commitment=True, key_encipherment=False,
+                data_encipherment=False, key_agreement=False, key_cert_sign=False,
+                crl_sign=False, encipher_only=False, decipher_only=False,
+            ),
+            critical=True,
+        )
+        .sign(key, hashes.SHA256())
+    )  # fmt: skip
+    result = upload(logged_in(app, "pharmacist"), signed_elsewhere(certificate, key)).get_json()
+    assert result["verdict"] == "untrusted"
+    assert result["code"] == "signature.untrusted"
+    assert result["summary"][0].startswith("Signature non reconnue")
 
 
 def test_an_unsigned_pdf_is_said_invalid(app: Flask) -> None:
