@@ -204,6 +204,7 @@ def test_the_pharmacist_checks_the_signed_prescription(
     page.screenshot(path=artifacts / "05-pharmacist-tampered.png")
     assert (shown, code) == ("invalid", "signature.invalid")
     assert "Signature invalide" in text
+    assert "Code pour le support : signature.invalid" in text  # the code, in small print
 
 
 def test_the_pharmacist_cannot_sign_a_prescription(page: Page) -> None:

@@ -298,13 +298,22 @@ function startVerifyPage() {
       }
       $("verdict").dataset.verdict = answer.verdict;
       $("verdict").dataset.code = answer.code ?? "";
-      $("verdict").replaceChildren(
-        ...answer.summary.map((line) => {
-          const paragraph = document.createElement("p");
-          paragraph.textContent = line;
-          return paragraph;
-        }),
-      );
+      const lines = answer.summary.map((line) => {
+        const paragraph = document.createElement("p");
+        paragraph.textContent = line;
+        return paragraph;
+      });
+      if (answer.code) {
+        // The refusal's stable code, in small print under the sentences, for support.
+        const support = document.createElement("p");
+        const small = document.createElement("small");
+        const code = document.createElement("code");
+        code.textContent = answer.code;
+        small.append(`${$("verdict").dataset.codeLabel} `, code);
+        support.append(small);
+        lines.push(support);
+      }
+      $("verdict").replaceChildren(...lines);
     } catch (error) {
       showError(error);
     }
