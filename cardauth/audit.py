@@ -122,6 +122,13 @@ class AuditLog:
             status=status,
         )
 
+    def document_signed(self, professional_idnat: str, *, document: str, level: str) -> None:
+        """A document the professional's card signed through the service: the
+        service's identifier of it, and the signature's level (b-b, b-t, b-lt)."""
+        self._append(
+            "document_signed", professional=professional_idnat, document=document, level=level
+        )
+
     def patient_lookup(
         self,
         professional: Professional,

@@ -8,7 +8,10 @@ One command starts, on loopback:
   installed, in-process virtual readers;
 - the cardauth bridge, reading those cards;
 - the teleservice « Médecin traitant en ligne » (``examples/teleservice``) on an
-  origin of its own, which the bridge trusts;
+  origin of its own, which the bridge trusts; its doctors sign e-prescriptions
+  with the CPS card (PAdES B-LT: the test PKI's OCSP responder and time-stamping
+  authority run too, on loopback ports of their own) and whoever receives one
+  checks it;
 - the simulator's control page, to insert, remove and swap cards and pick
   personas from the browser;
 - with ``--oidc``, cardauth-oidc (docs/oidc.md), the OpenID Connect provider on
@@ -32,7 +35,6 @@ import functools
 import os
 import queue
 import shlex
-import signal
 import sys
 import tempfile
 import threading
@@ -40,7 +42,6 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from types import FrameType
 from typing import Literal
 
 from cardauth.arguments import ArgumentParser, requested_language
@@ -60,7 +61,7 @@ from cardauth.oidc.backchannel import Sweeper
 from cardauth.oidc.keys import init_keys
 from cardauth.oidc.settings import ProviderSettings
 from cardauth.origins import Origin
-from cardauth.serving import Served, listen
+from cardauth.serving import Served, listen, stop_on_signals
 from cardauth.transport.base import ReaderBackend
 from examples.teleservice import messages as teleservice_messages
 from examples.teleservice import settings as teleservice_settings
@@ -69,9 +70,11 @@ from examples.teleservice.settings import Settings
 from examples.teleservice.store import BUNDLED_SEED, init_db
 from simulator import control_page
 from simulator.control_page import ControlPageServer, serve_control_page
+from simulator.ocsp import OcspResponder
 from simulator.pcscd import READER_NAMES, PcscdUnavailable, PrivatePcscd
 from simulator.personas import load_cps, load_vitale
 from simulator.trust_export import export_trust
+from simulator.tsa import TimeStampAuthority
 from simulator.workstation import Workstation, virtual_workstation, vpcd_workstation
 from webbridge import config as bridge_config
 from webbridge import messages as bridge_messages
@@ -144,6 +147,9 @@ class Demo:
     _teleservice: Served | None = None
     _provider: Served | None = None
     _sweeper: Sweeper | None = None  # the provider's sessions ended by their age
+    # What signed prescriptions need for B-LT: revocation and time stamps.
+    ocsp: OcspResponder | None = None
+    tsa: TimeStampAuthority | None = None
 
     @property
     def teleservice_url(self) -> str:
@@ -174,6 +180,8 @@ class Demo:
     def start(self) -> None:
         try:
             slot_names = self._plug_cards()
+            self.ocsp = OcspResponder().start(HOST)
+            self.tsa = TimeStampAuthority().start(HOST)
             self._start_bridge()
             self._start_teleservice()
             if self.oidc:
@@ -232,7 +240,8 @@ class Demo:
 
     def _start_teleservice(self) -> None:
         trust = self.state_dir / "trust"
-        export_trust(trust, now=dt.datetime.now(dt.UTC))
+        assert self.ocsp is not None
+        export_trust(trust, now=dt.datetime.now(dt.UTC), ocsp_url=self.ocsp.url)
         data = self.state_dir / "teleservice"
         init_db(data / "teleservice.db", BUNDLED_SEED)
         settings = Settings(
@@ -244,6 +253,7 @@ class Demo:
             # with --oidc, the teleservice logs in through the provider, a relying party
             oidc_issuer=self.issuer if self.oidc else None,
             oidc_client_secret=TELESERVICE_SECRET if self.oidc else None,
+            tsa_url=self.tsa.url if self.tsa is not None else None,
         )
         app = create_teleservice(settings)
         listener = listen(HOST, self.ports.teleservice)
@@ -291,6 +301,8 @@ class Demo:
         self.say(self._text("teleservice", url=f"{self.teleservice_origin.value}/"))
         self.say(self._text("control", url=f"{self.control_url}/"))
         self.say(self._text("bridge", url=self.bridge_url))
+        if self.ocsp is not None and self.tsa is not None:
+            self.say(self._text("signing_services", ocsp=self.ocsp.url, tsa=self.tsa.url))
         if self.oidc:
             self.say(self._text("oidc", issuer=self.issuer))
             if self.oidc_clients is None:
@@ -305,6 +317,8 @@ class Demo:
                 vitale=patient.description,
             )
         )
+        self.say(self._text("prescriptions", url=f"{self.teleservice_origin.value}/prescriptions"))
+        self.say(self._text("pharmacist", url=f"{self.teleservice_origin.value}/verify"))
         if self._pcscd is not None:
             self.say(self._text("other_terminal"))
             self.say(f"    {cardauth_command(self._pcscd.environment, 'readers')}")
@@ -343,6 +357,12 @@ class Demo:
         if self.bridge is not None:
             self.bridge.close()
             self.bridge = None
+        if self.tsa is not None:
+            self.tsa.stop()
+            self.tsa = None
+        if self.ocsp is not None:
+            self.ocsp.stop()
+            self.ocsp = None
         if self.workstation is not None:
             self.workstation.close()
             self.workstation = None
@@ -437,13 +457,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser(requested_language(argv)).parse_args(argv)
     language = choose_language(args.lang)
     ports = Ports(args.bridge_port, args.teleservice_port, args.control_port, args.oidc_port)
-    stop = threading.Event()
-
-    def on_signal(_signum: int, _frame: FrameType | None) -> None:
-        stop.set()
-
-    signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGTERM, on_signal)
+    stop = stop_on_signals()
     with tempfile.TemporaryDirectory(prefix="cardauth-demo-") as temporary:
         state_dir = args.state_dir or Path(temporary)
         say = functools.partial(print, flush=True)

@@ -54,10 +54,9 @@ class Pki:
     tsa: TimeStampAuthority
 
 
-@contextmanager
-def running_pki(folder: Path) -> Iterator[Pki]:
-    """The test PKI's trust in ``folder``, its responder and authority running."""
-    trust = folder / "trust"
+def nss_trusting_the_test_root(folder: Path) -> str:
+    """pdfsig's NSS database in ``folder``/nss, the test PKI's CPS root trusted (its
+    PEM written to ``folder``/root.pem)."""
     root = folder / "root.pem"
     root.write_bytes(simulator_pki().cps_root.certificate.public_bytes(Encoding.PEM))
     nss = folder / "nss"
@@ -68,21 +67,35 @@ def running_pki(folder: Path) -> Iterator[Pki]:
         ["certutil", "-A", "-d", f"sql:{nss}", "-n", "test-root", "-t", "C,C,C", "-i", str(root)],
         check=True,
     )
+    return f"sql:{nss}"
+
+
+@contextmanager
+def running_pki(folder: Path) -> Iterator[Pki]:
+    """The test PKI's trust in ``folder``, its responder and authority running."""
+    trust = folder / "trust"
+    root = folder / "root.pem"
+    nss = nss_trusting_the_test_root(folder)
     ocsp = OcspResponder().start()
     tsa = TimeStampAuthority().start()
     try:
         export_trust(trust, now=dt.datetime.now(dt.UTC), ocsp_url=ocsp.url)
-        yield Pki(folder, trust, root, f"sql:{nss}", ocsp, tsa)
+        yield Pki(folder, trust, root, nss, ocsp, tsa)
     finally:
         ocsp.stop()
         tsa.stop()
 
 
 def pdfsig(pki: Pki, path: Path) -> str:
+    return pdfsig_report(pki.nss, path)
+
+
+def pdfsig_report(nss: str, path: Path) -> str:
+    """What pdfsig says of the PDF at ``path``, with the NSS database ``nss``."""
     # -no-ocsp: the test PKI's responder addresses never resolve (pyHanko checks
     # revocation, with the trust directory's CRLs and responder).
     done = subprocess.run(
-        ["pdfsig", "-nssdir", pki.nss, "-no-ocsp", str(path)],
+        ["pdfsig", "-nssdir", nss, "-no-ocsp", str(path)],
         capture_output=True,
         text=True,
         check=False,

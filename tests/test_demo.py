@@ -1,7 +1,8 @@
 """The demo's composition with in-process readers (where pcscd is missing): every
 part answers on its port, and close() stops them all; on its private pcscd, it says
 how cardauth reads its cards from another terminal. The demo on the real pcscd, in
-a browser, is tests/test_e2e_browser.py."""
+a browser, is tests/test_e2e_browser.py (and the prescriptions,
+tests/test_e2e_prescriptions.py)."""
 
 from __future__ import annotations
 
@@ -51,6 +52,36 @@ def test_the_demo_runs_on_in_process_readers_and_stops(tmp_path: Path) -> None:
     for url in (demo.teleservice_url, demo.control_url, demo.bridge_url):
         with pytest.raises(urllib.error.URLError, match="refused"):  # nobody listens any more
             urllib.request.urlopen(f"{url}/", timeout=2)
+
+
+def test_the_demo_runs_what_signed_prescriptions_need_and_says_where(tmp_path: Path) -> None:
+    """The test PKI's OCSP responder and time-stamping authority (prescriptions are
+    signed B-LT), named in the trust the teleservice reads; the prescription and
+    verification pages printed; both services stopped by close()."""
+    said: list[str] = []
+    demo = Demo(
+        tmp_path,
+        ports=Ports(free_port(), free_port(), free_port()),
+        readers="in-process",
+        say=said.append,
+        language="en",
+    )
+    demo.start()
+    try:
+        demo.announce()
+        assert demo.ocsp is not None
+        assert demo.tsa is not None
+        services = (demo.ocsp.url, demo.tsa.url)
+        assert any(all(url in line for url in services) for line in said)
+        assert any(f"{demo.teleservice_url}/prescriptions" in line for line in said)
+        assert any(f"{demo.teleservice_url}/verify" in line for line in said)
+        trust = (tmp_path / "trust" / "trust.toml").read_text()
+        assert f'ocsp_responder = "{demo.ocsp.url}"' in trust
+    finally:
+        demo.close()
+    for url in services:  # nobody answers there any more
+        with pytest.raises(urllib.error.URLError, match="refused"):
+            urllib.request.urlopen(urllib.request.Request(url, data=b""), timeout=2)
 
 
 @pytest.mark.pcscd

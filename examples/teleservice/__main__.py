@@ -2,7 +2,7 @@
 
     python -m examples.teleservice init-db [--seed FILE] --db FILE
     python -m examples.teleservice --trust DIR [--port 8450] [--origin URL]
-        [--bridge-url URL] [--db FILE] [--audit-log FILE] [--state-dir DIR]
+        [--bridge-url URL] [--tsa-url URL] [--db FILE] [--audit-log FILE] [--state-dir DIR]
 
 It listens on 127.0.0.1 only, served by waitress.
 """
@@ -42,6 +42,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--trust", type=Path, help="trust anchors (cardauth-sim export-trust DIR)")
     parser.add_argument(
         "--origin", default=DEFAULT_ORIGIN, help="this service's public origin (%(default)s)"
+    )
+    parser.add_argument(
+        "--tsa-url", help="time-stamping authority for signed prescriptions (B-T; B-LT with OCSP)"
     )
     parser.add_argument("--db", type=Path, help="default: STATE_DIR/teleservice.db")
     parser.add_argument("--audit-log", type=Path, help="default: STATE_DIR/audit.jsonl")
@@ -86,6 +89,7 @@ def run(args: argparse.Namespace) -> int:
         bridge_url=args.bridge_url,
         # http:// on loopback is for development: only then are such origins allowed.
         allow_development_origins=origin.value.startswith("http://"),
+        tsa_url=args.tsa_url,
     )
     db = args.db or args.state_dir / "teleservice.db"
     if not db.exists():

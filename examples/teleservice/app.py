@@ -45,7 +45,7 @@ from cardauth.flask import CardAuth, current_professional, extension
 from cardauth.messages import Language
 from cardauth.trust import utc_now
 from cardauth.verify import Verifier
-from examples.teleservice import messages, oidc, roles
+from examples.teleservice import messages, oidc, prescriptions, roles
 from examples.teleservice.errors import (
     Failed,
     LoginRateLimited,
@@ -79,7 +79,9 @@ REFUSALS = web.Refusals(
 # A lookup's body: anything but the assertion alone is lookup.fields.
 LOOKUP_BODY = dataclasses.replace(REFUSALS, bad_request=LookupFields)
 TIME_ZONE = ZoneInfo("Europe/Paris")  # times as the professionals read them
-LOOKUP_ANSWERS = frozenset({"declared", "not_declared", "unknown_patient"})  # see _answer
+# What a lookup answered (see _answer), or that the Vitale card was read for a
+# prescription (prescriptions.py).
+LOOKUP_ANSWERS = frozenset({"declared", "not_declared", "unknown_patient", "prescription"})
 
 
 def create_app(
@@ -193,6 +195,16 @@ def create_app(
             verified.answer = _answer(found)
         patient = verified.patient
         return _result(level, {"surname": patient.surname, "given_name": patient.given_name}, found)
+
+    prescriptions.install(
+        app,
+        settings,
+        page=page,
+        professional=_professional,
+        who=_who,
+        language=_language,
+        clock=clock,
+    )
 
     @app.get("/api/lookups")
     def my_lookups() -> dict[str, Any]:

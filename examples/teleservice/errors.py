@@ -65,3 +65,62 @@ class Failed(TeleserviceError):
 
     code = "teleservice.internal"
     status = 500
+
+
+class PrescriptionForbidden(TeleserviceError):
+    """The professional's card may not sign prescriptions (roles.PRESCRIBERS)."""
+
+    code = "prescription.forbidden"
+    status = 403
+
+
+class PrescriptionFields(TeleserviceError):
+    """The prescription's form is not what the service takes (a name missing or too
+    long, no medication, too many lines, characters the document cannot carry)."""
+
+    code = "prescription.fields"
+    status = 400
+
+
+class PrescriptionCertificate(TeleserviceError):
+    """The certificate sent for the signature is not a signature certificate of a
+    CA the service trusts, valid today."""
+
+    code = "prescription.certificate"
+    status = 400
+
+
+class PrescriptionOtherProfessional(TeleserviceError):
+    """The signature certificate is another professional's than the one logged in."""
+
+    code = "prescription.other_professional"
+    status = 403
+
+
+class PrescriptionNotPending(TeleserviceError):
+    """No prescription waits for this signature: unknown, already signed (each
+    prepared one is finished once), another professional's, or expired."""
+
+    code = "prescription.not_pending"
+    status = 409
+
+
+class PrescriptionBusy(TeleserviceError):
+    """Too many prescriptions wait for a signature (the store is bounded)."""
+
+    code = "prescription.busy"
+    status = 503
+
+
+class PrescriptionNotFound(TeleserviceError):
+    """No signed prescription of this professional under this identifier."""
+
+    code = "prescription.not_found"
+    status = 404
+
+
+class VerificationUpload(TeleserviceError):
+    """The upload to verify is not one PDF file (no file, or not a PDF)."""
+
+    code = "verification.upload"
+    status = 400

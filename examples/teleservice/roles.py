@@ -59,3 +59,16 @@ def disclosure_for(card_type: object, profession_code: object) -> Disclosure:
     if isinstance(profession_code, str) and (card_type, profession_code) in RULES:
         return RULES[(card_type, profession_code)]
     return RULES.get((card_type, ANY_PROFESSION), Disclosure.NONE)
+
+
+# Who may sign an e-prescription (prescriptions.py): (card type, profession code).
+# A licensed doctor only: the other professions prescribe within limits of their
+# own (a nurse's or a midwife's list of products), which this demo does not model,
+# and staff and students (CPE, CPF, CPA) never sign in their own name.
+PRESCRIBERS: frozenset[tuple[str, str]] = frozenset({("CPS", "10")})
+
+
+def may_prescribe(card_type: object, profession_code: object) -> bool:
+    """Whether a card of ``card_type`` held by a professional of ``profession_code``
+    may sign a prescription: only what :data:`PRESCRIBERS` names."""
+    return (card_type, profession_code) in PRESCRIBERS

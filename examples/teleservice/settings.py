@@ -48,6 +48,9 @@ class Settings:
     oidc_issuer: str | None = None
     oidc_client_id: str = "teleservice"
     oidc_client_secret: str | None = None
+    # Signed prescriptions: time-stamped by this RFC 3161 authority (PAdES B-T; B-LT
+    # when the trust names an OCSP responder too); B-B without one.
+    tsa_url: str | None = None
 
     def to_config(self) -> dict[str, Any]:
         """Flask settings, with the secret key and the pseudonym key of this
@@ -67,6 +70,8 @@ class Settings:
             "TELESERVICE_OIDC_ISSUER": self.oidc_issuer,
             "TELESERVICE_OIDC_CLIENT_ID": self.oidc_client_id,
             "TELESERVICE_OIDC_CLIENT_SECRET": self.oidc_client_secret,
+            "TELESERVICE_PRESCRIPTIONS_DIR": str(self.state_dir / "prescriptions"),
+            "TELESERVICE_TSA_URL": self.tsa_url,
         }
 
 
@@ -107,6 +112,16 @@ def flask_config(config: Mapping[str, Any] | Settings) -> dict[str, Any]:
     values.setdefault("TELESERVICE_LOOKUP_LIMIT", DEFAULT_LOOKUP_LIMIT)
     values.setdefault("TELESERVICE_LOGIN_LIMIT", DEFAULT_LOGIN_LIMIT)
     values.setdefault("TELESERVICE_RATE_LIMIT_STORAGE", DEFAULT_RATE_LIMIT_STORAGE)
+    # The signed prescriptions, beside the database unless said otherwise.
+    values.setdefault(
+        "TELESERVICE_PRESCRIPTIONS_DIR",
+        str(Path(values["TELESERVICE_DB"]).parent / "prescriptions"),
+    )
+    tsa = values.setdefault("TELESERVICE_TSA_URL", None)
+    if tsa is not None and (
+        not isinstance(tsa, str) or not tsa.startswith(("http://", "https://"))
+    ):
+        raise SettingsError("TELESERVICE_TSA_URL is an http(s) URL")
     issuer = values.setdefault("TELESERVICE_OIDC_ISSUER", None)
     if issuer is not None:
         if not isinstance(issuer, str) or not issuer.startswith(("https://", "http://127.0.0.1")):

@@ -1,8 +1,10 @@
 // The pages of « Médecin traitant en ligne »: card login with cardauth.js, a patient
-// lookup co-signed by the Vitale card, and logout when the CPS card leaves the reader.
-// Both pages have the header's #session: who is logged in, and the logout button.
+// lookup co-signed by the Vitale card, e-prescriptions signed with the CPS card
+// (cardauth.js getSigningCertificate() and sign()) and checked, and logout when the
+// CPS card leaves the reader. Every page has the header's #session: who is logged
+// in, and the logout button.
 // The search page (#login-view, #app-view) holds no data until /api/me answers; the
-// journal page comes from the server logged in.
+// journal, prescription and verification pages come from the server logged in.
 import { CardAuthBridge } from "/vendor/cardauth.js";
 
 const $ = (id) => document.getElementById(id);
@@ -182,19 +184,155 @@ function startSearchPage() {
   call("/api/me").then(showProfessional, showLogin);
 }
 
-// -- the journal page -----------------------------------------------------------------
+// -- the prescription page (a doctor's) ------------------------------------------------
 
-function startJournalPage() {
-  $("logout").addEventListener("click", () => leaveJournal());
-  // Removing the CPS card ends the session here too.
-  stopCardEvents = bridge.onCardEvent(({ kind, state }) => {
-    if (kind === "cps" && state === "removed") leaveJournal("cardRemoved");
+/** The form as the server takes it: the patient's name and the medication lines. */
+function prescriptionForm() {
+  const value = (element) => element.value.trim();
+  return {
+    patient: { given_name: value($("patient-given-name")), surname: value($("patient-surname")) },
+    medications: [...document.querySelectorAll("#medications .medication")]
+      .map((line) => ({
+        name: value(line.querySelector(".medication-name")),
+        dosage: value(line.querySelector(".medication-dosage")),
+        duration: value(line.querySelector(".medication-duration")),
+      }))
+      .filter((line) => line.name || line.dosage || line.duration),
+  };
+}
+
+function startPrescriptionPage() {
+  startServerPage();
+  if ($("prepare") === null) return; // this card may not sign prescriptions
+  let certificate = null; // the card's signing certificate, asked once per page
+  let prepared = null; // {id, hash, document_name}: what waits for the signature
+
+  // The patient's name from the Vitale card in the reader (co-signed, as a lookup).
+  $("read-vitale").addEventListener("click", async () => {
+    clearError();
+    try {
+      const assertion = await bridge.login(challenge, { vitale: true });
+      const patient = await call("/api/prescriptions/patient", { assertion });
+      $("patient-given-name").value = patient.given_name;
+      $("patient-surname").value = patient.surname;
+    } catch (error) {
+      if (error.code === "bridge.replaced") return;
+      showError(error);
+    }
+  });
+
+  $("add-medication").addEventListener("click", () => {
+    const lines = $("medications").querySelectorAll(".medication");
+    if (lines.length >= Number($("medications").dataset.max)) return;
+    const line = lines[0].cloneNode(true);
+    for (const input of line.querySelectorAll("input")) input.value = "";
+    $("medications").append(line);
+  });
+
+  // Step 1: the certificate (the bridge's window: "allow"), then the server prepares
+  // the PDF for it and answers the hash the card is to sign.
+  $("prepare").addEventListener("click", async () => {
+    clearError();
+    $("prepared").hidden = true;
+    $("signed").hidden = true;
+    prepared = null;
+    try {
+      certificate ??= (await bridge.getSigningCertificate()).certificate;
+      prepared = await call("/api/prescriptions", { ...prescriptionForm(), certificate });
+      $("document-name").textContent = prepared.document_name;
+      $("document-hash").textContent = prepared.hash_hex;
+      $("prepared").hidden = false;
+    } catch (error) {
+      if (error.code === "bridge.replaced") return;
+      if (error.code === "prescription.other_professional") certificate = null;
+      showError(error);
+    }
+  });
+
+  // Step 2: the card signs the hash (the bridge's window shows it and asks the PIN),
+  // the server finishes the PDF with that signature.
+  $("sign").addEventListener("click", async () => {
+    clearError();
+    if (prepared === null) return;
+    const { id, hash, document_name: documentName } = prepared;
+    try {
+      const { signature } = await bridge.sign({ hash, documentName, certificate });
+      const done = await call(`/api/prescriptions/${encodeURIComponent(id)}/signature`, {
+        signature,
+      });
+      prepared = null;
+      $("prepared").hidden = true;
+      $("signed-text").textContent = done.signed_text;
+      $("download").href = done.download;
+      $("signed").hidden = false;
+    } catch (error) {
+      if (error.code === "bridge.replaced") return;
+      showError(error);
+    }
   });
 }
 
-/** Log out from the journal page: its lookups go at once, then the search page,
+// -- the verification page --------------------------------------------------------------
+
+function startVerifyPage() {
+  startServerPage();
+  $("check").addEventListener("click", async () => {
+    clearError();
+    $("verdict").replaceChildren();
+    $("verdict").dataset.verdict = "";
+    const [file] = $("document").files;
+    const upload = new FormData();
+    if (file) upload.append("document", file);
+    try {
+      const response = await fetch("/api/verify", {
+        method: "POST",
+        headers: { "Accept-Language": language },
+        body: upload,
+        credentials: "same-origin",
+      });
+      const answer = await response.json().catch(() => ({}));
+      if (!response.ok) {
+        throw Object.assign(new Error(answer.error?.message ?? ""), {
+          code: answer.error?.code ?? `http.${response.status}`,
+        });
+      }
+      $("verdict").dataset.verdict = answer.verdict;
+      $("verdict").dataset.code = answer.code ?? "";
+      const lines = answer.summary.map((line) => {
+        const paragraph = document.createElement("p");
+        paragraph.textContent = line;
+        return paragraph;
+      });
+      if (answer.code) {
+        // The refusal's stable code, in small print under the sentences, for support.
+        const support = document.createElement("p");
+        const small = document.createElement("small");
+        const code = document.createElement("code");
+        code.textContent = answer.code;
+        small.append(`${$("verdict").dataset.codeLabel} `, code);
+        support.append(small);
+        lines.push(support);
+      }
+      $("verdict").replaceChildren(...lines);
+    } catch (error) {
+      showError(error);
+    }
+  });
+}
+
+// -- the pages the server renders logged in (journal, prescriptions, verification) ------
+
+function startServerPage() {
+  $("logout").addEventListener("click", () => leavePage());
+  // Removing the CPS card ends the session here too.
+  stopCardEvents = bridge.onCardEvent(({ kind, state }) => {
+    if (kind === "cps" && state === "removed") leavePage("cardRemoved");
+  });
+}
+
+/** Log out from a page the server rendered: what it shows goes at once, then the search page,
  * which says why when `reason` is given (?ended=, read by startSearchPage). */
-async function leaveJournal(reason) {
+async function leavePage(reason) {
   stopCardEvents?.();
   stopCardEvents = null;
   $("session").hidden = true;
@@ -217,4 +355,6 @@ function noticeFromAddress() {
 }
 
 if ($("login-view") !== null) startSearchPage();
-else startJournalPage();
+else if ($("prescription-view") !== null) startPrescriptionPage();
+else if ($("verify-view") !== null) startVerifyPage();
+else startServerPage();
