@@ -44,7 +44,7 @@ from cardauth.errors import CardAuthError
 from cardauth.identifiers import IdNat
 from cardauth.oidc import claims
 from cardauth.oidc.clients import CIBA_GRANT, SCOPES, Client
-from cardauth.oidc.grants import Holder, digest, services
+from cardauth.oidc.grants import CardLoginClaims, Holder, digest, services
 from cardauth.oidc.store import OidcStore
 
 LIFETIME = 120  # seconds, as PSC's expires_in
@@ -125,7 +125,7 @@ class BackchannelRequest:
 
 
 @dataclass(frozen=True)
-class Approval:
+class Approval(CardLoginClaims):
     """What the token endpoint needs of an approved request: Authlib's
     authorization-code interface (for the ID token's claims) and what
     :class:`~cardauth.oidc.grants.TokenRecord` keeps."""
@@ -138,15 +138,6 @@ class Approval:
 
     def get_nonce(self) -> None:
         return None  # CIBA § 10.1.1: no nonce
-
-    def get_auth_time(self) -> int:
-        return self.auth_time
-
-    def get_acr(self) -> str:
-        return claims.ACR
-
-    def get_amr(self) -> list[str]:
-        return list(claims.AMR)
 
     def get_scope(self) -> str:
         return self.scope

@@ -55,8 +55,24 @@ class Holder:
         return claims.subject(self.professional)
 
 
+class CardLoginClaims:
+    """What Authlib asks of a grant for an ID token's claims about the login: when
+    it was, and that it was the card with its PIN (``acr``, ``amr``)."""
+
+    auth_time: int
+
+    def get_auth_time(self) -> int:
+        return self.auth_time
+
+    def get_acr(self) -> str:
+        return claims.ACR
+
+    def get_amr(self) -> list[str]:
+        return list(claims.AMR)
+
+
 @dataclass
-class CodeRecord:
+class CodeRecord(CardLoginClaims):
     """An authorization code's record (Authlib's ``AuthorizationCodeMixin``)."""
 
     client_id: str
@@ -79,15 +95,6 @@ class CodeRecord:
 
     def get_nonce(self) -> str | None:
         return self.nonce
-
-    def get_auth_time(self) -> int:
-        return self.auth_time
-
-    def get_acr(self) -> str:
-        return claims.ACR
-
-    def get_amr(self) -> list[str]:
-        return list(claims.AMR)
 
     def to_json(self) -> str:
         values = asdict(self)
