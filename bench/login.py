@@ -65,6 +65,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # examples, tests
 
+import redis as redis_client
+
 from cardauth.serving import Served, listen
 from cardauth.trust import utc_now
 from simulator.trust_export import export_trust
@@ -404,18 +406,25 @@ def logins(ports: Sequence[int], connections: int, requests: list[list[bytes]]) 
 
 @dataclass
 class Meter:
-    """CPU seconds spent by the servers, this client and Redis over a phase."""
+    """CPU seconds spent by the servers, this client and Redis over a phase, and
+    the commands Redis ran."""
 
     group: Group
     redis: Redis
     spent: dict[str, float] = field(default_factory=dict)
+    commands: int = 0
 
     @contextmanager
     def counting(self) -> Iterator[None]:
-        before = self._now()
+        before, commands = self._now(), self._commands()
         yield
+        self.commands += self._commands() - commands
         for name, value in self._now().items():
             self.spent[name] = self.spent.get(name, 0.0) + value - before[name]
+
+    def _commands(self) -> int:
+        stats = redis_client.Redis.from_url(self.redis.url).info("stats")
+        return int(stats["total_commands_processed"]) - 1  # this INFO itself
 
     def _now(self) -> dict[str, float]:
         times = os.times()

@@ -58,20 +58,19 @@ import tempfile
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # tests, cardauth
 
-import redis as redis_client
 from login import (
     HOST,
     Connection,
     Failure,
     Group,
+    Meter,
     Redis,
-    _cpu_seconds,
     _free_port,
     _shares,
     _stop,
@@ -303,34 +302,6 @@ def trivial(ports: Sequence[int], connections: int, count: int) -> float:
 
 
 # -- the measure -------------------------------------------------------------------
-
-
-@dataclass
-class Meter:
-    group: Group
-    redis: Redis
-    spent: dict[str, float] = field(default_factory=dict)
-    commands: int = 0
-
-    @contextmanager
-    def counting(self) -> Iterator[None]:
-        before, commands = self._now(), self._commands()
-        yield
-        self.commands += self._commands() - commands
-        for name, value in self._now().items():
-            self.spent[name] = self.spent.get(name, 0.0) + value - before[name]
-
-    def _commands(self) -> int:
-        stats = redis_client.Redis.from_url(self.redis.url).info("stats")
-        return int(stats["total_commands_processed"]) - 1  # this INFO itself
-
-    def _now(self) -> dict[str, float]:
-        times = os.times()
-        return {
-            "server": self.group.cpu_seconds(),
-            "client": times.user + times.system,
-            "redis": _cpu_seconds(self.redis.process.pid),
-        }
 
 
 @dataclass
