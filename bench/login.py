@@ -58,10 +58,11 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol, TypeVar
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # examples, tests
 
@@ -492,6 +493,52 @@ def summary(rounds: list[Round]) -> dict[str, object]:
     }
 
 
+class Measured(Protocol):
+    logins_per_second: float
+
+
+M = TypeVar("M", bound=Measured)
+
+
+def alternate_rounds(
+    groups: Mapping[int, Group],
+    rounds: int,
+    measure: Callable[[Group, int, bool], M],
+    *,
+    logins: int,
+    warm_up: int,
+) -> dict[int, list[M]]:
+    """``measure(group, logins, trivial_first)`` of each group of processes, ``rounds``
+    times, after a warm-up round of ``warm_up`` logins a process (imports, caches,
+    connections to Redis); the order of the groups and of the two sides alternate
+    from one round to the next."""
+    for count, group in groups.items():
+        measure(group, warm_up * count, True)
+    counts = list(groups)
+    measured: dict[int, list[M]] = {count: [] for count in counts}
+    for number in range(rounds):
+        for count in counts if number % 2 == 0 else reversed(counts):
+            measured[count].append(measure(groups[count], logins, number % 2 == 0))
+    return measured
+
+
+def two_over_one(rounds: Mapping[int, Sequence[Measured]]) -> float | None:
+    """How many more logins two processes make than one: the median of the rounds'
+    ratios (None without both)."""
+    if 1 not in rounds or 2 not in rounds:
+        return None
+    return statistics.median(
+        two.logins_per_second / one.logins_per_second
+        for one, two in zip(rounds[1], rounds[2], strict=True)
+    )
+
+
+def cpu_text(figures: object) -> str:
+    """CPU milliseconds by side, as a report prints them."""
+    assert isinstance(figures, dict)
+    return ", ".join(f"{name} {value:.2f}" for name, value in figures.items())
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--logins", type=int, default=1000, help="per round and side")
@@ -510,7 +557,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return serve(args.serve, args.port, args.threads)
     counts = [int(n) for n in args.processes.split(",")]
     load = os.getloadavg()[0]
-    rounds: dict[int, list[Round]] = {count: [] for count in counts}
     with tempfile.TemporaryDirectory() as work, ExitStack() as stack:
         workdir = Path(work)
         redis = stack.enter_context(redis_server(workdir))
@@ -518,28 +564,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         groups = {
             count: stack.enter_context(servers(config, count, args.threads)) for count in counts
         }
-        for count, group in groups.items():  # warm-up: imports, caches, connections to Redis
-            measure_round(group, redis, args.connections, 50 * count, True)
-        for number in range(args.rounds):
-            order = counts if number % 2 == 0 else list(reversed(counts))
-            for count in order:
-                rounds[count].append(
-                    measure_round(
-                        groups[count], redis, args.connections, args.logins, number % 2 == 0
-                    )
-                )
+        rounds = alternate_rounds(
+            groups,
+            args.rounds,
+            lambda group, logins, trivial_first: measure_round(
+                group, redis, args.connections, logins, trivial_first
+            ),
+            logins=args.logins,
+            warm_up=50,
+        )
     report(rounds, load, args.json)
     return 0
 
 
 def report(rounds: dict[int, list[Round]], load: float, as_json: bool) -> None:
     results = {count: summary(measured) for count, measured in rounds.items()}
-    scaling = None
-    if 1 in rounds and 2 in rounds:
-        scaling = statistics.median(
-            two.logins_per_second / one.logins_per_second
-            for one, two in zip(rounds[1], rounds[2], strict=True)
-        )
+    scaling = two_over_one(rounds)
     if as_json:
         print(
             json.dumps(
@@ -557,20 +597,16 @@ def report(rounds: dict[int, list[Round]], load: float, as_json: bool) -> None:
     def verdict(ok: bool) -> str:
         return "meets" if ok else "MISSES"
 
-    def cpu(figures: object) -> str:
-        assert isinstance(figures, dict)
-        return ", ".join(f"{name} {value:.2f}" for name, value in figures.items())
-
     print(f"Load average at start: {load:.2f} ({os.cpu_count()} cores)")
     for count, figures in results.items():
         print(f"{count} process(es), medians over {len(rounds[count])} rounds")
         print(
             f"  trivial endpoint {figures['trivial_per_second']:8.0f} requests/s "
-            f"(CPU ms each: {cpu(figures['trivial_cpu_ms'])})"
+            f"(CPU ms each: {cpu_text(figures['trivial_cpu_ms'])})"
         )
         print(
             f"  login path       {figures['logins_per_second']:8.0f} logins/s "
-            f"(CPU ms each: {cpu(figures['login_cpu_ms'])})"
+            f"(CPU ms each: {cpu_text(figures['login_cpu_ms'])})"
         )
         print(
             f"    challenges {figures['challenges_per_second']:.0f}/s, "

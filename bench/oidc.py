@@ -75,8 +75,11 @@ from login import (
     _shares,
     _stop,
     _wait_for_port,
+    alternate_rounds,
+    cpu_text,
     redis_server,
     run_phase,
+    two_over_one,
 )
 
 from cardauth.serving import Served, listen
@@ -374,7 +377,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return serve(args.serve, args.store, args.port)
     counts = [int(n) for n in args.processes.split(",")]
     load = os.getloadavg()[0]
-    rounds: dict[int, list[Round]] = {count: [] for count in counts}
     with tempfile.TemporaryDirectory() as work, ExitStack() as stack:
         folder = Path(work)
         redis = stack.enter_context(redis_server(folder))
@@ -382,28 +384,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         groups = {
             count: stack.enter_context(providers(folder, redis.url, count)) for count in counts
         }
-        for count, group in groups.items():  # warm-up: imports, caches, connections to Redis
-            measure_round(group, redis, args.connections, 20 * count, True)
-        for number in range(args.rounds):
-            order = counts if number % 2 == 0 else list(reversed(counts))
-            for count in order:
-                rounds[count].append(
-                    measure_round(
-                        groups[count], redis, args.connections, args.logins, number % 2 == 0
-                    )
-                )
+        rounds = alternate_rounds(
+            groups,
+            args.rounds,
+            lambda group, logins, trivial_first: measure_round(
+                group, redis, args.connections, logins, trivial_first
+            ),
+            logins=args.logins,
+            warm_up=20,
+        )
     report(rounds, load, args.json)
     return 0
 
 
 def report(rounds: dict[int, list[Round]], load: float, as_json: bool) -> None:
     results = {count: summary(measured) for count, measured in rounds.items()}
-    scaling = None
-    if 1 in rounds and 2 in rounds:
-        scaling = statistics.median(
-            two.logins_per_second / one.logins_per_second
-            for one, two in zip(rounds[1], rounds[2], strict=True)
-        )
+    scaling = two_over_one(rounds)
     if as_json:
         print(
             json.dumps(
@@ -417,10 +413,6 @@ def report(rounds: dict[int, list[Round]], load: float, as_json: bool) -> None:
         )
         return
 
-    def cpu(figures: object) -> str:
-        assert isinstance(figures, dict)
-        return ", ".join(f"{name} {value:.2f}" for name, value in figures.items())
-
     print(f"Load average at start: {load:.2f} ({os.cpu_count()} cores)")
     print(
         "The card's signature (step 3) is made beforehand by the simulated card's key: not timed."
@@ -429,11 +421,11 @@ def report(rounds: dict[int, list[Round]], load: float, as_json: bool) -> None:
         print(f"{count} process(es), medians over {len(rounds[count])} rounds")
         print(
             f"  trivial endpoint {figures['trivial_per_second']:8.0f} requests/s "
-            f"(CPU ms each: {cpu(figures['trivial_cpu_ms'])})"
+            f"(CPU ms each: {cpu_text(figures['trivial_cpu_ms'])})"
         )
         print(
             f"  whole OIDC login {figures['logins_per_second']:8.0f} logins/s "
-            f"(CPU ms each: {cpu(figures['login_cpu_ms'])}; "
+            f"(CPU ms each: {cpu_text(figures['login_cpu_ms'])}; "
             f"{figures['redis_commands_per_login']:.0f} Redis commands)"
         )
         print(f"  logins / trivial {figures['ratio']:8.3f}")
