@@ -11,10 +11,12 @@ import sys
 import time
 import urllib.request
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from cardauth.oidc.settings import REALM
 from tests.support import LOOPBACK, free_port, stop_process
 
 if TYPE_CHECKING:  # the browser tests' helpers; starting the demo needs no browser
@@ -115,6 +117,24 @@ def start_demo(
             raise AssertionError(f"the demo did not start:\n{demo.log()}")
         time.sleep(0.1)
     return demo
+
+
+@contextmanager
+def running_oidc_demo(
+    state: Path, output: Path, clients_toml: str, *, port: int | None = None
+) -> Iterator[tuple[RunningDemo, str]]:
+    """The demo with cardauth-oidc (on ``port``, or a free one) and the relying
+    parties of ``clients_toml``; yields it and the provider's issuer, and stops it."""
+    port = port or free_port()
+    clients = state.parent / f"{state.name}-clients.toml"
+    clients.write_text(clients_toml, encoding="utf-8")
+    running = start_demo(
+        state, output, extra=["--oidc", "--oidc-port", str(port), "--oidc-clients", str(clients)]
+    )
+    try:
+        yield running, f"http://{LOOPBACK}:{port}{REALM}"
+    finally:
+        stop_process(running.process)
 
 
 def teleservice_page(browser: BrowserContext, demo: RunningDemo) -> Iterator[Page]:

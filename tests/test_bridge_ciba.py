@@ -19,10 +19,8 @@ import pytest
 import requests
 from playwright.sync_api import BrowserContext, Page, Playwright, sync_playwright
 
-from cardauth.oidc.settings import REALM
 from tests.browser_kit import announce, chromium
-from tests.demo_kit import RunningDemo, start_demo
-from tests.support import LOOPBACK, free_port, stop_process
+from tests.demo_kit import RunningDemo, running_oidc_demo
 
 pytestmark = pytest.mark.pcscd
 
@@ -53,17 +51,8 @@ def demo(
     tmp_path_factory: pytest.TempPathFactory, artifacts: Path
 ) -> Iterator[tuple[RunningDemo, str]]:
     state = tmp_path_factory.mktemp("demo-ciba")
-    clients = state / "clients.toml"
-    clients.write_text(CLIENTS, encoding="utf-8")
-    port = free_port()
-    running = start_demo(
-        state / "demo", artifacts / "demo.log",
-        extra=["--oidc", "--oidc-port", str(port), "--oidc-clients", str(clients)],
-    )  # fmt: skip
-    try:
-        yield running, f"http://{LOOPBACK}:{port}{REALM}"
-    finally:
-        stop_process(running.process)
+    with running_oidc_demo(state / "demo", artifacts / "demo.log", CLIENTS) as running:
+        yield running
 
 
 @pytest.fixture(scope="module")

@@ -18,8 +18,8 @@ from cardauth.oidc.settings import REALM
 from cardauth.serving import Served, listen
 from tests.backchannel_rp import RelyingParty
 from tests.browser_kit import announce, chromium
-from tests.demo_kit import RunningDemo, start_demo
-from tests.support import LOOPBACK, free_port, stop_process
+from tests.demo_kit import RunningDemo, running_oidc_demo
+from tests.support import LOOPBACK, free_port
 from tests.test_oidc_backchannel import until
 from tests.test_oidc_interop import DOCTOR, log_in_with_the_card
 
@@ -43,27 +43,22 @@ def setup(
     provider_port, rp_port = free_port(), free_port()
     provider = f"http://{LOOPBACK}:{provider_port}"
     party = RelyingParty(provider, "watching-rp", RP_SECRET, f"http://{LOOPBACK}:{rp_port}")
-    clients = state / "clients.toml"
-    clients.write_text(
-        f"""\
+    clients = f"""\
 [[clients]]
 client_id = "watching-rp"
 client_secret = "{RP_SECRET}"
 redirect_uris = ["{party.origin}/callback"]
 backchannel_logout_uri = "{party.origin}/backchannel-logout"
-""",
-        encoding="utf-8",
-    )
-    running = start_demo(
-        state / "demo", artifacts / "demo.log",
-        extra=["--oidc", "--oidc-port", str(provider_port), "--oidc-clients", str(clients)],
-    )  # fmt: skip
-    served = Served(party.app(), listen(LOOPBACK, rp_port), ident="rp").start("rp")
-    try:
-        yield running, party
-    finally:
-        served.close()
-        stop_process(running.process)
+"""
+    with running_oidc_demo(state / "demo", artifacts / "demo.log", clients, port=provider_port) as (
+        running,
+        _issuer,
+    ):
+        served = Served(party.app(), listen(LOOPBACK, rp_port), ident="rp").start("rp")
+        try:
+            yield running, party
+        finally:
+            served.close()
 
 
 @pytest.fixture(scope="module")

@@ -18,10 +18,9 @@ import pytest
 from playwright.sync_api import BrowserContext, Page, Playwright, sync_playwright
 from playwright.sync_api import Error as PlaywrightError
 
-from cardauth.oidc.settings import REALM
 from cardauth.serving import Served, listen
 from tests.browser_kit import announce, chromium
-from tests.demo_kit import RunningDemo, start_demo, submit
+from tests.demo_kit import RunningDemo, running_oidc_demo, submit
 from tests.oidc_relying_parties import pyoidc_app
 from tests.support import LOOPBACK, free_port, stop_process
 
@@ -83,17 +82,10 @@ def demo(
     tmp_path_factory: pytest.TempPathFactory, artifacts: Path, parties: RelyingParties
 ) -> Iterator[tuple[RunningDemo, str]]:
     state = tmp_path_factory.mktemp("demo-oidc")
-    clients = state / "clients.toml"
-    clients.write_text(parties.clients_toml(), encoding="utf-8")
-    port = free_port()
-    running = start_demo(
-        state / "demo", artifacts / "demo.log",
-        extra=["--oidc", "--oidc-port", str(port), "--oidc-clients", str(clients)],
-    )  # fmt: skip
-    try:
-        yield running, f"http://{LOOPBACK}:{port}{REALM}"
-    finally:
-        stop_process(running.process)
+    with running_oidc_demo(
+        state / "demo", artifacts / "demo.log", parties.clients_toml()
+    ) as running:
+        yield running
 
 
 @pytest.fixture(scope="module")
