@@ -286,16 +286,28 @@ class RevocationList:
         return True
 
 
-def load_revocation_lists(directory: Path) -> tuple[RevocationList, ...]:
-    """Every CRL in the files of ``directory`` (DER, or PEM with any number of
-    CRLs), read and indexed; none if it is absent. A bad file is a
-    TrustConfigError naming it."""
+def crl_files(directory: Path) -> list[tuple[Path, list[bytes]]]:
+    """The DER CRLs of each file of ``directory`` (DER, or PEM with any number of
+    CRLs), in the files' order; none if it is absent. A file that cannot be read or
+    holds no CRL is a TrustConfigError naming it."""
     if not directory.is_dir():
-        return ()
-    lists: list[RevocationList] = []
+        return []
+    files = []
     for path in sorted(p for p in directory.iterdir() if p.is_file()):
         try:
-            lists += [RevocationList.from_der(der) for der in crl_blobs(path.read_bytes())]
+            files.append((path, crl_blobs(path.read_bytes())))
+        except (OSError, ValueError) as exc:
+            raise TrustConfigError("not a CRL file", file=str(path)) from exc
+    return files
+
+
+def load_revocation_lists(directory: Path) -> tuple[RevocationList, ...]:
+    """Every CRL in the files of ``directory``, read and indexed; none if it is
+    absent. A bad file is a TrustConfigError naming it."""
+    lists: list[RevocationList] = []
+    for path, ders in crl_files(directory):
+        try:
+            lists += [RevocationList.from_der(der) for der in ders]
         except ValueError as exc:
             raise TrustConfigError("not a CRL file", file=str(path)) from exc
         except TrustConfigError as exc:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -222,6 +222,29 @@ def secure(response: Response, *, policy: str | None = None) -> Response:
         response.headers.setdefault("Content-Security-Policy", policy)
         response.headers.setdefault("X-Frame-Options", "DENY")
     return response
+
+
+def bridge_client_policy(
+    bridge_url: str, *, forms: bool = False, framed_by: Sequence[str] = ()
+) -> str:
+    """The Content-Security-Policy of a site's pages that run cardauth.js: their own
+    scripts, styles and images only, and requests to the site and to the
+    professional's bridge (cardauth.js's calls and card events); forms posted to the
+    site only with ``forms``; framed by ``framed_by`` origins only (none by default)."""
+    ancestors = " ".join(framed_by) or "'none'"
+    form_action = "'self'" if forms else "'none'"
+    return "; ".join(
+        [
+            "default-src 'none'",
+            "script-src 'self'",
+            "style-src 'self'",
+            "img-src 'self'",
+            f"connect-src 'self' {bridge_url.rstrip('/')}",
+            f"form-action {form_action}",
+            f"frame-ancestors {ancestors}",
+            "base-uri 'none'",
+        ]
+    )
 
 
 def language_of(request: Request, default: Language = "fr") -> Language:

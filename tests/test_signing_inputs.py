@@ -40,6 +40,7 @@ from cardauth.signing.timestamps import HttpTimeStamper
 from cardauth.signing.trust import SigningTrust, to_asn1
 from simulator.personas import load_cps
 from simulator.pki import TEST_ARC, cps_key, simulator_pki
+from simulator.post_service import PostService
 from simulator.readers import VirtualReaders
 from simulator.trust_export import export_trust
 from simulator.tsa import Fault, TimeStampAuthority
@@ -162,6 +163,45 @@ def test_a_failing_tsa_is_a_typed_refusal(
     tsa.fault = fault
     with pytest.raises(refusal):
         cades.sign_detached(b"x", signer, level=Level.B_T, time_stamper=HttpTimeStamper(tsa.url))
+
+
+class ReplayingAuthority(PostService):
+    """A time-stamping authority that answers every request with one answer it
+    recorded for another request (another nonce, another imprint)."""
+
+    def __init__(self, recorded: bytes) -> None:
+        super().__init__("replaying-tsa", "application/timestamp-reply")
+        self.recorded = recorded
+
+    def answer_post(self, body: bytes) -> bytes | None:
+        return self.recorded
+
+
+def test_a_tsa_answer_to_another_request_is_a_typed_refusal(
+    signer: CardSigner, tsa: TimeStampAuthority
+) -> None:
+    """pyHanko's own check of the nonce fails with its own error (or a bare one as
+    it describes it): cardauth says what the authority did wrong, with a code."""
+    request = tsp.TimeStampReq(
+        {
+            "version": 1,
+            "message_imprint": {
+                "hash_algorithm": {"algorithm": "sha256"},
+                "hashed_message": bytes(32),
+            },
+            "nonce": 1,
+            "cert_req": True,
+        }
+    )
+    recorded = tsa.respond(request.dump())
+    replaying = ReplayingAuthority(recorded).start()
+    try:
+        with pytest.raises(TsaAnswerInvalid):
+            cades.sign_detached(
+                b"x", signer, level=Level.B_T, time_stamper=HttpTimeStamper(replaying.url)
+            )
+    finally:
+        replaying.stop()
 
 
 def test_the_tsa_stamps_under_the_test_pki_as_openssl_checks(

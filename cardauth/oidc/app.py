@@ -230,9 +230,10 @@ class Provider:
         server.register_endpoint(Revocation(server, self.services))
         self.server = server
         self.limits = _Limits(settings, store)
-        self.page_policy = _content_security_policy(settings.bridge_url)
-        self.watch_policy = _content_security_policy(
-            settings.bridge_url, frame_ancestors=_client_origins(self.clients)
+        # forms: the logout confirmation posts to the provider
+        self.page_policy = web.bridge_client_policy(settings.bridge_url, forms=True)
+        self.watch_policy = web.bridge_client_policy(
+            settings.bridge_url, forms=True, framed_by=_client_origins(self.clients)
         )
         self.session_clients = SessionClients(store, settings.session_hours * 3600)
         self.deliveries = Deliveries(self.report)
@@ -498,10 +499,7 @@ class Provider:
         provider session ends, and its relying parties are told. Bound to the
         session (its cookie, and its watch token in a JSON body: a form of another
         site cannot send it) and to this origin."""
-        if not request.is_json:
-            raise NotJson("send JSON")
-        body = request.get_json(silent=True)
-        given = body.get("token") if isinstance(body, dict) else None
+        given = web.json_object(request, REFUSALS, allowed=("token",)).get("token")
         expected = session.get(_WATCH)
         if request.headers.get("Origin") != self.settings.checked_origin().value:
             raise CardWatchRefused("the report comes from another origin")
@@ -579,19 +577,3 @@ def _client_origins(clients: dict[str, Client]) -> list[str]:
             parts = urlsplit(uri)
             origins.add(f"{parts.scheme}://{parts.netloc}")
     return sorted(origins)
-
-
-def _content_security_policy(bridge_url: str, *, frame_ancestors: list[str] | None = None) -> str:
-    ancestors = " ".join(frame_ancestors) if frame_ancestors else "'none'"
-    return "; ".join(
-        [
-            "default-src 'none'",
-            "script-src 'self'",
-            "style-src 'self'",
-            "img-src 'self'",
-            f"connect-src 'self' {bridge_url.rstrip('/')}",  # cardauth.js: the bridge
-            "form-action 'self'",  # the logout confirmation
-            f"frame-ancestors {ancestors}",
-            "base-uri 'none'",
-        ]
-    )

@@ -9,9 +9,11 @@ import asyncio
 import http.client
 import urllib.error
 import urllib.request
+from typing import Any
 
-from asn1crypto import tsp
+from asn1crypto import cms, tsp
 from pyhanko.sign.timestamps.api import TimeStamper
+from pyhanko.sign.timestamps.common_utils import TimestampRequestError
 
 from cardauth.signing.errors import TsaAnswerInvalid, TsaUnreachable
 
@@ -28,6 +30,20 @@ class HttpTimeStamper(TimeStamper):
         super().__init__()  # type: ignore[no-untyped-call]
         self.url = url
         self.timeout = timeout
+
+    async def async_timestamp(self, message_digest: bytes, md_algorithm: Any) -> cms.ContentInfo:
+        """pyHanko's request and its checks of the answer (status, nonce, imprint),
+        whatever they raise on an answer that does not fit (their own error, or a
+        bare one while they describe it) turned into :class:`TsaAnswerInvalid`."""
+        try:
+            token: cms.ContentInfo = await super().async_timestamp(message_digest, md_algorithm)
+        except (TsaAnswerInvalid, TsaUnreachable):
+            raise
+        except (TimestampRequestError, ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise TsaAnswerInvalid(
+                "the time-stamp answer does not fit the request", url=self.url
+            ) from exc
+        return token
 
     async def async_request_tsa_response(self, req: tsp.TimeStampReq) -> tsp.TimeStampResp:
         answer = await asyncio.to_thread(self._post, req.dump())

@@ -24,8 +24,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509 import ocsp
 from pyhanko_certvalidator import ValidationContext
 
-from cardauth.der import crl_blobs
-from cardauth.revocation import OcspUnreachable, http_post
+from cardauth.revocation import OcspUnreachable, crl_files, http_post, policy_from_settings
 from cardauth.signing.errors import RevocationDataUnavailable
 from cardauth.trust import TrustConfigError, TrustStore
 
@@ -60,21 +59,15 @@ class SigningTrust:
         """The professional cards' side of a trust directory (the Vitale roots play
         no part in document signatures)."""
         store = TrustStore.load(directory)
-        crls: list[bytes] = []
-        folder = directory / "crls"
-        if folder.is_dir():
-            for path in sorted(p for p in folder.iterdir() if p.is_file()):
-                try:
-                    crls += crl_blobs(path.read_bytes())
-                except (OSError, ValueError) as exc:
-                    raise TrustConfigError("not a CRL file", file=str(path)) from exc
-        revocation = store.settings.get("revocation", {})
-        responder = revocation.get("ocsp_responder") if revocation.get("use_ocsp") else None
+        settings = store.settings.get("revocation", {})
+        if not isinstance(settings, dict):
+            raise TrustConfigError("[revocation] must be a table", file=str(directory))
+        policy = policy_from_settings(settings)  # the verifier's rules and defaults
         return cls(
             roots=store.cps_roots,
             intermediates=store.intermediates,
-            crls=tuple(crls),
-            ocsp_responder=responder if isinstance(responder, str) else None,
+            crls=tuple(der for _, ders in crl_files(directory / "crls") for der in ders),
+            ocsp_responder=policy.ocsp_responder if policy.use_ocsp else None,
         )
 
     def issuer_of(self, certificate: x509.Certificate) -> x509.Certificate | None:

@@ -47,6 +47,7 @@ from pyhanko_certvalidator.errors import (
     ValidationError,
 )
 
+from cardauth.der import decode_certificate
 from cardauth.signing import smime
 from cardauth.signing.errors import (
     DocumentInvalid,
@@ -234,7 +235,10 @@ def _verified(
     context: Callable[[], ValidationContext],
 ) -> VerifiedSignature:
     """The checks of the module docstring, in its order, on pyHanko's status."""
-    certificate = x509.load_der_x509_certificate(status.signing_cert.dump())
+    try:  # pyHanko's parser is laxer than cryptography's: a certificate may get here
+        certificate = decode_certificate(status.signing_cert.dump())
+    except ValueError:
+        raise SignatureMalformed("the signer's certificate cannot be read") from None
     names = {"signer": name_text(certificate.subject)}
     if not (status.intact and status.valid):
         raise SignatureInvalid("the signature does not match the document", **names)
@@ -292,7 +296,10 @@ def _describe(
     stamp = status.timestamp_validity
     authority = None
     if stamp is not None:
-        authority = x509.load_der_x509_certificate(stamp.signing_cert.dump()).subject
+        try:
+            authority = decode_certificate(stamp.signing_cert.dump()).subject
+        except ValueError:
+            raise SignatureMalformed("the time stamp's certificate cannot be read") from None
     return VerifiedSignature(
         format=format,
         level=level,
